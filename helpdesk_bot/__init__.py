@@ -1,0 +1,3 @@
+"""helpdesk-bot: answers support tickets from your knowledge, and hands the rest to humans."""
+
+__version__ = "0.1.0"

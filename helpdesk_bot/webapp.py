@@ -1,0 +1,83 @@
+"""The web app: webhook intake and health checks.
+
+A webhook is handled in a fixed order: size → signature → parse → duplicate? → record →
+enqueue → 202. Everything slow happens in a worker; Zendesk gives up after about 10 s.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from helpdesk_bot.errors import BadInput
+from helpdesk_bot.settings import Settings
+from integrations.zendesk import webhook as zendesk_webhook
+
+MAX_BODY_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
+    """Build the app; `enqueue(event_id)` defaults to queueing the Celery task."""
+    from helpdesk_bot.services import open_ledger
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["settings"] = settings
+    app.extensions["ledger"] = open_ledger(settings)
+    app.extensions["webhook_secret"] = settings.webhook_secret()
+    if enqueue is None:
+        from workers.celery_app import create_celery
+
+        celery = app.extensions["celery"] = create_celery(settings)
+        enqueue = lambda event_id: celery.send_task("workers.tasks.answer_ticket", args=[event_id])  # noqa: E731
+    app.extensions["enqueue"] = enqueue
+
+    @app.errorhandler(BadInput)
+    def bad_input(exc: BadInput):
+        return jsonify(error=str(exc)), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if isinstance(exc, RequestEntityTooLarge):
+            return jsonify(error=f"body is larger than {MAX_BODY_BYTES} bytes"), 413
+        return jsonify(error=exc.description), exc.code
+
+    @app.post("/webhooks/zendesk")
+    def zendesk():
+        body = _raw_body()
+        if not zendesk_webhook.check_signature(app.extensions["webhook_secret"], request.headers, body):
+            return jsonify(status="test delivery received"), 200
+        event = zendesk_webhook.parse_event(request.headers, body)
+        if event is None:
+            return jsonify(status="ignored: event type not handled"), 200
+        return _accept(app, event)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    return app
+
+
+def _raw_body() -> bytes:
+    # Reading through get_data() applies MAX_CONTENT_LENGTH, also to chunked bodies.
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return request.get_data(cache=True)
+
+
+def _accept(app: Flask, event):
+    ledger = app.extensions["ledger"]
+    event_id, new = ledger.record_event(event)
+    if not new:
+        return jsonify(status="duplicate", event_id=event_id), 200
+    try:
+        app.extensions["enqueue"](event_id)
+        ledger.mark_queued(event_id)
+    except Exception:  # the broker is down: the event is recorded; the beat job queues it later
+        log.exception("could not queue event %s; it stays recorded and will be queued again", event_id)
+    return jsonify(status="accepted", event_id=event_id), 202

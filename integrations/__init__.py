@@ -1,0 +1,1 @@
+"""Helpdesk integrations: each vendor's wire format ends here."""

@@ -1,0 +1,153 @@
+"""Zendesk Support through zenpy, behind the `Helpdesk` interface."""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.api_objects import Comment
+from zenpy.lib.api_objects import Ticket as ZenpyTicket
+from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
+
+from helpdesk_bot.domain import Message, Ticket
+from helpdesk_bot.knowledge import Article
+from helpdesk_bot.errors import PermanentError, Throttled, TransientError
+from helpdesk_bot.text import html_to_text
+
+TIMEOUT_SECONDS = 15
+
+
+def _raise_on_throttle(response: requests.Response, *args, **kwargs) -> None:
+    """Surface 429s to the task queue instead of letting zenpy sleep inside the worker.
+
+    zenpy 2.0.57 sleeps for `Retry-After` inside the call on a 429; a worker must not block
+    for minutes, so the task is retried later with the wait Zendesk asked for.
+    """
+    if response.status_code == 429:
+        try:
+            wait = float(response.headers.get("Retry-After", "60"))
+        except ValueError:
+            wait = 60.0
+        raise Throttled(f"Zendesk rate limit on {response.request.method} {response.request.path_url}", retry_after=wait)
+
+
+class ZendeskHelpdesk:
+    name = "zendesk"
+
+    def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
+                 oauth_token: str | None = None, bot_agent_id: int | None = None):
+        session = requests.Session()
+        session.hooks["response"].append(_raise_on_throttle)
+        credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
+        self.client = Zenpy(subdomain=subdomain, timeout=TIMEOUT_SECONDS, session=session,
+                            disable_cache=True, **credentials)
+        self._bot_agent_id = bot_agent_id
+
+    @classmethod
+    def from_settings(cls, settings) -> ZendeskHelpdesk:
+        if settings.helpdesk == "sandbox":
+            # zenpy reads these on every request (zenpy/lib/api.py); it is how the sandbox
+            # helpdesk stands in for *.zendesk.com with the real client library.
+            url = settings.sandbox_url or "http://127.0.0.1:8765"
+            scheme, netloc = url.split("://", 1)
+            os.environ["ZENPY_FORCE_SCHEME"] = scheme
+            os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
+            return cls("sandbox", email="bot@orbitask.example", token="sandbox")
+        return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
+                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id)
+
+    @cached_property
+    def bot_agent_id(self) -> int:
+        return self._bot_agent_id or self._call(lambda: self.client.users.me().id)
+
+    def fetch_ticket(self, ticket_id: str) -> Ticket:
+        raw = self._call(lambda: self.client.tickets(id=int(ticket_id)))
+        comments = self._call(lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
+        requester = self._call(lambda: self.client.users(id=raw.requester_id)) if raw.requester_id else None
+        messages = []
+        for comment in comments:
+            if comment.author_id == raw.requester_id:
+                author = "customer"
+            elif comment.author_id == self.bot_agent_id:
+                author = "bot"
+            else:
+                author = "agent"
+            text = comment.plain_body or html_to_text(comment.html_body or "") or comment.body or ""
+            messages.append(Message(author=author, text=text.strip(), public=bool(comment.public)))
+        via = getattr(raw, "via", None)
+        return Ticket(
+            helpdesk=self.name,
+            id=str(raw.id),
+            subject=raw.subject or "",
+            messages=tuple(messages),
+            tags=frozenset(t.lower() for t in (raw.tags or [])),
+            requester_name=getattr(requester, "name", "") or "",
+            status=raw.status or "new",
+            brand_id=str(raw.brand_id) if raw.brand_id else None,
+            channel=getattr(via, "channel", None),
+        )
+
+    def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
+        return self._update(ticket_id, html, public=True, tags=tags, status=status)
+
+    def post_note(self, ticket_id: str, html: str, group_id: int | None, tags: tuple[str, ...]) -> dict:
+        return self._update(ticket_id, html, public=False, tags=tags, status="open", group_id=group_id)
+
+    def has_bot_comment(self, ticket_id: str, html: str) -> bool:
+        wanted = _normalise(html_to_text(html))
+        comments = self._call(lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
+        return any(
+            c.author_id == self.bot_agent_id and _normalise(c.plain_body or html_to_text(c.html_body or "")) == wanted
+            for c in comments
+        )
+
+    def articles(self) -> list[Article]:
+        """Published Help Center articles; drafts are listed to agents too, and skipped here."""
+        listed = self._call(lambda: list(self.client.help_center.articles()))
+        return [
+            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "")
+            for a in listed
+            if not a.draft
+        ]
+
+    def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
+        ticket = ZenpyTicket(id=int(ticket_id))
+        ticket.comment = Comment(html_body=html, public=public, author_id=self.bot_agent_id)
+        # `tags` in an update replaces them all; `additional_tags` adds (Tickets API, "Updating tag lists").
+        ticket.additional_tags = list(tags)
+        for name, value in fields.items():
+            if value is not None:
+                setattr(ticket, name, value)
+        audit = self._call(lambda: self.client.tickets.update(ticket))
+        return {"audit_id": getattr(audit.audit, "id", None)}
+
+    def _call(self, fn):
+        """Run a zenpy call, translating failures into the product's transient/permanent errors."""
+        try:
+            return fn()
+        except TransientError:
+            raise
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientError(f"Zendesk unreachable: {exc}") from exc
+        except RecordNotFoundException as exc:
+            raise PermanentError(f"Zendesk record not found: {exc}") from exc
+        except APIException as exc:
+            status = getattr(getattr(exc, "response", None), "status_code", 0)
+            if status >= 500 or status in (408, 409):
+                raise TransientError(f"Zendesk error {status}: {str(exc)[:300]}") from exc
+            raise PermanentError(f"Zendesk refused the request ({status}): {str(exc)[:300]}") from exc
+        except requests.HTTPError as exc:  # zenpy's fallback for a non-JSON error body
+            status = exc.response.status_code if exc.response is not None else 0
+            if status >= 500:
+                raise TransientError(f"Zendesk error {status}") from exc
+            raise PermanentError(f"Zendesk refused the request ({status})") from exc
+        except ZenpyException as exc:
+            raise PermanentError(f"zenpy: {exc}") from exc
+
+
+def _normalise(text: str) -> str:
+    """Words only: Zendesk's plain_body and our HTML-to-text differ in spacing and bullets."""
+    return " ".join(re.findall(r"\w+", text.lower()))

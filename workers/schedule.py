@@ -1,0 +1,31 @@
+"""Scheduled jobs, registered next to the tasks they run."""
+
+from __future__ import annotations
+
+import os
+
+from celery.schedules import crontab
+
+from helpdesk_bot.errors import ConfigError
+
+DEFAULT_REINDEX_CRON = "15 3 * * *"  # nightly, 03:15 UTC
+
+
+def beat_schedule() -> dict:
+    return {
+        "requeue-unqueued-events": {"task": "workers.tasks.requeue_unqueued_events", "schedule": 60.0},
+        "nightly-reindex": {"task": "workers.tasks.reindex_help_center", "schedule": reindex_cron()},
+    }
+
+
+def reindex_cron() -> crontab:
+    spec = os.environ.get("HELPDESK_REINDEX_CRON", DEFAULT_REINDEX_CRON)
+    fields = spec.split()
+    if len(fields) != 5:
+        raise ConfigError(f"HELPDESK_REINDEX_CRON must have 5 cron fields, got {spec!r}")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    try:
+        return crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                       month_of_year=month_of_year, day_of_week=day_of_week)
+    except ValueError as exc:
+        raise ConfigError(f"HELPDESK_REINDEX_CRON {spec!r}: {exc}") from None

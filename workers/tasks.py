@@ -1,0 +1,75 @@
+"""Tasks are thin: load by id, call the pipeline, retry what is transient, dead-letter the rest."""
+
+from __future__ import annotations
+
+import logging
+import random
+from functools import cache
+
+from helpdesk_bot.errors import PermanentError, TransientError
+from workers.celery_app import celery_app, settings
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 600
+
+
+@cache
+def pipeline():
+    from helpdesk_bot.services import build_pipeline
+
+    return build_pipeline(settings)
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with jitter, never shorter than what the other side asked for."""
+    delay = min(2 ** attempt, MAX_BACKOFF_SECONDS) * random.uniform(0.75, 1.25)
+    return max(delay, retry_after or 0.0)
+
+
+@celery_app.task(bind=True, max_retries=None, acks_late=True)
+def answer_ticket(self, event_id: int) -> str:
+    p = pipeline()
+    try:
+        result = p.handle_event(event_id)
+    except TransientError as exc:
+        attempts = p.ledger.count_attempt(event_id)
+        if attempts >= settings.max_attempts:
+            log.error("event %s failed after %s attempts: %s", event_id, attempts, exc)
+            p.report_failure(event_id, f"gave up after {attempts} attempts: {exc}")
+            return "dead-lettered"
+        log.warning("event %s: transient failure (attempt %s): %s", event_id, attempts, exc)
+        raise self.retry(exc=exc, countdown=backoff(attempts, exc.retry_after))
+    except PermanentError as exc:
+        log.error("event %s failed: %s", event_id, exc)
+        p.report_failure(event_id, str(exc))
+        return "dead-lettered"
+    except Exception as exc:  # a bug must still end in a visible place, not in the worker log alone
+        log.exception("event %s crashed", event_id)
+        p.report_failure(event_id, f"unexpected error: {exc!r}")
+        return "dead-lettered"
+    log.info("event %s: %s", event_id, result)
+    return result
+
+
+@celery_app.task
+def requeue_unqueued_events() -> int:
+    """Queue events that were recorded while the broker was unreachable."""
+    ledger = pipeline().ledger
+    event_ids = ledger.unqueued_events(older_than=60)
+    for event_id in event_ids:
+        answer_ticket.delay(event_id)
+        ledger.mark_queued(event_id)
+    return len(event_ids)
+
+
+@celery_app.task
+def reindex_help_center() -> dict:
+    """Bring the knowledge index in line with the helpdesk's published articles."""
+    from helpdesk_bot.knowledge import sync_index
+
+    p = pipeline()
+    articles = p.helpdesk.articles()
+    report = sync_index(p.retriever.store, p.retriever.embedder, articles)
+    log.info("re-index: %s", report.as_dict())
+    return report.as_dict()
