@@ -7,6 +7,7 @@ Nothing is simulated between the webhook and the posted reply.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -30,6 +31,8 @@ TIMEOUT_SECONDS = 180
 
 def run_demo(once: bool, port: int) -> int:
     from integrations.sandbox import SandboxHelpdesk
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP request drowns the story
 
     base = Settings.from_env()
     data_dir = base.data_dir / "demo"
@@ -64,6 +67,8 @@ def run_demo(once: bool, port: int) -> int:
         webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
         sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
         _say(f"web app          {webhook_url}")
+        _wait_for_worker(app.extensions["celery"], worker)
+        _say("worker ready")
 
         tickets = json.loads((SAMPLE_DATA / "tickets.json").read_text())
         created = {}
@@ -96,6 +101,14 @@ def run_demo(once: bool, port: int) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
         sandbox.stop()
+
+
+def _wait_for_worker(celery, worker: subprocess.Popen) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline and worker.poll() is None:
+        if celery.control.ping(timeout=0.5):
+            return
+    raise RuntimeError("the worker did not start; see its output above")
 
 
 def _wait_for_decisions(ledger, created: dict) -> dict:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
-from functools import cache
+import threading
+
+from celery.signals import worker_ready
 
 from helpdesk_bot.errors import PermanentError, TransientError
 from workers.celery_app import celery_app, settings
@@ -12,13 +14,24 @@ from workers.celery_app import celery_app, settings
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 600
+_pipeline = None
+_pipeline_lock = threading.Lock()  # thread-pool workers must build one pipeline, not one each
 
 
-@cache
 def pipeline():
-    from helpdesk_bot.services import build_pipeline
+    global _pipeline
+    with _pipeline_lock:
+        if _pipeline is None:
+            from helpdesk_bot.services import build_pipeline
 
-    return build_pipeline(settings)
+            _pipeline = build_pipeline(settings)
+        return _pipeline
+
+
+@worker_ready.connect
+def _warm_up(**_) -> None:
+    """Load the model and open the index before the first ticket, not during it."""
+    pipeline().answerer.retriever.embedder.embed(["warm up"])
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -29,7 +42,10 @@ def backoff(attempt: int, retry_after: float | None) -> float:
 
 @celery_app.task(bind=True, max_retries=None, acks_late=True)
 def answer_ticket(self, event_id: int) -> str:
-    p = pipeline()
+    try:
+        p = pipeline()
+    except Exception as exc:  # e.g. the index is still locked by an `index` run: try again later
+        raise self.retry(exc=exc, countdown=backoff(self.request.retries + 1, None)) from exc
     try:
         result = p.handle_event(event_id)
     except TransientError as exc:
