@@ -36,6 +36,18 @@ def broker_url(settings: Settings) -> str:
         return f"redis+socket://{_embedded_redis.socket_file}"
 
 
+def init_sentry(settings: Settings) -> None:
+    """Report errors from the web app and the workers when SENTRY_DSN is set; no PII is sent."""
+    if not settings.sentry_dsn:
+        return
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False,
+                    integrations=[FlaskIntegration(), CeleryIntegration()])
+
+
 def open_ledger(settings: Settings) -> Ledger:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(settings.database_url)

@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     """Build the app; `enqueue(event_id)` defaults to queueing the Celery task."""
-    from helpdesk_bot.services import open_ledger
+    from helpdesk_bot.services import init_sentry, open_ledger
 
     settings = settings or Settings.from_env()
+    init_sentry(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["settings"] = settings

@@ -8,9 +8,10 @@ from helpdesk_bot.settings import Settings
 
 
 def create_celery(settings: Settings) -> Celery:
-    from helpdesk_bot.services import broker_url
+    from helpdesk_bot.services import broker_url, init_sentry
     from workers.schedule import beat_schedule
 
+    init_sentry(settings)
     app = Celery("helpdesk_bot", include=["workers.tasks"])
     app.conf.update(
         broker_url=broker_url(settings),
