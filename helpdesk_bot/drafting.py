@@ -12,6 +12,7 @@ from typing import Protocol
 
 from helpdesk_bot.domain import Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
+from helpdesk_bot.guardrails import strip_foreign_links
 from helpdesk_bot.text import escape, key_terms, tokens
 
 MAX_REPLY_WORDS = 110
@@ -210,7 +211,8 @@ def _retry_after(response) -> float | None:
 
 def make_drafter(settings) -> Drafter:
     if settings.drafter == "openai":
-        return OpenAIDrafter(settings.openai_api_key, settings.openai_base_url, settings.openai_model)
+        return OpenAIDrafter(settings.openai_api_key, settings.openai_base_url, settings.openai_model,
+                             timeout=settings.openai_timeout)
     return ExtractiveDrafter()
 
 
@@ -223,9 +225,13 @@ def cited_sources(draft: Draft, sources: list[Source]) -> list[Source]:
 
 
 def reply_html(draft: Draft, sources: list[Source], ticket: Ticket) -> str:
-    """The customer-facing reply: greeting, the draft's paragraphs, and its source links."""
+    """The customer-facing reply: greeting, the draft's paragraphs, and its source links.
+
+    A link or address in the draft that its sources don't contain is removed, whoever wrote it.
+    """
+    text = strip_foreign_links(draft.text, sources)
     paragraphs = f"<p>{escape(greeting(ticket))}</p>" + "".join(
-        f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in draft.text.split("\n\n") if p.strip()
+        f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n") if p.strip()
     )
     links = "".join(
         f'<li>[{n}] <a href="{escape(s.chunk.url)}">{escape(s.chunk.title)}</a></li>' if s.chunk.url else f"<li>[{n}] {escape(s.chunk.title)}</li>"

@@ -6,7 +6,8 @@
     ├── TransientError     the other side may succeed later: retry with backoff
     │   │                  (carries the wait the other side asked for, if any)
     │   ├── Throttled      refused before acting (HTTP 429): certainly nothing happened
-    │   └── AIUnavailable  the vector store or the LLM is down
+    │   ├── AIUnavailable  the vector store or the LLM is down
+    │   └── ActionInProgress  another worker holds the ticket's action: wait, not a failure
     └── PermanentError     retrying cannot help: dead-letter and tell a human
 """
 
@@ -43,3 +44,7 @@ class Throttled(TransientError):
 
 class AIUnavailable(TransientError):
     """The vector store or the LLM cannot be reached; after the last try a human takes over."""
+
+
+class ActionInProgress(TransientError):
+    """Another worker claimed this ticket's reply or note and may be posting it right now."""

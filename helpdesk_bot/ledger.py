@@ -29,6 +29,9 @@ ticket_events = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, default="received"),
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("received_at", sa.Float, nullable=False),
+    # When a queue message for the event was last published (first queueing, a retry, a
+    # re-queue): a "queued" event whose message is older than the broker's data was lost.
+    sa.Column("queued_at", sa.Float),
     sa.Column("finished_at", sa.Float),
     sa.Column("last_error", sa.Text),
     sa.UniqueConstraint("helpdesk", "delivery_id", name="uq_event_delivery"),
@@ -159,7 +162,13 @@ class Ledger:
         # Only from "received": a fast worker may already have finished the event.
         with self.engine.begin() as db:
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id, ticket_events.c.status == "received")
-                       .values(status="queued"))
+                       .values(status="queued", queued_at=time.time()))
+
+    def mark_requeued(self, event_id: int) -> None:
+        """Note that a new queue message was published for a queued event (a retry, a re-queue)."""
+        with self.engine.begin() as db:
+            db.execute(ticket_events.update().where(ticket_events.c.id == event_id, ticket_events.c.status == "queued")
+                       .values(queued_at=time.time()))
 
     def count_attempt(self, event_id: int) -> int:
         with self.engine.begin() as db:
@@ -174,6 +183,20 @@ class Ledger:
                 sa.select(ticket_events.c.id).where(
                     ticket_events.c.status == "received", ticket_events.c.received_at < time.time() - older_than
                 )
+            ).scalars())
+
+    def stalled_events(self, queued_before: float) -> list[int]:
+        """Queued events, not finished, whose last queue message was published before this time.
+
+        With a time after which the broker lost its data (a restart without persistence), or
+        long enough ago that any live message would have run, these messages are lost.
+        """
+        last_queued = sa.func.coalesce(ticket_events.c.queued_at, ticket_events.c.received_at)
+        with self.engine.connect() as db:
+            return list(db.execute(
+                sa.select(ticket_events.c.id)
+                .where(ticket_events.c.status == "queued", last_queued < queued_before)
+                .order_by(ticket_events.c.id)
             ).scalars())
 
     # --- side effects --------------------------------------------------------------------
@@ -220,20 +243,31 @@ class Ledger:
 
     def record_decision(self, event_id: int, outcome: Outcome, latency_ms: dict[str, float]) -> None:
         ticket, draft, confidence, decision = outcome.ticket, outcome.draft, outcome.confidence, outcome.decision
-        with self.engine.begin() as db:
-            # A retried event replaces its decision: one row per event.
-            db.execute(decisions.delete().where(decisions.c.event_id == event_id))
-            db.execute(decisions.insert().values(
-                event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
-                tags=json.dumps(sorted(ticket.tags)), question=ticket.question,
-                sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword}
-                                    for s in outcome.sources]),
-                draft=draft.text, drafter=draft.drafter, confidence=confidence.score,
-                components=json.dumps(confidence.as_dict()), rule=decision.rule, threshold=decision.threshold,
-                action=decision.action, reasons=json.dumps(list(decision.reasons)),
-                latency_ms=json.dumps({k: round(v, 1) for k, v in latency_ms.items()}),
-                prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=time.time(),
-            ))
+        row = dict(
+            event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
+            tags=json.dumps(sorted(ticket.tags)), question=ticket.question,
+            sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword}
+                                for s in outcome.sources]),
+            draft=draft.text, drafter=draft.drafter, confidence=confidence.score,
+            components=json.dumps(confidence.as_dict()), rule=decision.rule, threshold=decision.threshold,
+            action=decision.action, reasons=json.dumps(list(decision.reasons)),
+            latency_ms=json.dumps({k: round(v, 1) for k, v in latency_ms.items()}),
+            prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=time.time(),
+        )
+        # One row per event; a retried event replaces its decision. Two workers may finish the
+        # same event at once (a redelivered task): the second one's insert collides, then updates.
+        for _ in range(3):
+            with self.engine.begin() as db:
+                updated = db.execute(decisions.update().where(decisions.c.event_id == event_id).values(**row))
+                if updated.rowcount:
+                    return
+            try:
+                with self.engine.begin() as db:
+                    db.execute(decisions.insert().values(**row))
+                return
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not record the decision for event {event_id}")
 
     def decisions_for(self, ticket_id: str) -> list[dict]:
         with self.engine.connect() as db:
@@ -258,7 +292,7 @@ class Ledger:
             event_id = db.execute(sa.select(dead_letters.c.event_id).where(dead_letters.c.id == dead_letter_id)).scalar_one()
             db.execute(dead_letters.update().where(dead_letters.c.id == dead_letter_id).values(replayed_at=time.time()))
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id)
-                       .values(status="queued", attempts=0, finished_at=None))
+                       .values(status="queued", attempts=0, finished_at=None, queued_at=time.time()))
         return event_id
 
 

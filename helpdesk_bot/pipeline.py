@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from helpdesk_bot import confidence
 from helpdesk_bot.domain import Decision, Outcome, Ticket
-from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
-from helpdesk_bot.errors import Throttled, TransientError
+from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
+from helpdesk_bot.errors import ActionInProgress, Throttled
+from helpdesk_bot.guardrails import hold_unsafe
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, decide
 from helpdesk_bot.retrieval import Retriever
@@ -20,8 +21,9 @@ from helpdesk_bot.text import escape
 from integrations.helpdesk import Helpdesk
 
 # A claim on an action older than this belongs to a worker that died mid-call: the helpdesk
-# HTTP timeout is 15 s, so a live call has ended by then.
+# HTTP timeout is 15 s (ZENDESK_TIMEOUT_SECONDS), so a live call has ended by then.
 ACTION_LEASE_SECONDS = 30
+AI_UNAVAILABLE = "AI unavailable"
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Answerer:
         with _timed(timings, "score"):
             score = confidence.score(ticket, sources, draft)
             decision = decide(ticket, draft, score, self.policy)
+            decision = hold_unsafe(decision, ticket, draft, list(sources), self.policy, prompts=(SYSTEM_PROMPT,))
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 
 
@@ -50,6 +53,7 @@ class Pipeline:
     answerer: Answerer
     helpdesk: Helpdesk
     ledger: Ledger
+    action_lease_seconds: float = ACTION_LEASE_SECONDS
 
     def handle_event(self, event_id: int) -> str:
         """Process one recorded webhook event; safe to run twice for the same event."""
@@ -58,6 +62,8 @@ class Pipeline:
             return "unknown event"
         if stored.status == "done":
             return "already done"
+        if stored.status == "dead":  # a human was told; only `deadletter replay` runs it again
+            return "already dead-lettered"
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
             ticket = self.helpdesk.fetch_ticket(stored.event.ticket_id)
@@ -81,8 +87,8 @@ class Pipeline:
             if self.helpdesk.has_bot_comment(ticket.id, existing["body"]):
                 self.ledger.finish_action(key, {"reconciled": True})
                 return f"{existing['kind']} found already posted"
-            if not self.ledger.reclaim_stale_action(key, existing["claimed_at"], ACTION_LEASE_SECONDS):
-                raise TransientError("another worker holds this ticket's action", retry_after=ACTION_LEASE_SECONDS)
+            if not self.ledger.reclaim_stale_action(key, existing["claimed_at"], self.action_lease_seconds):
+                raise ActionInProgress("another worker holds this ticket's action", retry_after=self.action_lease_seconds)
             kind, body = existing["kind"], existing["body"]  # finish what was started, as it was
         try:
             if kind == "reply":
@@ -95,19 +101,23 @@ class Pipeline:
         self.ledger.finish_action(key, result)
         return f"{kind} posted"
 
-    def report_failure(self, event_id: int, error: str) -> None:
+    def report_failure(self, event_id: int, error: str, ai_unavailable: bool = False) -> None:
         """After the last attempt: a dead letter, and a note so a human picks the ticket up."""
         stored = self.ledger.get_event(event_id)
         notified = False
         if stored is not None:
+            cause = (f"{AI_UNAVAILABLE}: the knowledge index or the language model could not be reached"
+                     if ai_unavailable else "a helpdesk error or a fault in helpdesk-bot")
             html = (
                 "<p><strong>helpdesk-bot could not process this ticket</strong>; please handle it.</p>"
-                f"<p>Reason: {escape(error[:500])}</p><p>(AI unavailable or a helpdesk error; "
-                "the event is in the dead-letter list and can be replayed.)</p>"
+                f"<p>{escape(cause)}.</p><p>Reason: {escape(error[:500])}</p>"
+                "<p>The event is in the dead-letter list and can be replayed.</p>"
             )
             key = f"{action_key(stored.event)}:failure"
             try:
-                if self.ledger.claim_action(key, event_id, "note", html) is not None:
+                if self._outcome_posted(action_key(stored.event)):
+                    notified = True  # the reply or note is on the ticket: a second comment would be noise
+                elif self.ledger.claim_action(key, event_id, "note", html) is not None:
                     result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.escalation_group_id, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
@@ -115,6 +125,20 @@ class Pipeline:
                 notified = False
         self.ledger.add_dead_letter(event_id, error, human_notified=notified)
         self.ledger.set_status(event_id, "dead", error)
+
+
+    def _outcome_posted(self, key: str) -> bool:
+        """Whether the ticket already shows the bot's reply or note for this action."""
+        existing = self.ledger.action(key)
+        if existing is None:
+            return False
+        if existing["state"] == "done":
+            return True
+        stored = self.ledger.get_event(existing["event_id"])
+        if stored and self.helpdesk.has_bot_comment(stored.event.ticket_id, existing["body"]):
+            self.ledger.finish_action(key, {"reconciled": True})
+            return True
+        return False
 
 
 def action_key(event) -> str:

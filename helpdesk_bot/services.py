@@ -80,4 +80,6 @@ def build_answerer(settings: Settings) -> Answerer:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    return Pipeline(answerer=build_answerer(settings), helpdesk=make_helpdesk(settings), ledger=open_ledger(settings))
+    # A claim older than two helpdesk timeouts belongs to a worker that died mid-call.
+    return Pipeline(answerer=build_answerer(settings), helpdesk=make_helpdesk(settings), ledger=open_ledger(settings),
+                    action_lease_seconds=2 * settings.helpdesk_timeout)

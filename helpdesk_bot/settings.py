@@ -28,6 +28,34 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(env: dict, name: str, default: float) -> float:
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _rate(env: dict, name: str, default: tuple[int, int]) -> tuple[int, int]:
+    """A rate limit written "REQUESTS/SECONDS", e.g. "600/60"."""
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    count, _, seconds = raw.partition("/")
+    try:
+        limit = (int(count), int(seconds or 60))
+    except ValueError:
+        raise ConfigError(f"{name} must look like REQUESTS/SECONDS (e.g. 600/60), got {raw!r}") from None
+    if limit[0] < 1 or limit[1] < 1:
+        raise ConfigError(f"{name} must have at least 1 request per at least 1 second, got {raw!r}")
+    return limit
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -51,6 +79,17 @@ class Settings:
     openai_model: str
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
+    # Reliability: how long Redis waits before handing a dead worker's task to another, how
+    # often beat looks for events whose message was lost, and when a queued event counts as lost.
+    visibility_timeout: int = 900
+    requeue_interval: float = 60.0
+    requeue_after: int = 1800
+    retry_backoff: float = 2.0  # the first retry's wait; it doubles with each attempt
+    helpdesk_timeout: float = 15.0
+    openai_timeout: float = 30.0
+    # Webhook rate limits, (requests, per seconds): per client IP, and per verified account.
+    webhook_ip_limit: tuple[int, int] = (600, 60)
+    webhook_account_limit: tuple[int, int] = (1200, 60)
 
     @property
     def helpdesk(self) -> str:
@@ -90,6 +129,14 @@ class Settings:
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
+            visibility_timeout=_int(env, "HELPDESK_VISIBILITY_TIMEOUT", 900),
+            requeue_interval=_float(env, "HELPDESK_REQUEUE_INTERVAL", 60.0),
+            requeue_after=_int(env, "HELPDESK_REQUEUE_AFTER", 1800),
+            retry_backoff=_float(env, "HELPDESK_RETRY_BACKOFF", 2.0),
+            helpdesk_timeout=_float(env, "ZENDESK_TIMEOUT_SECONDS", 15.0),
+            openai_timeout=_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
+            webhook_ip_limit=_rate(env, "HELPDESK_WEBHOOK_RATE_LIMIT", (600, 60)),
+            webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
         )
         settings.validate()
         return settings
@@ -108,6 +155,10 @@ class Settings:
                 )
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
+        if self.visibility_timeout < 1:
+            raise ConfigError("HELPDESK_VISIBILITY_TIMEOUT must be at least 1 (seconds)")
+        if self.requeue_after < 1:
+            raise ConfigError("HELPDESK_REQUEUE_AFTER must be at least 1 (seconds)")
         if self.policy_path and not self.policy_path.is_file():
             raise ConfigError(f"HELPDESK_POLICY points to {self.policy_path}, which is not a file")
 

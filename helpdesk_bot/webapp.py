@@ -1,7 +1,11 @@
 """The web app: webhook intake and health checks.
 
-A webhook is handled in a fixed order: size → signature → parse → duplicate? → record →
-enqueue → 202. Everything slow happens in a worker; Zendesk gives up after about 10 s.
+A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
+account → parse → replayed signature? → duplicate delivery? → record → enqueue → 202.
+Everything slow happens in a worker; Zendesk gives up after about 10 s.
+
+Only signed webhooks and health checks are open: every other endpoint must require a login
+(PUBLIC_ENDPOINTS is checked by tests/test_security.py).
 """
 
 from __future__ import annotations
@@ -12,16 +16,19 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from helpdesk_bot.errors import BadInput
+from helpdesk_bot.limits import RateLimiter, ReplayGuard, Verdict, redis_client
 from helpdesk_bot.settings import Settings
 from integrations.zendesk import webhook as zendesk_webhook
 
 MAX_BODY_BYTES = 1024 * 1024
+# Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say nothing.
+PUBLIC_ENDPOINTS = frozenset({"zendesk", "healthz", "static"})
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     """Build the app; `enqueue(event_id)` defaults to queueing the Celery task."""
-    from helpdesk_bot.services import init_sentry, open_ledger
+    from helpdesk_bot.services import broker_url, init_sentry, open_ledger
 
     settings = settings or Settings.from_env()
     init_sentry(settings)
@@ -30,11 +37,15 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["ledger"] = open_ledger(settings)
     app.extensions["webhook_secret"] = settings.webhook_secret()
+    limits_store = redis_client(broker_url(settings))
+    ip_limiter = RateLimiter(limits_store, "IP", *settings.webhook_ip_limit)
+    account_limiter = RateLimiter(limits_store, "account", *settings.webhook_account_limit)
+    replay_guard = ReplayGuard(limits_store, zendesk_webhook.REPLAY_WINDOW_SECONDS)
     if enqueue is None:
-        from workers.celery_app import create_celery
+        from workers.celery_app import create_celery, queue_answer
 
         celery = app.extensions["celery"] = create_celery(settings)
-        enqueue = lambda event_id: celery.send_task("workers.tasks.answer_ticket", args=[event_id])  # noqa: E731
+        enqueue = lambda event_id: queue_answer(celery, event_id)  # noqa: E731
     app.extensions["enqueue"] = enqueue
 
     @app.errorhandler(BadInput)
@@ -47,14 +58,28 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
             return jsonify(error=f"body is larger than {MAX_BODY_BYTES} bytes"), 413
         return jsonify(error=exc.description), exc.code
 
+    @app.before_request
+    def limit_webhooks_per_ip():
+        if request.path.startswith("/webhooks/"):
+            return _refuse_if_limited(ip_limiter, ip_limiter.hit(request.remote_addr or "unknown"))
+        return None
+
     @app.post("/webhooks/zendesk")
     def zendesk():
         body = _raw_body()
         if not zendesk_webhook.check_signature(app.extensions["webhook_secret"], request.headers, body):
             return jsonify(status="test delivery received"), 200
+        # The account header is not signed, but a valid signature proves the sender holds the secret.
+        account = request.headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
+        limited = _refuse_if_limited(account_limiter, account_limiter.hit(f"zendesk:{account}"))
+        if limited:
+            return limited
         event = zendesk_webhook.parse_event(request.headers, body)
         if event is None:
             return jsonify(status="ignored: event type not handled"), 200
+        # A captured delivery sent again, even under a new delivery id, is not processed twice.
+        if not replay_guard.first_use("zendesk", request.headers.get(zendesk_webhook.SIGNATURE_HEADER, "")):
+            return jsonify(status="duplicate: this signed delivery was already received"), 200
         return _accept(app, event)
 
     @app.get("/healthz")
@@ -62,6 +87,15 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         return jsonify(status="ok")
 
     return app
+
+
+def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
+    if verdict.allowed:
+        return None
+    response = jsonify(error=f"rate limit exceeded: at most {limiter.describe()}; retry after {verdict.retry_after} s")
+    response.status_code = 429
+    response.headers["Retry-After"] = str(verdict.retry_after)
+    return response
 
 
 def _raw_body() -> bytes:

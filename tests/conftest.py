@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,15 +107,19 @@ class Stack:
         return [c for c in self.sandbox.comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory, redis_url, embedder):
-    """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process."""
-    data_dir = tmp_path_factory.mktemp("helpdesk")
+@contextmanager
+def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | None = None,
+                  policy_toml: str | None = None, index: bool = True):
+    """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process.
+
+    Stacks that run at the same time need their own Redis database (…/0, …/1): a worker takes
+    any task from its broker's queue.
+    """
     policy = data_dir / "policy.toml"
-    policy.write_text(
+    policy.write_text(policy_toml or (
         f'threshold = 70\nescalation_group_id = {ESCALATION_GROUP_ID}\nalways_human_tags = ["vip"]\n'
         '[[rules]]\ntags = ["legal"]\nthreshold = 100\n'
-    )
+    ))
     sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL"))},
@@ -123,13 +128,18 @@ def stack(tmp_path_factory, redis_url, embedder):
         "REDIS_URL": redis_url,
         "HELPDESK_POLICY": str(policy),
         "HELPDESK_MAX_ATTEMPTS": "3",
+        # Short clocks so retries and dead letters happen within a test.
+        "HELPDESK_RETRY_BACKOFF": "0.5",
+        "ZENDESK_TIMEOUT_SECONDS": "2",
+        **(extra_env or {}),
     }
     settings = Settings.from_env(env)
     os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
 
-    store = open_store(settings, embedder)
-    sync_index(store, embedder, make_helpdesk(settings).articles())
-    store.close()  # the worker process opens the embedded index next
+    if index:
+        store = open_store(settings, embedder)
+        sync_index(store, embedder, make_helpdesk(settings).articles())
+        store.close()  # the worker process opens the embedded index next
 
     worker_log = data_dir / "worker.log"
     with worker_log.open("w") as log:
@@ -147,14 +157,22 @@ def stack(tmp_path_factory, redis_url, embedder):
     webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
     sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
 
-    yield Stack(settings=settings, env=env, sandbox=sandbox, webhook_url=webhook_url,
-                ledger=app.extensions["ledger"], worker=worker, worker_log=worker_log,
-                enqueue=app.extensions["enqueue"])
-
-    server.shutdown()
-    worker.terminate()
     try:
-        worker.wait(15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    sandbox.stop()
+        yield Stack(settings=settings, env=env, sandbox=sandbox, webhook_url=webhook_url,
+                    ledger=app.extensions["ledger"], worker=worker, worker_log=worker_log,
+                    enqueue=app.extensions["enqueue"])
+    finally:
+        server.shutdown()
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, redis_url, embedder):
+    """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process."""
+    with running_stack(tmp_path_factory.mktemp("helpdesk"), redis_url, embedder) as running:
+        yield running

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+import redis
 from celery import Celery
 
 from helpdesk_bot.settings import Settings
@@ -24,12 +27,43 @@ def create_celery(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Redis redelivers an unacknowledged task after this long; longer than any task runs.
-        broker_transport_options={"visibility_timeout": 900},
-        beat_schedule=beat_schedule(),
+        # Redis hands an unacknowledged task (its worker was killed) to another worker after
+        # this long; longer than any task runs (HELPDESK_VISIBILITY_TIMEOUT).
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        beat_schedule=beat_schedule(requeue_interval=settings.requeue_interval),
         timezone="UTC",
     )
     return app
+
+
+BROKER_EPOCH_KEY = "helpdesk-bot:broker-data-since"
+
+
+def broker_epoch(app: Celery) -> float:
+    """Since when the broker has held its data: a Redis restart without persistence resets it.
+
+    The key lives in the broker itself, so a restart that drops the queues drops it too, and
+    the next publish starts a new epoch: a "queued" event last published before it was lost.
+    """
+    client = broker_client(app)
+    client.set(BROKER_EPOCH_KEY, repr(time.time()), nx=True)
+    return float(client.get(BROKER_EPOCH_KEY) or time.time())
+
+
+def broker_client(app: Celery) -> redis.Redis:
+    """A plain Redis client on the broker, with short timeouts so a down broker fails fast."""
+    from helpdesk_bot.limits import redis_client
+
+    client = getattr(app, "_helpdesk_redis", None)
+    if client is None:
+        client = app._helpdesk_redis = redis_client(app.conf.broker_url)
+    return client
+
+
+def queue_answer(app: Celery, event_id: int) -> None:
+    """Queue a recorded event for a worker, starting the broker epoch first if it is new."""
+    broker_epoch(app)
+    app.send_task("workers.tasks.answer_ticket", args=[event_id])
 
 
 settings = Settings.from_env()

@@ -11,9 +11,10 @@ from helpdesk_bot.errors import ConfigError
 DEFAULT_REINDEX_CRON = "15 3 * * *"  # nightly, 03:15 UTC
 
 
-def beat_schedule() -> dict:
+def beat_schedule(requeue_interval: float = 60.0) -> dict:
     return {
-        "requeue-unqueued-events": {"task": "workers.tasks.requeue_unqueued_events", "schedule": 60.0},
+        # Finds events whose queue message never got to, or was lost in, the broker.
+        "requeue-unqueued-events": {"task": "workers.tasks.requeue_unqueued_events", "schedule": requeue_interval},
         "nightly-reindex": {"task": "workers.tasks.reindex_help_center", "schedule": reindex_cron()},
     }
 

@@ -48,6 +48,7 @@ class Fault:
     remaining: int
     retry_after: int | None
     delay: float
+    reset: bool = False  # drop the connection (TCP RST) instead of answering
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in ("*", method.upper()) and bool(self.pattern.search(path))
@@ -84,11 +85,17 @@ class SandboxState:
     # Test hooks
 
     def inject_fault(self, method: str, path_regex: str, status: int | None, times: int = 1,
-                     retry_after: int | None = None, delay: float = 0.0) -> None:
+                     retry_after: int | None = None, delay: float = 0.0, reset: bool = False) -> None:
         """The next `times` requests matching method and path (re.search) answer `status`
-        (after sleeping `delay` seconds); with status None they only sleep, then answer normally."""
+        (after sleeping `delay` seconds); with status None they only sleep, then answer normally;
+        with `reset` the connection is dropped with a TCP reset and nothing is processed."""
         with self.lock:
-            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, times, retry_after, delay))
+            self._faults.append(Fault(method.upper(), re.compile(path_regex), status, times, retry_after, delay,
+                                      reset))
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:

@@ -11,6 +11,8 @@ import base64
 import binascii
 import html
 import re
+import socket
+import struct
 import time
 from http import HTTPStatus
 
@@ -76,7 +78,17 @@ def _apply_fault():
         return None
     if fault.delay:
         time.sleep(fault.delay)
+    if fault.reset:
+        _reset_connection()
     return _fault_response(fault) if fault.status else None
+
+
+def _reset_connection():
+    """Close the client's socket with SO_LINGER 0, so it sees "connection reset by peer"."""
+    connection = request.environ["werkzeug.socket"]
+    connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    connection.close()
+    raise ConnectionResetError("sandbox fault: connection reset")
 
 
 def _fault_response(fault: Fault) -> Response:

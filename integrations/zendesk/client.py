@@ -38,11 +38,12 @@ class ZendeskHelpdesk:
     name = "zendesk"
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
-                 oauth_token: str | None = None, bot_agent_id: int | None = None):
+                 oauth_token: str | None = None, bot_agent_id: int | None = None,
+                 timeout: float = TIMEOUT_SECONDS):
         session = requests.Session()
         session.hooks["response"].append(_raise_on_throttle)
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
-        self.client = Zenpy(subdomain=subdomain, timeout=TIMEOUT_SECONDS, session=session,
+        self.client = Zenpy(subdomain=subdomain, timeout=timeout, session=session,
                             disable_cache=True, **credentials)
         self._bot_agent_id = bot_agent_id
 
@@ -55,9 +56,9 @@ class ZendeskHelpdesk:
             scheme, netloc = url.split("://", 1)
             os.environ["ZENPY_FORCE_SCHEME"] = scheme
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
-            return cls("sandbox", email="bot@orbitask.example", token="sandbox")
+            return cls("sandbox", email="bot@orbitask.example", token="sandbox", timeout=settings.helpdesk_timeout)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
-                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id)
+                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, timeout=settings.helpdesk_timeout)
 
     @cached_property
     def bot_agent_id(self) -> int:

