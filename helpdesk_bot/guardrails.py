@@ -41,7 +41,9 @@ _LANGUAGES = ("english|french|spanish|german|italian|portuguese|dutch|russian|ch
 INJECTION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile(pattern, re.I)) for name, pattern in (
     ("overrides the bot's instructions",
      r"\b(ignore|disregard|forget|override|bypass|skip|drop)\b[^.!?\n]{0,40}\b(instruction|rule|guideline|prompt|"
-     r"directive|polic|restriction|guardrail|programming|training|constraint)"),
+     r"directive|polic|restriction|guardrail|programming|training|constraint)|\bforget (everything|all|what)\b|"
+     r"\bnew (instruction|rule|task|directive|policy|system prompt)s?\b\s*:|\b(answer|reply|respond) (to )?every "
+     r"(question|ticket|message) with\b"),
     ("asks for the bot's prompt or configuration",
      r"\b(system|initial|hidden|original|developer|secret)\s+(prompt|instruction|message|rule|configuration)|"
      r"\b(reveal|show|print|repeat|output|display|paste|dump|leak|tell me|share|give me)\b[^.!?\n]{0,40}"
@@ -134,7 +136,9 @@ def reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts:
     if any(_shares_run(text, prompt) for prompt in prompts):
         problems.append("the draft repeats the bot's instructions")
     words = [w for w in _words(text) if w not in STOPWORDS and len(w) > 2]
-    if len(words) >= 4:
+    if len(words) < 4:
+        problems.append(f"the draft is too short ({len(words)} content words) to carry an answer from its sources")
+    else:
         known = set(_words(source_text)) | set(_words(ticket.requester_name))
         unsupported = [w for w in words if w not in known]
         if len(unsupported) / len(words) > 1 - MIN_SUPPORTED_SHARE:

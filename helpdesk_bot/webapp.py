@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
             return jsonify(status="ignored: event type not handled"), 200
         # A captured delivery sent again, even under a new delivery id, is not processed twice.
         if not replay_guard.first_use("zendesk", request.headers.get(zendesk_webhook.SIGNATURE_HEADER, "")):
-            return jsonify(status="duplicate: this signed delivery was already received"), 200
+            return jsonify(status="duplicate", reason="this signed delivery was already received"), 200
         return _accept(app, event)
 
     @app.get("/healthz")

@@ -4,6 +4,7 @@ process, wired exactly as in production."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -109,11 +110,12 @@ class Stack:
 
 @contextmanager
 def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | None = None,
-                  policy_toml: str | None = None, index: bool = True):
+                  policy_toml: str | None = None, index: Path | None = None):
     """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process.
 
     Stacks that run at the same time need their own Redis database (…/0, …/1): a worker takes
-    any task from its broker's queue.
+    any task from its broker's queue. `index` is a data dir holding a built index to copy
+    (see `help_center_index`); without one the worker's index is empty.
     """
     policy = data_dir / "policy.toml"
     policy.write_text(policy_toml or (
@@ -136,10 +138,8 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
     settings = Settings.from_env(env)
     os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
 
-    if index:
-        store = open_store(settings, embedder)
-        sync_index(store, embedder, make_helpdesk(settings).articles())
-        store.close()  # the worker process opens the embedded index next
+    if index is not None:
+        shutil.copytree(index / "qdrant", data_dir / "qdrant")  # the worker process opens it next
 
     worker_log = data_dir / "worker.log"
     with worker_log.open("w") as log:
@@ -172,7 +172,19 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, redis_url, embedder):
+def help_center_index(tmp_path_factory, embedder) -> Path:
+    """A data dir with the sample help center indexed once, for stacks to copy."""
+    data_dir = tmp_path_factory.mktemp("index")
+    with SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER) as sandbox:
+        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
+        store = open_store(settings, embedder)
+        sync_index(store, embedder, make_helpdesk(settings).articles())
+        store.close()
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, redis_url, embedder, help_center_index):
     """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process."""
-    with running_stack(tmp_path_factory.mktemp("helpdesk"), redis_url, embedder) as running:
+    with running_stack(tmp_path_factory.mktemp("helpdesk"), redis_url, embedder, index=help_center_index) as running:
         yield running

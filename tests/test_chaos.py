@@ -1,0 +1,25 @@
+"""A small chaos run in the default suite: tickets through 2 worker processes while workers
+are SIGKILLed at random moments and Redis is restarted once. Every ticket must end with
+exactly one outcome (a reply or a note), none lost, none answered twice.
+
+The full-size run is `make chaos` (500 tickets); CHAOS_TICKETS sets the size here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from chaos import run_chaos
+
+CHAOS_TICKETS = int(os.environ.get("CHAOS_TICKETS", "60"))
+
+
+def test_every_ticket_gets_exactly_one_outcome_despite_kills_and_a_redis_restart(tmp_path):
+    report = run_chaos(CHAOS_TICKETS, tmp_path / "chaos", workers=2, seed=8, kill_every=(1.0, 3.0), pace=0.08)
+    print("\n" + json.dumps(report.as_dict(), indent=2))
+    assert report.redis_restarts == 1 and report.kills >= 2
+    assert report.lost == 0, report.problems
+    assert report.duplicates == 0 and report.double_replies == 0, report.problems
+    assert report.tickets_with_one_outcome == CHAOS_TICKETS
+    assert report.replies + report.notes == CHAOS_TICKETS
