@@ -13,6 +13,7 @@ from typing import Protocol
 from helpdesk_bot.domain import Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import strip_foreign_links
+from helpdesk_bot.redaction import redact
 from helpdesk_bot.text import escape, key_terms, tokens
 
 MAX_REPLY_WORDS = 110
@@ -154,10 +155,11 @@ class OpenAIDrafter:
             f"[S{i}] {s.chunk.title}{' › ' + s.chunk.heading if s.chunk.heading else ''} ({s.chunk.url})\n{s.chunk.text}"
             for i, s in enumerate(sources, 1)
         )
-        conversation = "\n".join(f"{m.author}: {m.text}" for m in ticket.messages if m.public)
+        # The customer's words reach the LLM without personal data or secrets (redaction.py).
+        conversation = redact("\n".join(f"{m.author}: {m.text}" for m in ticket.messages if m.public))
         user = (
             f"Sources:\n{source_text}\n\n"
-            f"Ticket from customer {json.dumps(ticket.requester_name)}, subject {json.dumps(ticket.subject)}.\n"
+            f"Ticket from customer {json.dumps(ticket.requester_name)}, subject {json.dumps(redact(ticket.subject))}.\n"
             f"<ticket>\n{conversation}\n</ticket>"
         )
         try:

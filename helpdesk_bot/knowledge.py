@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -13,6 +13,7 @@ import markdown as markdown_lib
 from helpdesk_bot.domain import Chunk
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
+from helpdesk_bot.redaction import redact
 from helpdesk_bot.text import escape, html_to_blocks
 from helpdesk_bot.vectorstore import KnowledgeStore
 
@@ -183,7 +184,8 @@ def sync_index(
 
     # Replace a changed article's chunks wholesale: its chunk count may have shrunk.
     store.delete_articles([a.id for a in changed if a.id in indexed])
-    chunks = [chunk for article in changed for chunk in chunk_article(article)]
+    # Personal data and secrets never reach the index (helpdesk_bot/redaction.py).
+    chunks = [replace(chunk, text=redact(chunk.text)) for article in changed for chunk in chunk_article(article)]
     if chunks:
         vectors = embedder.embed([embedding_input(c) for c in chunks])
         store.upsert(chunks, vectors, {a.id: a.content_hash for a in changed})

@@ -37,7 +37,11 @@ def broker_url(settings: Settings) -> str:
 
 
 def init_sentry(settings: Settings) -> None:
-    """Report errors from the web app and the workers when SENTRY_DSN is set; no PII is sent."""
+    """Redact personal data and secrets from every log record, and from Sentry's reports when
+    SENTRY_DSN is set (the web app and the workers both start here)."""
+    from helpdesk_bot.redaction import redact_log_records, scrub_sentry_event
+
+    redact_log_records()
     if not settings.sentry_dsn:
         return
     import sentry_sdk
@@ -45,7 +49,8 @@ def init_sentry(settings: Settings) -> None:
     from sentry_sdk.integrations.flask import FlaskIntegration
 
     sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False,
-                    integrations=[FlaskIntegration(), CeleryIntegration()])
+                    integrations=[FlaskIntegration(), CeleryIntegration()],
+                    before_send=scrub_sentry_event, before_breadcrumb=scrub_sentry_event)
 
 
 def open_ledger(settings: Settings) -> Ledger:

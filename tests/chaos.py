@@ -118,9 +118,18 @@ class WorkerProcess:
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.{self.starts}.log"
+
+    def ready(self) -> bool:
+        """Running and consuming: a kill now lands in the middle of work, not of start-up."""
+        return (self.process is not None and self.process.poll() is None
+                and "ready." in self.log_path.read_text(errors="replace"))
+
     def start(self) -> None:
         self.starts += 1
-        log = (self.log_dir / f"{self.name}.{self.starts}.log").open("w")
+        log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--pool", "threads",
              "--concurrency", str(self.concurrency), "--loglevel", "INFO"],
@@ -164,7 +173,7 @@ def fresh_database(work_dir: Path) -> tuple[str, callable]:
 
 def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None = None,
               kill_every: tuple[float, float] = (1.5, 4.0), pace: float = 0.05, timeout: float = 600.0,
-              log=print) -> ChaosReport:
+              index_dir: Path | None = None, log=print) -> ChaosReport:
     from helpdesk_bot.embedding import default_embedder
     from helpdesk_bot.knowledge import sync_index
     from helpdesk_bot.ledger import Ledger, ticket_events
@@ -205,11 +214,14 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         "PYTHONPATH": str(ROOT),
     }
     template = work_dir / "index-template"
-    settings = Settings.from_env({**env, "HELPDESK_DATA_DIR": str(template)})
-    embedder = default_embedder()
-    store = open_store(settings, embedder)
-    sync_index(store, embedder, make_helpdesk(settings).articles())
-    store.close()
+    if index_dir is not None:  # an index of the same help center, built before
+        shutil.copytree(index_dir / "qdrant", template / "qdrant")
+    else:
+        settings = Settings.from_env({**env, "HELPDESK_DATA_DIR": str(template)})
+        embedder = default_embedder()
+        store = open_store(settings, embedder)
+        sync_index(store, embedder, make_helpdesk(settings).articles())
+        store.close()
 
     pool = []
     for n in range(workers):
@@ -252,17 +264,19 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 report.redis_restarts += 1
                 redis_restarted = True
                 continue
-            victim = rng.choice(pool)
-            if victim.process and victim.process.poll() is None:
-                victim.kill()
-                report.kills += 1
-                time.sleep(rng.uniform(0.0, 1.0))
+            working = [w for w in pool if w.ready()]
+            if not working:
+                continue
+            victim = rng.choice(working)
+            victim.kill()
+            report.kills += 1
+            time.sleep(rng.uniform(0.0, 1.0))
             victim.start()
 
     samples = json.loads((SAMPLE_DATA / "tickets.json").read_text())
     chaos_thread = threading.Thread(target=chaos, name="chaos", daemon=True)
     try:
-        wait_for(lambda: all("ready." in (logs / f"{w.name}.1.log").read_text() for w in pool), 90, "the workers")
+        wait_for(lambda: all(w.ready() for w in pool), 120, "the workers")
         log(f"  workers ready after {time.time() - started:.0f} s; creating tickets while killing workers")
         chaos_thread.start()
         for n in range(tickets):
@@ -271,7 +285,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 sample["subject"], sample["body"], f"customer{n}@example.com", f"Customer {n}", tags=sample["tags"],
             ))
             time.sleep(rng.uniform(0.0, 2 * pace))  # a steady stream, so the kills land mid-work
-        log(f"  {tickets} tickets created in {time.time() - started:.0f} s; waiting for every ticket to finish")
+        log(f"  {tickets} tickets created after {time.time() - started:.0f} s ({finished_count()} finished)")
         # Keep the chaos going until most tickets are through, then let the rest finish.
         wait_for(lambda: finished_count() >= tickets * 0.8 or None, timeout, "80% of the tickets")
         log(f"  {finished_count()} finished after {time.time() - started:.0f} s; stopping the kills")
@@ -285,6 +299,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                      "every ticket to finish")
         except TimeoutError as exc:
             report.problems.append(str(exc))
+        log(f"  all finished after {time.time() - started:.0f} s")
         time.sleep(2)  # anything still running now would be a second outcome: let it show
     finally:
         stop.set()

@@ -29,11 +29,24 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         # Redis hands an unacknowledged task (its worker was killed) to another worker after
         # this long; longer than any task runs (HELPDESK_VISIBILITY_TIMEOUT).
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_transport_options=redis_transport_options(settings.visibility_timeout),
         beat_schedule=beat_schedule(requeue_interval=settings.requeue_interval),
         timezone="UTC",
     )
     return app
+
+
+def redis_transport_options(visibility_timeout: int) -> dict:
+    """Redis transport options that hand a dead worker's tasks on about `visibility_timeout` later.
+
+    kombu only scans for expired unacknowledged messages every `unacked_restore_interval` ×
+    `unacked_restore_throttle` seconds (10 × 10 by default), so with a short visibility
+    timeout the scan must run more often or it, not the timeout, sets the delay.
+    """
+    interval = min(10.0, max(1.0, visibility_timeout / 4))
+    throttle = max(1, min(10, int(visibility_timeout / (2 * interval * 10)) or 1))
+    return {"visibility_timeout": visibility_timeout, "unacked_restore_interval": interval,
+            "unacked_restore_throttle": throttle}
 
 
 BROKER_EPOCH_KEY = "helpdesk-bot:broker-data-since"

@@ -15,6 +15,9 @@ from workers.celery_app import celery_app, settings
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 600
+# The web app queues an event within a second or two of recording it (longer only while the
+# broker is down); an event still "received" after this was never queued.
+RECEIVED_GRACE_SECONDS = 15
 _pipeline = None
 _pipeline_lock = threading.Lock()  # thread-pool workers must build one pipeline, not one each
 
@@ -89,7 +92,7 @@ def requeue_unqueued_events() -> int:
     an event twice is harmless: the pipeline's action claims let only one reply or note out.
     """
     ledger = pipeline().ledger
-    received = ledger.unqueued_events(older_than=min(60, settings.requeue_after))
+    received = ledger.unqueued_events(older_than=RECEIVED_GRACE_SECONDS)
     for event_id in received:
         answer_ticket.delay(event_id)
         ledger.mark_queued(event_id)

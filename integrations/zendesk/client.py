@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from functools import cached_property
 
 import requests
@@ -40,12 +41,22 @@ class ZendeskHelpdesk:
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
                  oauth_token: str | None = None, bot_agent_id: int | None = None,
                  timeout: float = TIMEOUT_SECONDS):
-        session = requests.Session()
-        session.hooks["response"].append(_raise_on_throttle)
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
-        self.client = Zenpy(subdomain=subdomain, timeout=timeout, session=session,
-                            disable_cache=True, **credentials)
+        self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
+        self._per_thread = threading.local()
         self._bot_agent_id = bot_agent_id
+
+    @property
+    def client(self) -> Zenpy:
+        """This thread's zenpy client: zenpy keeps the object being written on the client
+        (`_dirty_object` in zenpy/lib/api.py) and a concurrent call clears it mid-update, so
+        the threads of a worker must not share one."""
+        client = getattr(self._per_thread, "client", None)
+        if client is None:
+            session = requests.Session()
+            session.hooks["response"].append(_raise_on_throttle)
+            client = self._per_thread.client = Zenpy(session=session, **self._zenpy_options)
+        return client
 
     @classmethod
     def from_settings(cls, settings) -> ZendeskHelpdesk:
