@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test serve worker beat clean
+.PHONY: demo test chaos audit install install-test serve worker beat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ demo: install
 # worker processes, sandbox helpdesk and web app; PostgreSQL tests run when TEST_DATABASE_URL is set.
 test: install-test
 	$(BIN)/python -m pytest -q
+
+# The full chaos run: 500 tickets through 2 worker processes, SIGKILLs at random moments and a
+# Redis restart; prints the counts (docs/reliability.md). CHAOS_TICKETS=60 is the size in `make test`.
+CHAOS_TICKETS ?= 500
+chaos: install-test
+	$(BIN)/python -m tests.chaos --tickets $(CHAOS_TICKETS) --json chaos-report.json
+
+# Known vulnerabilities in the installed dependencies (pip-audit, PyPI's advisory data).
+audit: install-test
+	$(BIN)/python scripts/dependency_audit.py
 
 serve: install
 	$(BIN)/helpdesk-bot serve

