@@ -1,27 +1,32 @@
-"""A small chaos run in the default suite: tickets through 2 worker processes while workers
-are SIGKILLed at random moments and Redis is restarted once. Every ticket must end with
-exactly one outcome (a reply or a note), none lost, none answered twice.
+"""The chaos run under pytest: tickets through 2 worker processes while workers are SIGKILLed
+at random moments and Redis is restarted once. Every ticket must end with exactly one outcome
+(a reply or a note), none lost, none answered twice.
 
-The full-size run is `make chaos` (500 tickets); CHAOS_TICKETS sets the size here.
+It takes a minute or more, so it runs only when CHAOS_TICKETS is set: CI runs it with 60
+tickets (`make chaos CHAOS_TICKETS=60`); `make chaos` runs the full 500.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from chaos import run_chaos
 
-CHAOS_TICKETS = int(os.environ.get("CHAOS_TICKETS", "60"))
+CHAOS_TICKETS = int(os.environ.get("CHAOS_TICKETS", "0"))
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.skipif(not CHAOS_TICKETS, reason="set CHAOS_TICKETS=60 (or run `make chaos`) for the chaos run")
+@pytest.mark.timeout(1800)
 def test_every_ticket_gets_exactly_one_outcome_despite_kills_and_a_redis_restart(tmp_path, help_center_index):
     report = run_chaos(CHAOS_TICKETS, tmp_path / "chaos", workers=2, seed=8, kill_every=(2.0, 4.0), pace=0.08,
-                       index_dir=help_center_index, timeout=300)
+                       index_dir=help_center_index, timeout=900)
     print("\n" + json.dumps(report.as_dict(), indent=2))
+    if os.environ.get("CHAOS_REPORT"):
+        Path(os.environ["CHAOS_REPORT"]).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     assert report.redis_restarts == 1 and report.kills >= 2
     assert report.lost == 0, report.problems
     assert report.duplicates == 0 and report.double_replies == 0, report.problems
