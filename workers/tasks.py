@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 
 from celery.signals import worker_ready
 
@@ -15,9 +14,6 @@ from workers.celery_app import celery_app, settings
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 600
-# The web app queues an event within a second or two of recording it (longer only while the
-# broker is down); an event still "received" after this was never queued.
-RECEIVED_GRACE_SECONDS = 15
 _pipeline = None
 _pipeline_lock = threading.Lock()  # thread-pool workers must build one pipeline, not one each
 
@@ -84,26 +80,13 @@ def answer_ticket(self, event_id: int) -> str:
 
 @celery_app.task
 def requeue_unqueued_events() -> int:
-    """Queue again the events whose queue message never reached the broker or was lost there.
+    """Queue again the events whose queue message never reached the broker or was lost there."""
+    from helpdesk_bot.recovery import requeue_lost_events
 
-    Two ways a message goes missing: the broker was down when the webhook came in (the event
-    stays "received"), or Redis restarted without persistence and dropped its queue (the event
-    stays "queued"). A message older than HELPDESK_REQUEUE_AFTER counts as lost too. Queueing
-    an event twice is harmless: the pipeline's action claims let only one reply or note out.
-    """
-    ledger = pipeline().ledger
-    received = ledger.unqueued_events(older_than=RECEIVED_GRACE_SECONDS)
-    for event_id in received:
-        answer_ticket.delay(event_id)
-        ledger.mark_queued(event_id)
-    lost_before = max(broker_data_since(), time.time() - settings.requeue_after)
-    stalled = ledger.stalled_events(queued_before=lost_before)
-    for event_id in stalled:
-        answer_ticket.delay(event_id)
-        ledger.mark_requeued(event_id)
-    if received or stalled:
-        log.warning("re-queued %s never-queued and %s lost events", len(received), len(stalled))
-    return len(received) + len(stalled)
+    requeued = requeue_lost_events(pipeline().ledger, answer_ticket.delay, broker_data_since(), settings.requeue_after)
+    if requeued.count:
+        log.warning("re-queued %s never-queued and %s lost events", len(requeued.never_queued), len(requeued.lost))
+    return requeued.count
 
 
 def broker_data_since() -> float:
