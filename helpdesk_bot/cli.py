@@ -80,7 +80,7 @@ def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, as_json:
     try:
         articles = make_helpdesk(settings).articles() if from_helpdesk else load_articles(source)
         embedder = default_embedder()
-        store = open_store(settings, embedder)
+        store = open_store(settings, embedder, writable=True)
         report = sync_index(store, embedder, articles, remove_missing=not keep_missing)
         store.close()
     except HelpdeskBotError as exc:

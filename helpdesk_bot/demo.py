@@ -49,10 +49,10 @@ def run_demo(once: bool, port: int) -> int:
     _say(f"sandbox helpdesk  {sandbox.url}")
 
     embedder = default_embedder()
-    store = open_store(settings, embedder)
+    store = open_store(settings, embedder, writable=True)
     articles = make_helpdesk(settings).articles()
     report = sync_index(store, embedder, articles)
-    store.close()  # the worker process opens the embedded index next
+    store.close()  # publishes the index for the worker
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 
     worker = subprocess.Popen(

@@ -166,7 +166,6 @@ def sync_index(
     store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True
 ) -> IndexReport:
     """Bring the index in line with `articles`, re-embedding only articles whose content changed."""
-    store.ensure_collection()
     indexed = store.article_hashes()
     report = IndexReport()
     changed: list[Article] = []

@@ -97,7 +97,7 @@ def load_policy(path: Path | None) -> Policy:
         return Policy()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"policy {path}: {exc}") from None
     return parse_policy(raw, source=str(path))
 
@@ -113,6 +113,8 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
     group = raw.get("escalation_group_id", 0)
     if not isinstance(group, int) or isinstance(group, bool) or group < 0:
         raise ConfigError(f"{source}: escalation_group_id must be a helpdesk group id (integer), got {group!r}")
+    if not isinstance(raw.get("rules", []), list):
+        raise ConfigError(f"{source}: rules must be a list of [[rules]] tables")
     rules = []
     for n, rule in enumerate(raw.get("rules", []), 1):
         where = f"{source}: rules[{n}]"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.errors import ConfigError
 from helpdesk_bot.embedding import default_embedder
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
@@ -55,15 +54,10 @@ def open_ledger(settings: Settings) -> Ledger:
     return ledger
 
 
-def open_store(settings: Settings, embedder=None) -> KnowledgeStore:
-    """The knowledge index; the embedded one opens in one process at a time."""
+def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
+    """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
     embedder = embedder or default_embedder()
-    try:
-        return KnowledgeStore.open(settings, embedder.dimension)
-    except RuntimeError as exc:  # qdrant-client local mode: "Storage folder ... is already accessed"
-        raise ConfigError(
-            f"{exc}\nThe embedded index opens in one process at a time: stop the worker first, or set QDRANT_URL."
-        ) from None
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
 
 
 def make_helpdesk(settings: Settings):

@@ -84,8 +84,14 @@ def reindex_help_center() -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles."""
     from helpdesk_bot.knowledge import sync_index
 
+    from helpdesk_bot.services import open_store
+
     p = pipeline()
-    articles = p.helpdesk.articles()
-    report = sync_index(p.retriever.store, p.retriever.embedder, articles)
+    embedder = p.answerer.retriever.embedder
+    store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
+    try:
+        report = sync_index(store, embedder, p.helpdesk.articles())
+    finally:
+        store.close()
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
