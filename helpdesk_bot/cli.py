@@ -133,6 +133,67 @@ def demo(once: bool, port: int) -> None:
     sys.exit(run_demo(once=once, port=port))
 
 
+@main.group("eval")
+def evaluate() -> None:
+    """Measure retrieval and answering on a labelled question set (see docs/evaluation.md)."""
+
+
+def _progress(label: str):
+    bar = click.progressbar(length=1, label=label, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+        if done == total:
+            bar.render_finish()
+
+    return update
+
+
+@evaluate.command("retrieval")
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
+    """hit@1, hit@5, recall@5 and mrr@10 of the knowledge search, overall and per question type."""
+    from helpdesk_bot import evaluation
+
+    report = evaluation.evaluate_retrieval(kb, questions, progress=None if as_json else _progress("questions")).as_dict()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for name, scores in [("all", report)] + list(report["by_type"].items()):
+        click.echo(f"{name:<14} n={scores['n']:<5} " + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")))
+
+
+@evaluate.command("answering")
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write an HTML report with the precision/coverage chart")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_answering(kb: Path, questions: Path, target_precision: float, report_path: Path | None, as_json: bool) -> None:
+    """Run the whole pipeline per question: AUROC of the confidence, and the threshold to choose."""
+    from helpdesk_bot import evaluation
+
+    results = evaluation.run_answering(kb, questions, _settings(), progress=None if as_json else _progress("questions"))
+    summary = evaluation.answering_report(results, target_precision)
+    if report_path:
+        evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
+    if as_json:
+        click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage", "curve")}))
+        return
+    click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
+    if summary["threshold"] is None:
+        click.echo(f"no threshold reaches precision {target_precision}: keep the bot in shadow mode or raise coverage")
+    else:
+        click.echo(f"recommended threshold {summary['threshold']}: precision {summary['precision']:.3f}, "
+                   f"coverage {summary['coverage']:.3f} (target precision {target_precision})")
+    for point in summary["curve"][::10]:
+        click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+
+
 @main.group()
 def deadletter() -> None:
     """Tickets that failed after every retry."""

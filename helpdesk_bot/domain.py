@@ -44,6 +44,16 @@ class Ticket:
         return latest
 
 
+    @property
+    def search_query(self) -> str:
+        """What to search the knowledge for: the subject and the customer's recent messages.
+
+        Earlier turns carry the context a follow-up leaves out ("and on Android?").
+        """
+        said = [m.text for m in self.messages if m.author == "customer" and m.public][-3:]
+        return "\n".join(part for part in (self.subject, *said) if part.strip())
+
+
 @dataclass(frozen=True)
 class TicketEvent:
     """A webhook delivery, normalised: which ticket, what happened, and its delivery id."""

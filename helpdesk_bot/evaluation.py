@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 from helpdesk_bot.embedding import Embedder, default_embedder
@@ -50,13 +51,17 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def build_index(kb: Path, embedder: Embedder | None = None, progress: Callable[[int, int], None] | None = None) -> KnowledgeStore:
-    """Index a knowledge base into a fresh in-memory collection."""
-    embedder = embedder or default_embedder()
-    folder = Path(tempfile.mkdtemp(prefix="helpdesk-eval-"))
-    store = KnowledgeStore(EmbeddedEngine(folder / "evaluation", embedder.dimension, writable=True), embedder.dimension)
-    sync_index(store, embedder, load_jsonl(kb))
-    return store
+@contextmanager
+def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
+    """Index a knowledge base into a new embedded index (the default engine), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
+        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
+                               embedder.dimension)
+        sync_index(store, embedder, load_jsonl(kb))
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @dataclass
@@ -98,10 +103,6 @@ class RetrievalReport:
         return {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
 
 
-def query_text(question: Question) -> str:
-    """The retrieval query for a question: earlier customer turns first, as a ticket would have them."""
-    earlier = [text for speaker, text in question.conversation if speaker == "user"]
-    return "\n".join(earlier + [question.question])
 
 
 def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10) -> list[str]:
@@ -115,13 +116,128 @@ def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: 
 
 def evaluate_retrieval(kb: Path, questions_file: Path, progress: Callable[[int, int], None] | None = None) -> RetrievalReport:
     embedder = default_embedder()
-    store = build_index(kb, embedder)
     report = RetrievalReport()
     questions = [q for q in load_questions(questions_file) if q.gold_ids]
-    for done, question in enumerate(questions, 1):
-        ranked = rank_documents(store, embedder, query_text(question))
-        report.overall.add(ranked, question.gold_ids)
-        report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
-        if progress:
-            progress(done, len(questions))
+    with fresh_index(kb, embedder) as store:
+        for done, question in enumerate(questions, 1):
+            ranked = rank_documents(store, embedder, as_ticket(question).search_query)
+            report.overall.add(ranked, question.gold_ids)
+            report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
+            if progress:
+                progress(done, len(questions))
     return report
+
+
+# --- Answering: the whole pipeline, scored by whether its confidence can be trusted ------
+
+
+@dataclass(frozen=True)
+class Answered:
+    question: Question
+    confidence: int
+    correct: bool  # answerable, and the draft's first cited source is a gold document
+    components: dict
+
+
+def as_ticket(question: Question):
+    from helpdesk_bot.domain import Message, Ticket
+
+    turns = [Message("customer" if speaker == "user" else "agent", text) for speaker, text in question.conversation]
+    return Ticket(helpdesk="evaluation", id=question.id, subject="",
+                  messages=(*turns, Message("customer", question.question)))
+
+
+def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None) -> list[Answered]:
+    from helpdesk_bot.drafting import make_drafter
+    from helpdesk_bot.pipeline import Answerer
+    from helpdesk_bot.policy import Policy
+    from helpdesk_bot.retrieval import Retriever
+
+    embedder = default_embedder()
+    questions = load_questions(questions_file)
+    results = []
+    with fresh_index(kb, embedder) as store:
+        answerer = Answerer(Retriever(store, embedder), make_drafter(settings), Policy())
+        for done, question in enumerate(questions, 1):
+            outcome = answerer.answer(as_ticket(question))
+            cited = outcome.draft.cited[:1]
+            first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
+            results.append(Answered(question=question, confidence=outcome.confidence.score,
+                                    correct=question.answerable and first in question.gold_ids,
+                                    components=outcome.confidence.as_dict()))
+            if progress:
+                progress(done, len(questions))
+    return results
+
+
+def auroc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    ordered = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(ordered):
+        j = i
+        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
+            j += 1
+        average_rank = (i + j + 1) / 2  # 1-based ranks i+1..j
+        rank_sum += average_rank * sum(label for _, label in ordered[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
+    answerable = [r for r in results if r.question.answerable]
+    curve = []
+    for threshold in range(0, 101):
+        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0]
+        correct = sum(r.correct for r in sent)
+        curve.append({
+            "threshold": threshold,
+            "sent": len(sent),
+            "precision": round(correct / len(sent), 4) if sent else 1.0,
+            "coverage": round(correct / len(answerable), 4) if answerable else 0.0,
+        })
+    recommended = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
+    return {
+        "n": len(results),
+        "answerable": len(answerable),
+        "auroc": round(auroc([r.confidence for r in answerable], [r.confidence for r in results if not r.question.answerable]), 4),
+        "target_precision": target_precision,
+        "threshold": recommended["threshold"] if recommended else None,
+        "precision": recommended["precision"] if recommended else None,
+        "coverage": recommended["coverage"] if recommended else 0.0,
+        "curve": curve,
+    }
+
+
+def write_report(path: Path, title: str, summary: dict) -> None:
+    """An HTML page with the precision/coverage curve as an inline SVG chart: no plotting library."""
+    curve = summary["curve"]
+    width, height, pad = 640, 320, 40
+
+    def xy(threshold: float, value: float) -> str:
+        return f"{pad + threshold / 100 * (width - 2 * pad):.1f},{height - pad - value * (height - 2 * pad):.1f}"
+
+    lines = {
+        "precision": ("#1f6feb", [xy(p["threshold"], p["precision"]) for p in curve]),
+        "coverage": ("#d97706", [xy(p["threshold"], p["coverage"]) for p in curve]),
+    }
+    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
+                        for color, points in lines.values())
+    marker = ""
+    if summary.get("threshold") is not None:
+        x = xy(summary["threshold"], 0).split(",")[0]
+        marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
+    legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items() if k != "curve")
+    path.write_text(
+        f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+        f"<h1>{title}</h1><table>{rows}</table>"
+        f'<p>{legend} against the confidence threshold (0-100); dashed: recommended threshold</p>'
+        f'<svg width="{width}" height="{height}" style="border:1px solid #ccc">'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>',
+        encoding="utf-8",
+    )

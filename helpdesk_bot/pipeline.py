@@ -36,7 +36,7 @@ class Answerer:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.question)
+            sources = self.retriever.retrieve(ticket.search_query)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
