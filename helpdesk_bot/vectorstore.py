@@ -260,6 +260,7 @@ class EmbeddedEngine:
         self._copy_dir: str | None = None
         self._version, self._checked_at = None, 0.0
         self.shard = None
+        self._changed = False
         if writable:
             self._writer_lock = open(self._sibling(".writer.lock"), "a+")
             fcntl.flock(self._writer_lock, fcntl.LOCK_EX)  # one writer at a time
@@ -320,6 +321,7 @@ class EmbeddedEngine:
 
     def upsert(self, points: list[Point]) -> None:
         q = self.q
+        self._changed = True
         self.shard.update(q.UpdateOperation.upsert_points([
             q.Point(id=p.id, payload=p.payload,
                     vector={DENSE: p.dense, KEYWORDS: q.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
@@ -328,6 +330,7 @@ class EmbeddedEngine:
 
     def delete_articles(self, article_ids: list[str]) -> None:
         q = self.q
+        self._changed = True
         self.shard.update(q.UpdateOperation.delete_points_by_filter(
             q.Filter(must=[q.FieldCondition(key="article_id", match=q.MatchAny(any=article_ids))])))
 
@@ -359,11 +362,15 @@ class EmbeddedEngine:
 
     def close(self) -> None:
         if self.writable and self.shard is not None:
-            self.shard.optimize()  # fewer, indexed segments: millisecond queries for readers
-            self.shard.flush()
-            self.shard.close()
+            if self._changed or self._published_version() is None:
+                self.shard.optimize()  # fewer, indexed segments: millisecond queries for readers
+                self.shard.flush()
+                self.shard.close()
+                self._publish()
+            else:  # nothing changed: readers keep the version they have
+                self.shard.close()
+                shutil.rmtree(self._sibling(".staging"), ignore_errors=True)
             self.shard = None
-            self._publish()
             fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
             self._writer_lock.close()
         elif self._copy_dir:

@@ -359,3 +359,31 @@ def test_stemming_is_safe_from_many_threads():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: tokens(text), range(64)))
     assert all(r == expected for r in results)
+
+
+def test_embedded_readers_switch_to_a_newly_published_index(tmp_path, minilm, monkeypatch):
+    # Workers read private copies; a writer's changes appear only when it publishes on close.
+    monkeypatch.setattr(EmbeddedEngine, "RELOAD_CHECK_SECONDS", 0.0)
+    folder = tmp_path / "kb"
+    reader = KnowledgeStore(EmbeddedEngine(folder, 384, writable=False), 384)
+    assert reader.count() == 0  # nothing published yet: searches find nothing, they don't fail
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    sync_index(writer, minilm, ARTICLES[:2])
+    assert reader.count() == 0  # still unpublished
+    writer.close()
+    first = reader.count()
+    assert first > 0
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    report = sync_index(writer, minilm, ARTICLES)
+    writer.close()
+    assert report.added == len(ARTICLES) - 2 and reader.count() > first
+    assert reader.search("invoice", minilm.embed(["invoice"])[0])
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    version = (tmp_path / "kb.version").read_text()
+    assert sync_index(writer, minilm, ARTICLES).unchanged == len(ARTICLES)
+    writer.close()
+    assert (tmp_path / "kb.version").read_text() == version  # a no-op run publishes nothing
+    reader.close()
