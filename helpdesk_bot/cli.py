@@ -194,6 +194,15 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
         click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
 
 
+@evaluate.command("groundedness")
+@click.argument("tsv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def evaluate_groundedness(tsv: Path) -> None:
+    """AUROC of the groundedness check on BEGIN-style labelled responses (knowledge, response, begin_label)."""
+    from helpdesk_bot import evaluation
+
+    click.echo(json.dumps(evaluation.evaluate_groundedness(tsv)))
+
+
 @main.group()
 def deadletter() -> None:
     """Tickets that failed after every retry."""

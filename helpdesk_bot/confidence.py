@@ -6,9 +6,12 @@ reading the note sees why the bot was or wasn't sure.
 
 from __future__ import annotations
 
+import re
+
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
 from helpdesk_bot.drafting import cited_sources
-from helpdesk_bot.text import key_terms, sentences, tokens
+from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.text import key_terms, tokens
 
 # Cosine similarities of all-MiniLM-L6-v2 between a question and a passage that answers it
 # mostly fall in 0.45-0.75; unrelated passages stay below ~0.25.
@@ -46,21 +49,16 @@ def question_coverage(ticket: Ticket, sources: list[Source]) -> Component:
 
 
 def draft_support(draft: Draft, sources: list[Source]) -> Component:
-    """Share of the draft's sentences whose words come from the sources it cites."""
+    """How much of the draft is found in the sources it cites (see groundedness.py)."""
     cited = cited_sources(draft, sources)
     if draft.declined or not cited:
         return Component("draft_support", 0.0, WEIGHTS["draft_support"], "no cited source to support the draft")
-    source_words = set()
-    for source in cited:
-        source_words |= set(tokens(f"{source.chunk.title} {source.chunk.heading} {source.chunk.text}"))
-    claims = [s for s in sentences(draft.text) if len(key_terms(s)) >= 3]
-    if not claims:
-        return Component("draft_support", 0.0, WEIGHTS["draft_support"], "the draft makes no checkable statement")
-    supported = sum(
-        1 for s in claims if sum(t in source_words for t in key_terms(s)) / len(key_terms(s)) >= 0.8
-    )
-    return Component("draft_support", supported / len(claims), WEIGHTS["draft_support"],
-                     f"{supported} of {len(claims)} statements found in the cited sources")
+    text = re.sub(r"\[\d+\]", "", draft.text)  # citation markers are not claims
+    found = grounding(text, [f"{s.chunk.title} {s.chunk.heading} {s.chunk.text}" for s in cited])
+    detail = f"{found.score:.0%} of the draft's words are in its cited sources"
+    if found.unsupported:
+        detail += f"; {len(found.unsupported)} sentence(s) not supported: {found.unsupported[0][:80]!r}"
+    return Component("draft_support", found.score, WEIGHTS["draft_support"], detail)
 
 
 def keyword_match(sources: list[Source]) -> Component:

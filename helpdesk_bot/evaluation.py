@@ -241,3 +241,24 @@ def write_report(path: Path, title: str, summary: dict) -> None:
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>',
         encoding="utf-8",
     )
+
+
+# --- Groundedness: can the check tell supported responses from unsupported ones? -------
+
+
+def evaluate_groundedness(tsv: Path) -> dict:
+    """AUROC of flagging 'Not fully attributable' responses (BEGIN's TSV: knowledge, response, begin_label)."""
+    import csv
+
+    from helpdesk_bot.groundedness import grounding
+
+    flagged, supported = [], []
+    with tsv.open(encoding="utf-8", newline="") as rows:
+        for row in csv.DictReader(rows, delimiter="\t"):
+            label = row.get("begin_label")
+            if label not in ("Fully attributable", "Not fully attributable"):
+                continue
+            risk = 1 - grounding(row["response"], [row["knowledge"]]).score
+            (flagged if label == "Not fully attributable" else supported).append(risk)
+    return {"n": len(flagged) + len(supported), "not_fully_attributable": len(flagged),
+            "auroc": round(auroc(flagged, supported), 4)}
