@@ -11,6 +11,7 @@ import re
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
 from helpdesk_bot.drafting import cited_sources
 from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.risk import RiskSignal, risk_signals
 from helpdesk_bot.text import key_terms, tokens
 
 # Cosine similarities of all-MiniLM-L6-v2 between a question and a passage that answers it
@@ -73,16 +74,31 @@ def drafter_answered(draft: Draft) -> Component:
     return Component("drafter_answered", 1.0, 0.0, f"the {draft.drafter} drafter answered from the sources")
 
 
+def risk(signals: list[RiskSignal]) -> Component:
+    """A cap rather than a weight: the riskiest signal limits the score (0: a human must answer)."""
+    if not signals:
+        return Component("risk", 1.0, 0.0, "no risk signals")
+    lowest = min(s.cap for s in signals)
+    return Component("risk", lowest / 100, 0.0, "; ".join(f"{s.reason} (cap {s.cap})" for s in signals))
+
+
 def score(ticket: Ticket, sources: list[Source], draft: Draft) -> Confidence:
+    signals = risk_signals(ticket)
     components = (
         retrieval_strength(sources),
         question_coverage(ticket, sources),
         draft_support(draft, sources),
         keyword_match(sources),
         drafter_answered(draft),
+        risk(signals),
     )
-    value = sum(c.value * c.weight for c in components) / sum(c.weight for c in components)
-    caps: tuple[str, ...] = ()
+    value = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
+    caps: list[str] = []
     if draft.declined:
-        value, caps = 0.0, (f"the drafter declined: {draft.decline_reason}",)
-    return Confidence(score=round(100 * value), components=components, caps=caps)
+        value = 0
+        caps.append(f"the drafter declined: {draft.decline_reason}")
+    for signal in signals:
+        if value > signal.cap:
+            caps.append(f"{signal.reason}: score held at {signal.cap}")
+    value = min([value] + [s.cap for s in signals])
+    return Confidence(score=value, components=components, caps=tuple(caps))

@@ -294,7 +294,7 @@ def test_openai_unreachable_server_is_ai_unavailable():
 
 # --- confidence --------------------------------------------------------------------------------
 
-COMPONENTS = ("retrieval_strength", "question_coverage", "draft_support", "keyword_match", "drafter_answered")
+COMPONENTS = ("retrieval_strength", "question_coverage", "draft_support", "keyword_match", "drafter_answered", "risk")
 COPIED = answered("To download an invoice, open Settings, choose Billing and click Invoice history. [1]", "invoices#0")
 
 
