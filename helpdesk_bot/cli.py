@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -67,29 +68,59 @@ def beat(loglevel: str) -> None:
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--from-helpdesk", is_flag=True, help="index the helpdesk's published articles instead of a file")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
+@click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, as_json: bool) -> None:
-    """Index articles from a JSONL file, a folder of Markdown/HTML files, or the helpdesk."""
+def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, status: bool, as_json: bool) -> None:
+    """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import default_embedder
     from helpdesk_bot.knowledge import load_articles, sync_index
-    from helpdesk_bot.services import make_helpdesk, open_store
+    from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
     settings = _settings()
+    ledger = open_ledger(settings)
+    if status:
+        _index_status(settings, ledger, as_json)
+        return
     if bool(source) == from_helpdesk:
-        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk")
+        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
     try:
         articles = make_helpdesk(settings).articles() if from_helpdesk else load_articles(source)
         embedder = default_embedder()
         store = open_store(settings, embedder, writable=True)
-        report = sync_index(store, embedder, articles, remove_missing=not keep_missing)
-        store.close()
+        try:
+            report = sync_index(store, embedder, articles, remove_missing=not keep_missing,
+                                progress=None if as_json else _progress("embedding chunks"))
+        finally:
+            store.close()
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
+    ledger.record_index_run("helpdesk" if from_helpdesk else str(source), report.as_dict())
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
         click.echo(f"{len(articles)} articles: {report.added} added, {report.updated} updated, "
-                   f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded")
+                   f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded "
+                   f"in {report.seconds:.1f} s")
+
+
+def _index_status(settings: Settings, ledger, as_json: bool) -> None:
+    from helpdesk_bot.services import open_store
+
+    store = open_store(settings)
+    chunks = store.count()
+    store.close()
+    runs = ledger.index_runs()
+    if as_json:
+        click.echo(json.dumps({"chunks": chunks, "runs": runs}))
+        return
+    click.echo(f"index holds {chunks} chunks")
+    if not runs:
+        click.echo("no index runs recorded yet")
+    for run in runs:
+        r = run["report"]
+        when = datetime.fromtimestamp(run["finished_at"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"{when}  {run['source']}: {r['added']} added, {r['updated']} updated, {r['unchanged']} unchanged, "
+                   f"{r['deleted']} removed, {len(r['errors'])} errors, {r.get('seconds', 0):.1f} s")
 
 
 @main.command()

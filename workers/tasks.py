@@ -93,5 +93,6 @@ def reindex_help_center() -> dict:
         report = sync_index(store, embedder, p.helpdesk.articles())
     finally:
         store.close()
+    p.ledger.record_index_run(f"nightly: {p.helpdesk.name}", report.as_dict())
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
