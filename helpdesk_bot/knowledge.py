@@ -27,10 +27,12 @@ class Article:
     title: str
     body_html: str
     url: str = ""
+    breadcrumb: str = ""  # where it sits in the help center: "Billing › Invoices"
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(f"{self.title}\0{self.url}\0{self.body_html}".encode()).hexdigest()[:32]
+        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def chunk_article(article: Article) -> list[Chunk]:
@@ -40,14 +42,14 @@ def chunk_article(article: Article) -> list[Chunk]:
     so a step that straddles a boundary is whole in at least one chunk.
     """
     sections: list[tuple[str, list[str]]] = []
-    path: list[tuple[int, str]] = []
+    path: list[tuple[int, str]] = [(0, article.breadcrumb)] if article.breadcrumb else []
     for level, text in html_to_blocks(article.body_html):
         if level:
             path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, text)]
             sections.append((" › ".join(title for _, title in path), []))
         else:
             if not sections:
-                sections.append(("", []))
+                sections.append((article.breadcrumb, []))
             sections[-1][1].append(text)
 
     chunks: list[Chunk] = []
@@ -64,7 +66,8 @@ def chunk_article(article: Article) -> list[Chunk]:
                 )
             )
     if not chunks:  # an article with a title and no body still answers "where is X"
-        chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title, url=article.url))
+        chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title,
+                            url=article.url, heading=article.breadcrumb))
     return chunks
 
 

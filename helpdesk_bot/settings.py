@@ -45,6 +45,7 @@ class Settings:
     zendesk_webhook_secret: str | None = field(repr=False)
     zendesk_bot_agent_id: int | None
     sandbox_url: str | None  # where the sandbox helpdesk listens when it stands in for Zendesk
+    include_restricted_articles: bool  # index articles limited to signed-in users or agents
     # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
     openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
@@ -85,6 +86,7 @@ class Settings:
             zendesk_webhook_secret=_str(env, "ZENDESK_WEBHOOK_SECRET"),
             zendesk_bot_agent_id=_int(env, "ZENDESK_BOT_AGENT_ID", 0) or None,
             sandbox_url=_str(env, "SANDBOX_URL"),
+            include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
