@@ -72,7 +72,7 @@ def beat(loglevel: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
-    from helpdesk_bot.embedding import default_embedder
+    from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.knowledge import load_articles, sync_index
     from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
@@ -85,7 +85,7 @@ def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, status: 
         raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
     try:
         articles = make_helpdesk(settings).articles() if from_helpdesk else load_articles(source)
-        embedder = default_embedder()
+        embedder = make_embedder(settings)
         store = open_store(settings, embedder, writable=True)
         try:
             report = sync_index(store, embedder, articles, remove_missing=not keep_missing,
@@ -189,7 +189,7 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
     """hit@1, hit@5, recall@5 and mrr@10 of the knowledge search, overall and per question type."""
     from helpdesk_bot import evaluation
 
-    report = evaluation.evaluate_retrieval(kb, questions, progress=None if as_json else _progress("questions")).as_dict()
+    report = evaluation.evaluate_retrieval(kb, questions, _settings(), progress=None if as_json else _progress("questions")).as_dict()
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.services import broker_url, make_helpdesk, open_store
 from helpdesk_bot.settings import Settings
@@ -48,7 +48,7 @@ def run_demo(once: bool, port: int) -> int:
     settings = Settings.from_env(env)
     _say(f"sandbox helpdesk  {sandbox.url}")
 
-    embedder = default_embedder()
+    embedder = make_embedder(settings)
     store = open_store(settings, embedder, writable=True)
     articles = make_helpdesk(settings).articles()
     report = sync_index(store, embedder, articles)

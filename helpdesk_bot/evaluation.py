@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
-from helpdesk_bot.embedding import Embedder, default_embedder
+from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.knowledge import load_jsonl, sync_index
 from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
@@ -114,8 +114,8 @@ def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: 
     return ranked[:limit]
 
 
-def evaluate_retrieval(kb: Path, questions_file: Path, progress: Callable[[int, int], None] | None = None) -> RetrievalReport:
-    embedder = default_embedder()
+def evaluate_retrieval(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None) -> RetrievalReport:
+    embedder = make_embedder(settings)
     report = RetrievalReport()
     questions = [q for q in load_questions(questions_file) if q.gold_ids]
     with fresh_index(kb, embedder) as store:
@@ -153,7 +153,7 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
     from helpdesk_bot.policy import Policy
     from helpdesk_bot.retrieval import Retriever
 
-    embedder = default_embedder()
+    embedder = make_embedder(settings)
     questions = load_questions(questions_file)
     results = []
     with fresh_index(kb, embedder) as store:

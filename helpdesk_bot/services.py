@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
 from helpdesk_bot.policy import load_policy
@@ -56,7 +56,7 @@ def open_ledger(settings: Settings) -> Ledger:
 
 def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
     """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
-    embedder = embedder or default_embedder()
+    embedder = embedder or make_embedder(settings)
     return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
 
 
@@ -65,7 +65,7 @@ def make_helpdesk(settings: Settings):
 
 
 def build_answerer(settings: Settings) -> Answerer:
-    embedder = default_embedder()
+    embedder = make_embedder(settings)
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder),
         drafter=make_drafter(settings),

@@ -50,6 +50,9 @@ class Settings:
     openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
     openai_model: str
+    embedder: str
+    openai_embedding_model: str
+    openai_embedding_dimension: int
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
 
@@ -90,6 +93,9 @@ class Settings:
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
+            embedder=_str(env, "HELPDESK_EMBEDDER", "minilm"),
+            openai_embedding_model=_str(env, "OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+            openai_embedding_dimension=_int(env, "OPENAI_EMBEDDING_DIMENSIONS", 512),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
         )
@@ -108,6 +114,8 @@ class Settings:
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
                     "(GET /api/v2/webhooks/{id}/signing_secret)"
                 )
+        if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
+            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.policy_path and not self.policy_path.is_file():
