@@ -234,6 +234,30 @@ def evaluate_groundedness(tsv: Path) -> None:
     click.echo(json.dumps(evaluation.evaluate_groundedness(tsv)))
 
 
+@main.command()
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
+    """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
+    from helpdesk_bot import calibration, evaluation
+
+    settings = _settings()
+    results = evaluation.run_answering(kb, questions, settings, calibrated=False,
+                                       progress=None if as_json else _progress("questions"))
+    raw, correct = [r.confidence for r in results], [r.correct for r in results]
+    fitted = calibration.fit(raw, correct)
+    fitted.save(settings.calibration_path)
+    report = {"n": len(results), **calibration.cross_validated_error(raw, correct),
+              "saved": str(settings.calibration_path)}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
+               f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
+    click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+
+
 @main.group()
 def deadletter() -> None:
     """Tickets that failed after every retry."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
 from helpdesk_bot.drafting import cited_sources
 from helpdesk_bot.groundedness import grounding
@@ -82,7 +83,8 @@ def risk(signals: list[RiskSignal]) -> Component:
     return Component("risk", lowest / 100, 0.0, "; ".join(f"{s.reason} (cap {s.cap})" for s in signals))
 
 
-def score(ticket: Ticket, sources: list[Source], draft: Draft) -> Confidence:
+def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None = None) -> Confidence:
+    """Weigh the components, map through the calibration if there is one, then apply the caps."""
     signals = risk_signals(ticket)
     components = (
         retrieval_strength(sources),
@@ -92,7 +94,8 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft) -> Confidence:
         drafter_answered(draft),
         risk(signals),
     )
-    value = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
+    raw = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
+    value = round(100 * calibration.apply(raw)) if calibration else raw
     caps: list[str] = []
     if draft.declined:
         value = 0
@@ -101,4 +104,4 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft) -> Confidence:
         if value > signal.cap:
             caps.append(f"{signal.reason}: score held at {signal.cap}")
     value = min([value] + [s.cap for s in signals])
-    return Confidence(score=value, components=components, caps=tuple(caps))
+    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)

@@ -105,9 +105,10 @@ class Component:
 
 @dataclass(frozen=True)
 class Confidence:
-    score: int  # 0-100
+    score: int  # 0-100: the calibrated probability of a correct answer when a calibration is loaded
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
+    raw: int | None = None  # the weighted score before calibration
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}

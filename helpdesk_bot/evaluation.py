@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.knowledge import load_jsonl, sync_index
@@ -147,7 +148,8 @@ def as_ticket(question: Question):
                   messages=(*turns, Message("customer", question.question)))
 
 
-def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None) -> list[Answered]:
+def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None,
+                  calibrated: bool = True) -> list[Answered]:
     from helpdesk_bot.drafting import make_drafter
     from helpdesk_bot.pipeline import Answerer
     from helpdesk_bot.policy import Policy
@@ -157,7 +159,8 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
     questions = load_questions(questions_file)
     results = []
     with fresh_index(kb, embedder) as store:
-        answerer = Answerer(Retriever(store, embedder), make_drafter(settings), Policy())
+        calibration = Calibration.load(settings.calibration_path) if calibrated else None
+        answerer = Answerer(Retriever(store, embedder), make_drafter(settings), Policy(), calibration)
         for done, question in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]

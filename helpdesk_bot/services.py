@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.ledger import Ledger
@@ -70,6 +71,7 @@ def build_answerer(settings: Settings) -> Answerer:
         retriever=Retriever(open_store(settings, embedder), embedder),
         drafter=make_drafter(settings),
         policy=load_policy(settings.policy_path),
+        calibration=Calibration.load(settings.calibration_path),
     )
 
 

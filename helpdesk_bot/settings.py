@@ -37,6 +37,7 @@ class Settings:
     qdrant_collection: str
     database_url: str
     policy_path: Path | None
+    calibration_path: Path  # written by `helpdesk-bot calibrate`, loaded by workers when present
     # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
     zendesk_subdomain: str | None
     zendesk_email: str | None
@@ -82,6 +83,7 @@ class Settings:
             qdrant_collection=_str(env, "QDRANT_COLLECTION", "knowledge"),
             database_url=database_url,
             policy_path=Path(policy) if policy else None,
+            calibration_path=Path(_str(env, "HELPDESK_CALIBRATION") or data_dir / "calibration.json"),
             zendesk_subdomain=_str(env, "ZENDESK_SUBDOMAIN"),
             zendesk_email=_str(env, "ZENDESK_EMAIL"),
             zendesk_api_token=_str(env, "ZENDESK_API_TOKEN"),
