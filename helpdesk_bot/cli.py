@@ -235,6 +235,41 @@ def evaluate_groundedness(tsv: Path) -> None:
 
 
 @main.command()
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
+    """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
+    import time as _time
+
+    from helpdesk_bot import evaluation
+    from helpdesk_bot.services import build_answerer, make_helpdesk
+
+    settings = _settings()
+    answerer = build_answerer(settings)
+    try:
+        rows = evaluation.run_backtest(make_helpdesk(settings), answerer, answerer.retriever.embedder,
+                                       since=int(_time.time()) - days * 86400, limit=limit,
+                                       progress=None if as_json else _progress("tickets"))
+    except HelpdeskBotError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = evaluation.backtest_report(rows, target_precision, min_tickets)
+    if report_path:
+        evaluation.write_report(report_path, "Backtest on solved tickets", summary)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{summary['n']} solved tickets; auroc {summary['auroc']}; recommended threshold "
+               f"{summary['threshold']} (precision {summary['precision']}, coverage {summary['coverage']})")
+    for tag, tag_summary in summary["per_tag"].items():
+        click.echo(f"  tag {tag:<20} n={tag_summary['n']:<5} threshold {tag_summary['threshold']}  "
+                   f"precision {tag_summary['precision']}  coverage {tag_summary['coverage']}")
+
+
+@main.command()
 @click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True)

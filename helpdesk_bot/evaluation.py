@@ -234,7 +234,12 @@ def write_report(path: Path, title: str, summary: dict) -> None:
         x = xy(summary["threshold"], 0).split(",")[0]
         marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
     legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
-    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items() if k != "curve")
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items() if k not in ("curve", "per_tag"))
+    tags = "".join(f"<tr><td>{tag}</td><td>{s['n']}</td><td>{s['threshold']}</td><td>{s['precision']}</td>"
+                   f"<td>{s['coverage']}</td></tr>" for tag, s in summary.get("per_tag", {}).items())
+    if tags:
+        rows += ("<tr><th colspan=2>per tag</th></tr><tr><td colspan=2><table><tr><th>tag</th><th>n</th>"
+                 f"<th>threshold</th><th>precision</th><th>coverage</th></tr>{tags}</table></td></tr>")
     path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
         f"<h1>{title}</h1><table>{rows}</table>"
@@ -265,3 +270,53 @@ def evaluate_groundedness(tsv: Path) -> dict:
             (flagged if label == "Not fully attributable" else supported).append(risk)
     return {"n": len(flagged) + len(supported), "not_fully_attributable": len(flagged),
             "auroc": round(auroc(flagged, supported), 4)}
+
+
+# --- Backtest: past solved tickets, the draft against what the agent actually answered ----
+
+AGREEMENT = 0.6  # cosine of draft and agent answer above which the draft "says the same"
+
+
+def run_backtest(helpdesk, answerer, embedder: Embedder, since: int, limit: int,
+                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """For each solved ticket: the bot's confidence, and whether its draft agrees with the agent."""
+    pairs = helpdesk.solved_tickets(since=since, limit=limit)
+    rows = []
+    for done, (ticket, answer) in enumerate(pairs, 1):
+        outcome = answerer.answer(ticket)
+        agrees = False
+        if not outcome.draft.declined:
+            draft_vector, answer_vector = embedder.embed([outcome.draft.text, answer])
+            agrees = float(draft_vector @ answer_vector) >= AGREEMENT
+        rows.append({"ticket_id": ticket.id, "tags": sorted(ticket.tags), "confidence": outcome.confidence.score,
+                     "agrees": agrees})
+        if progress:
+            progress(done, len(pairs))
+    return rows
+
+
+def backtest_report(rows: list[dict], target_precision: float = 0.95, min_tickets: int = 5) -> dict:
+    """The answering report over all tickets, and a recommended threshold per tag with enough tickets."""
+    def summary(subset: list[dict]) -> dict:
+        curve = []
+        for threshold in range(0, 101):
+            sent = [r for r in subset if r["confidence"] >= threshold and r["confidence"] > 0]
+            good = sum(r["agrees"] for r in sent)
+            curve.append({"threshold": threshold, "sent": len(sent),
+                          "precision": round(good / len(sent), 4) if sent else 1.0,
+                          "coverage": round(good / len(subset), 4) if subset else 0.0})
+        best = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
+        agreeing = [r["confidence"] for r in subset if r["agrees"]]
+        other = [r["confidence"] for r in subset if not r["agrees"]]
+        return {"n": len(subset), "auroc": round(auroc(agreeing, other), 4) if agreeing and other else None,
+                "threshold": best["threshold"] if best else None,
+                "precision": best["precision"] if best else None,
+                "coverage": best["coverage"] if best else 0.0, "curve": curve}
+
+    tags = sorted({t for r in rows for t in r["tags"]})
+    per_tag = {}
+    for tag in tags:
+        subset = [r for r in rows if tag in r["tags"]]
+        if len(subset) >= min_tickets:
+            per_tag[tag] = {k: v for k, v in summary(subset).items() if k != "curve"}
+    return {**summary(rows), "target_precision": target_precision, "per_tag": per_tag}

@@ -125,6 +125,28 @@ class ZendeskHelpdesk:
             if not a.draft and (self.include_restricted or a.user_segment_id is None)
         ]
 
+    def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
+        """Past solved tickets as (the customer's question, the agent's final public answer).
+
+        From the cursor-based incremental export (Incremental Exports API); tickets the bot
+        answered itself, and tickets without a public agent answer, are left out.
+        """
+        out: list[tuple[Ticket, str]] = []
+        for raw in self._call(lambda: list(self.client.tickets.incremental(start_time=since))):
+            if len(out) >= limit:
+                break
+            if raw.status not in ("solved", "closed") or "ai_answered" in (raw.tags or []):
+                continue
+            ticket = self.fetch_ticket(str(raw.id))
+            first_answer = next((i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public), None)
+            if first_answer is None:
+                continue
+            answer = [m.text for m in ticket.messages if m.author == "agent" and m.public][-1]
+            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:first_answer]})
+            if asked.latest_customer_message:
+                out.append((asked, answer))
+        return out
+
     def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
         ticket = ZenpyTicket(id=int(ticket_id))
         ticket.comment = Comment(html_body=html, public=public, author_id=self.bot_agent_id)
