@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.domain import Decision, Outcome, Ticket
+from helpdesk_bot.domain import Outcome, Ticket
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import Throttled, TransientError
 from helpdesk_bot.ledger import Ledger
