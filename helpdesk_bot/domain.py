@@ -117,6 +117,7 @@ class Decision:
     code: str = ""
     # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
     would_send: bool = False
+    policy_version: str = ""  # fingerprint of the policy that decided
 
 
 @dataclass(frozen=True)

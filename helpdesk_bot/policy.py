@@ -28,6 +28,7 @@ import os
 import threading
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from helpdesk_bot.domain import Confidence, Decision, Draft, Ticket
@@ -117,7 +118,7 @@ class Policy:
         rule = self.rule_for(probe)
         return (rule.threshold, rule.describe()) if rule else (self.threshold, "default threshold")
 
-    @property
+    @cached_property
     def version(self) -> str:
         """A short fingerprint of the policy, recorded with every decision."""
         return hashlib.sha256(policy_to_toml(self).encode()).hexdigest()[:12]
@@ -137,7 +138,7 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     """Decide what happens to a ticket; a pure function of its inputs."""
     rule = policy.rule_for(ticket)
     threshold, described = (rule.threshold, rule.describe()) if rule else (policy.threshold, "default threshold")
-    escalate = dict(action="escalate", threshold=threshold, rule=described,
+    escalate = dict(action="escalate", threshold=threshold, rule=described, policy_version=policy.version,
                     escalation_group_id=policy.escalation_group_id, tags=(ESCALATED_TAG,))
     if policy.kill_switch:
         return Decision(**{**escalate, "rule": "kill switch"}, code="kill_switch",
@@ -172,6 +173,7 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
         status_after_reply=policy.reply_status,
         tags=(ANSWERED_TAG,),
         would_send=True,
+        policy_version=policy.version,
     )
 
 
