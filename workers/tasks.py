@@ -86,6 +86,27 @@ def reindex_help_center() -> dict:
 
     p = pipeline()
     articles = p.helpdesk.articles()
-    report = sync_index(p.retriever.store, p.retriever.embedder, articles)
+    report = sync_index(p.answerer.retriever.store, p.answerer.retriever.embedder, articles)
+    p.ledger.record_indexed_articles(articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
+
+
+@celery_app.task
+def check_outcomes() -> dict:
+    """Record what became of recent answers: reopens within 72 h, agent feedback, CSAT."""
+    from helpdesk_bot.outcomes import check_outcomes as check
+
+    p = pipeline()
+    counts = check(p.ledger, {p.helpdesk.name: p.helpdesk})
+    log.info("outcomes: %s", counts)
+    return counts
+
+
+@celery_app.task
+def refresh_topics() -> int:
+    """Cluster recent tickets into topics for the dashboard's common questions and knowledge gaps."""
+    from helpdesk_bot.topics import refresh_topics as refresh
+
+    p = pipeline()
+    return refresh(p.ledger, p.answerer.retriever.embedder)
