@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import time
@@ -397,6 +398,8 @@ class Ledger(_OutcomesMixin):
         from alembic import command
         from alembic.config import Config
 
+        if self.schema_revision() == self.head_revision():
+            return  # the usual case at start: nothing to do, and no lock to wait for
         with self._migration_lock(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
@@ -418,6 +421,7 @@ class Ledger(_OutcomesMixin):
             return db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     @staticmethod
+    @functools.cache
     def head_revision() -> str:
         from alembic.config import Config
         from alembic.script import ScriptDirectory
