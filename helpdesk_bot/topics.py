@@ -227,7 +227,9 @@ def suggest_outline(answers: list[str], examples: list[str], limit: int = 6) -> 
 
 
 def suggest_title(topic: Topic) -> str:
-    label = topic.label.rstrip("…")
+    """The most central gap question of the topic, as an article title."""
+    gap = topic.gap_tickets
+    label = (label_of(gap[0].question) if gap else topic.label).rstrip("…")
     if re.match(r"(?i)^(how|what|why|when|where|can|do|does|is|are)\b", label):
         return label[0].upper() + label[1:] + "?"
     return label[0].upper() + label[1:] if label else "Untitled"

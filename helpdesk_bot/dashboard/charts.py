@@ -66,8 +66,8 @@ def stacked_bars(labels: list[str], stacks: list[tuple[str, list[int], str]], wi
     return "".join(parts) + "</svg>"
 
 
-def hbars(items: list[tuple[str, float]], width: int = 420, title: str = "", color: str = PALETTE["bar"]) -> str:
-    row, label_w = 24, 190
+def hbars(items: list[tuple[str, float]], width: int = 480, title: str = "", color: str = PALETTE["bar"]) -> str:
+    row, label_w = 24, 240
     height = max(row * len(items) + 8, 32)
     peak = max([v for _, v in items] + [1])
     parts = [_open(width, height, title)]
