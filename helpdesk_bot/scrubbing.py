@@ -15,7 +15,7 @@ _PATTERNS = (
     (re.compile(r"(?i)\b(token|api[_-]?key|secret|password|passwd)\b(\s*[:=]\s*)(?!\[)\S+"), r"\1\2[secret]"),
     (re.compile(r"\b(?:sk|pk|rk|ghp|gho|xox[abp])[-_][A-Za-z0-9_-]{12,}\b"), "[secret]"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{5,}\b"), "[secret]"),  # JWT
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[number]"),  # card and account numbers
+    (re.compile(r"\b\d(?:[ -]?\d){12,18}\b"), "[number]"),  # card and account numbers
 )
 _PHONE = re.compile(r"(?<![\w/])\+?\(?\d[\d\s().-]{7,}\d(?![\w/])")
 
