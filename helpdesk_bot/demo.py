@@ -20,7 +20,7 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.services import broker_url, make_helpdesk, open_ledger, open_store
 from helpdesk_bot.settings import Settings
@@ -50,11 +50,11 @@ def run_demo(once: bool, port: int) -> int:
     settings = Settings.from_env(env)
     _say(f"sandbox helpdesk  {sandbox.url}")
 
-    embedder = default_embedder()
-    store = open_store(settings, embedder)
+    embedder = make_embedder(settings)
+    store = open_store(settings, embedder, writable=True)
     articles = make_helpdesk(settings).articles()
     report = sync_index(store, embedder, articles)
-    store.close()  # the worker process opens the embedded index next
+    store.close()  # publishes the index for the worker
     open_ledger(settings).record_indexed_articles(articles)
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 

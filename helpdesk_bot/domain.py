@@ -44,6 +44,16 @@ class Ticket:
         return latest
 
 
+    @property
+    def search_query(self) -> str:
+        """What to search the knowledge for: the subject and the customer's recent messages.
+
+        Earlier turns carry the context a follow-up leaves out ("and on Android?").
+        """
+        said = [m.text for m in self.messages if m.author == "customer" and m.public][-3:]
+        return "\n".join(part for part in (self.subject, *said) if part.strip())
+
+
 @dataclass(frozen=True)
 class TicketEvent:
     """A webhook delivery, normalised: which ticket, what happened, and its delivery id."""
@@ -95,9 +105,10 @@ class Component:
 
 @dataclass(frozen=True)
 class Confidence:
-    score: int  # 0-100
+    score: int  # 0-100: the calibrated probability of a correct answer when a calibration is loaded
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
+    raw: int | None = None  # the weighted score before calibration
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}

@@ -202,6 +202,15 @@ question_vectors = sa.Table(
     sa.Column("vector", sa.LargeBinary, nullable=False),
 )
 
+index_runs = sa.Table(
+    "index_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),  # IndexReport.as_dict() as JSON
+)
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -592,6 +601,15 @@ class Ledger(_OutcomesMixin):
             query = query.where(dead_letters.c.replayed_at.is_(None))
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query.order_by(dead_letters.c.id))]
+
+    def record_index_run(self, source: str, report: dict) -> None:
+        with self.engine.begin() as db:
+            db.execute(index_runs.insert().values(source=source[:200], finished_at=time.time(), report=json.dumps(report)))
+
+    def index_runs(self, limit: int = 10) -> list[dict]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(index_runs).order_by(index_runs.c.id.desc()).limit(limit))
+            return [{**dict(r._mapping), "report": json.loads(r.report)} for r in rows]
 
     def mark_replayed(self, dead_letter_id: int) -> int:
         """Mark a dead letter replayed and reset its event for another run; return the event id."""

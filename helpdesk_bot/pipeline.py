@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from helpdesk_bot import confidence
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import Decision, Outcome, Ticket
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import Throttled, TransientError
@@ -31,16 +32,17 @@ class Answerer:
     retriever: Retriever
     drafter: Drafter
     policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
+    calibration: Calibration | None = None
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.question)
+            sources = self.retriever.retrieve(ticket.search_query)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
-            score = confidence.score(ticket, sources, draft)
+            score = confidence.score(ticket, sources, draft, self.calibration)
             decision = decide(ticket, draft, score, self.policy.current())
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 

@@ -47,6 +47,7 @@ class Settings:
     qdrant_collection: str
     database_url: str
     policy_path: Path | None
+    calibration_path: Path  # written by `helpdesk-bot calibrate`, loaded by workers when present
     # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
     zendesk_subdomain: str | None
     zendesk_email: str | None
@@ -55,10 +56,14 @@ class Settings:
     zendesk_webhook_secret: str | None = field(repr=False)
     zendesk_bot_agent_id: int | None
     sandbox_url: str | None  # where the sandbox helpdesk listens when it stands in for Zendesk
+    include_restricted_articles: bool  # index articles limited to signed-in users or agents
     # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
     openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
     openai_model: str
+    embedder: str
+    openai_embedding_model: str
+    openai_embedding_dimension: int
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
     # Dashboard and its APIs.
@@ -94,6 +99,7 @@ class Settings:
             qdrant_collection=_str(env, "QDRANT_COLLECTION", "knowledge"),
             database_url=database_url,
             policy_path=Path(policy) if policy else None,
+            calibration_path=Path(_str(env, "HELPDESK_CALIBRATION") or data_dir / "calibration.json"),
             zendesk_subdomain=_str(env, "ZENDESK_SUBDOMAIN"),
             zendesk_email=_str(env, "ZENDESK_EMAIL"),
             zendesk_api_token=_str(env, "ZENDESK_API_TOKEN"),
@@ -101,9 +107,13 @@ class Settings:
             zendesk_webhook_secret=_str(env, "ZENDESK_WEBHOOK_SECRET"),
             zendesk_bot_agent_id=_int(env, "ZENDESK_BOT_AGENT_ID", 0) or None,
             sandbox_url=_str(env, "SANDBOX_URL"),
+            include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
+            embedder=_str(env, "HELPDESK_EMBEDDER", "minilm"),
+            openai_embedding_model=_str(env, "OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+            openai_embedding_dimension=_int(env, "OPENAI_EMBEDDING_DIMENSIONS", 512),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
             secret_key=_str(env, "HELPDESK_SECRET_KEY"),
@@ -127,6 +137,8 @@ class Settings:
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
                     "(GET /api/v2/webhooks/{id}/signing_secret)"
                 )
+        if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
+            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.policy_path and not self.policy_path.is_file():

@@ -92,6 +92,23 @@ def test_database_of_the_first_release_is_stamped_upgraded_and_keeps_its_rows(em
     assert ledger.get_event(1).status == "done"
 
 
+def test_database_created_with_index_runs_before_migrations_is_upgraded(empty_database_url):
+    engine = sa.create_engine(empty_database_url)
+    FIRST_RELEASE.create_all(engine)
+    later = sa.MetaData()
+    sa.Table("index_runs", later, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("source", sa.String(200), nullable=False), sa.Column("finished_at", sa.Float, nullable=False),
+             sa.Column("report", sa.Text, nullable=False))
+    later.create_all(engine)
+    with engine.begin() as db:
+        db.execute(sa.text("INSERT INTO index_runs (source, finished_at, report) VALUES ('kb.jsonl', 1, '{}')"))
+    engine.dispose()
+    ledger = Ledger(empty_database_url)
+    ledger.migrate()
+    assert schema_differences(empty_database_url) == []
+    assert [r["source"] for r in ledger.index_runs()] == ["kb.jsonl"]
+
+
 def test_processes_starting_together_migrate_once(empty_database_url):
     errors = []
     barrier = threading.Barrier(3)

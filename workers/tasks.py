@@ -84,9 +84,17 @@ def reindex_help_center() -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles."""
     from helpdesk_bot.knowledge import sync_index
 
+    from helpdesk_bot.services import open_store
+
     p = pipeline()
+    embedder = p.answerer.retriever.embedder
     articles = p.helpdesk.articles()
-    report = sync_index(p.answerer.retriever.store, p.answerer.retriever.embedder, articles)
+    store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
+    try:
+        report = sync_index(store, embedder, articles)
+    finally:
+        store.close()
+    p.ledger.record_index_run(f"nightly: {p.helpdesk.name}", report.as_dict())
     p.ledger.record_indexed_articles(articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()

@@ -234,9 +234,9 @@ def gaps_csv():
 @blueprint.post("/topics/refresh")
 @login_required
 def refresh_topics():
-    from helpdesk_bot.embedding import default_embedder
+    from helpdesk_bot.embedding import make_embedder
 
-    embedder = current_app.extensions.get("embedder") or default_embedder()
+    embedder = current_app.extensions.get("embedder") or make_embedder(current_app.extensions["settings"])
     current_app.extensions["embedder"] = embedder
     count = topics.refresh_topics(ledger(), embedder)
     flash(f"Topics recomputed: {count} topics.")
