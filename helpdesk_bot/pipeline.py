@@ -15,7 +15,7 @@ from helpdesk_bot.domain import Outcome, Ticket
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import Throttled, TransientError
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.policy import ESCALATED_TAG, Policy, decide
+from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import escape
 from integrations.helpdesk import Helpdesk
@@ -31,7 +31,7 @@ class Answerer:
 
     retriever: Retriever
     drafter: Drafter
-    policy: Policy
+    policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
     calibration: Calibration | None = None
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
@@ -43,7 +43,7 @@ class Answerer:
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
             score = confidence.score(ticket, sources, draft, self.calibration)
-            decision = decide(ticket, draft, score, self.policy)
+            decision = decide(ticket, draft, score, self.policy.current())
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 
 
@@ -110,7 +110,7 @@ class Pipeline:
             key = f"{action_key(stored.event)}:failure"
             try:
                 if self.ledger.claim_action(key, event_id, "note", html) is not None:
-                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.escalation_group_id, (ESCALATED_TAG,))
+                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.current().escalation_group_id, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
             except Exception:  # the helpdesk itself may be what failed; the dead letter remains
