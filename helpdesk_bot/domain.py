@@ -44,6 +44,16 @@ class Ticket:
         return latest
 
 
+    @property
+    def search_query(self) -> str:
+        """What to search the knowledge for: the subject and the customer's recent messages.
+
+        Earlier turns carry the context a follow-up leaves out ("and on Android?").
+        """
+        said = [m.text for m in self.messages if m.author == "customer" and m.public][-3:]
+        return "\n".join(part for part in (self.subject, *said) if part.strip())
+
+
 @dataclass(frozen=True)
 class TicketEvent:
     """A webhook delivery, normalised: which ticket, what happened, and its delivery id."""
@@ -95,9 +105,10 @@ class Component:
 
 @dataclass(frozen=True)
 class Confidence:
-    score: int  # 0-100
+    score: int  # 0-100: the calibrated probability of a correct answer when a calibration is loaded
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
+    raw: int | None = None  # the weighted score before calibration
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}
@@ -112,6 +123,12 @@ class Decision:
     status_after_reply: str = "pending"
     escalation_group_id: int | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # Why, as a code the dashboard counts: "" when sent; else kill_switch, declined,
+    # always_human, below_threshold, outside_rollout or shadow.
+    code: str = ""
+    # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
+    would_send: bool = False
+    policy_version: str = ""  # fingerprint of the policy that decided
 
 
 @dataclass(frozen=True)
@@ -137,4 +154,24 @@ class Outcome:
             "reasons": list(self.decision.reasons),
             "rule": self.decision.rule,
             "threshold": self.decision.threshold,
+            "would_send": self.decision.would_send,
         }
+
+
+@dataclass(frozen=True)
+class TimedMessage:
+    author: Author
+    text: str
+    public: bool
+    created_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class TicketHistory:
+    """What happened on a ticket after the bot acted, as the helpdesk reports it."""
+
+    status: str
+    tags: frozenset[str]
+    messages: tuple[TimedMessage, ...]
+    satisfaction: str | None = None  # good | bad | offered; None when the helpdesk has none
+    satisfaction_comment: str = ""

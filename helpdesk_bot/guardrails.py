@@ -154,10 +154,10 @@ def hold_unsafe(decision: Decision, ticket: Ticket, draft: Draft, sources: list[
     if not findings:
         return decision
     if decision.action == "escalate":
-        return replace(decision, reasons=decision.reasons + tuple(findings))
-    return Decision(action="escalate", threshold=decision.threshold, rule="guardrails",
-                    reasons=("held back by a guardrail, whatever the confidence",) + tuple(findings),
-                    escalation_group_id=policy.escalation_group_id, tags=(ESCALATED_TAG,))
+        return replace(decision, reasons=decision.reasons + tuple(findings), would_send=False)
+    return replace(decision, action="escalate", rule="guardrails", code="guardrail", would_send=False,
+                   reasons=("held back by a guardrail, whatever the confidence",) + tuple(findings),
+                   escalation_group_id=policy.escalation_group_id, tags=(ESCALATED_TAG,))
 
 
 def _words(text: str) -> list[str]:

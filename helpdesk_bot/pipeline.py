@@ -10,12 +10,13 @@ import time
 from dataclasses import dataclass
 
 from helpdesk_bot import confidence
-from helpdesk_bot.domain import Decision, Outcome, Ticket
+from helpdesk_bot.calibration import Calibration
+from helpdesk_bot.domain import Outcome, Ticket
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, Throttled
 from helpdesk_bot.guardrails import hold_unsafe
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.policy import ESCALATED_TAG, Policy, decide
+from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import escape
 from integrations.helpdesk import Helpdesk
@@ -32,19 +33,21 @@ class Answerer:
 
     retriever: Retriever
     drafter: Drafter
-    policy: Policy
+    policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
+    calibration: Calibration | None = None
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.question)
+            sources = self.retriever.retrieve(ticket.search_query)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
-            score = confidence.score(ticket, sources, draft)
-            decision = decide(ticket, draft, score, self.policy)
-            decision = hold_unsafe(decision, ticket, draft, list(sources), self.policy, prompts=(SYSTEM_PROMPT,))
+            score = confidence.score(ticket, sources, draft, self.calibration)
+            policy = self.policy.current()
+            decision = decide(ticket, draft, score, policy)
+            decision = hold_unsafe(decision, ticket, draft, list(sources), policy, prompts=(SYSTEM_PROMPT,))
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 
 
@@ -118,7 +121,7 @@ class Pipeline:
                 if self._outcome_posted(action_key(stored.event)):
                     notified = True  # the reply or note is on the ticket: a second comment would be noise
                 elif self.ledger.claim_action(key, event_id, "note", html) is not None:
-                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.escalation_group_id, (ESCALATED_TAG,))
+                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.current().escalation_group_id, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
             except Exception:  # the helpdesk itself may be what failed; the dead letter remains

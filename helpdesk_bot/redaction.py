@@ -1,9 +1,9 @@
 """Redaction of personal data and secrets before text leaves for the LLM, the index, the logs
 or Sentry.
 
-Found and replaced by a placeholder naming the kind: e-mail addresses `[EMAIL]`, phone numbers
-`[PHONE]`, payment card numbers that pass the Luhn check `[CARD]`, IBANs whose mod-97 checksum
-holds `[IBAN]`, and API keys, tokens and passwords `[SECRET]`. Checksums keep order numbers,
+Found and replaced by a placeholder naming the kind: e-mail addresses `[email]`, phone numbers
+`[phone]`, payment card numbers that pass the Luhn check `[card]`, IBANs whose mod-97 checksum
+holds `[iban]`, and API keys, tokens and passwords `[secret]`. Checksums keep order numbers,
 invoice numbers and dates out of the net; recall and precision are measured on
 tests/data/pii_labelled.jsonl (see docs/reliability.md).
 """
@@ -85,27 +85,14 @@ def find_pii(text: str) -> list[Span]:
 
 
 def redact(text: str) -> str:
-    """`text` with every span `find_pii` finds replaced by `[KIND]`."""
+    """`text` with every span `find_pii` finds replaced by `[kind]`."""
     if not text:
         return text
     out, last = [], 0
     for span in find_pii(text):
-        out += [text[last:span.start], f"[{span.kind}]"]
+        out += [text[last:span.start], f"[{span.kind.lower()}]"]
         last = span.end
     return "".join(out) + text[last:]
-
-
-def redact_data(value):
-    """Redact every string inside nested dicts, lists and tuples (a Sentry event, a log payload)."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {k: redact_data(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_data(v) for v in value]
-    if isinstance(value, tuple):
-        return tuple(redact_data(v) for v in value)
-    return value
 
 
 def luhn_valid(number: str) -> bool:
@@ -168,7 +155,7 @@ def _without_overlaps(spans: list[Span]) -> list[Span]:
     return sorted(chosen, key=lambda s: s.start)
 
 
-# --- logs and Sentry ---------------------------------------------------------------------------
+# --- logs (Sentry events: helpdesk_bot/scrubbing.py) ---------------------------------------------------------------------------
 
 _previous_factory = None
 
@@ -191,8 +178,3 @@ def redact_log_records() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
-
-
-def scrub_sentry_event(event: dict, hint=None) -> dict:
-    """Sentry `before_send` / `before_breadcrumb`: redact every string in the event."""
-    return redact_data(event)

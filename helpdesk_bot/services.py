@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import threading
 
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.errors import ConfigError
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
-from helpdesk_bot.policy import load_policy
+from helpdesk_bot.policy import PolicyFile
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.vectorstore import KnowledgeStore
@@ -39,7 +39,8 @@ def broker_url(settings: Settings) -> str:
 def init_sentry(settings: Settings) -> None:
     """Redact personal data and secrets from every log record, and from Sentry's reports when
     SENTRY_DSN is set (the web app and the workers both start here)."""
-    from helpdesk_bot.redaction import redact_log_records, scrub_sentry_event
+    from helpdesk_bot.redaction import redact_log_records
+    from helpdesk_bot.scrubbing import scrub_sentry_event
 
     redact_log_records()
     if not settings.sentry_dsn:
@@ -54,21 +55,17 @@ def init_sentry(settings: Settings) -> None:
 
 
 def open_ledger(settings: Settings) -> Ledger:
+    """The ledger, its schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(settings.database_url)
-    ledger.create_schema()
+    ledger = Ledger(settings.database_url, price_per_mtok=settings.llm_price_per_mtok)
+    ledger.migrate()
     return ledger
 
 
-def open_store(settings: Settings, embedder=None) -> KnowledgeStore:
-    """The knowledge index; the embedded one opens in one process at a time."""
-    embedder = embedder or default_embedder()
-    try:
-        return KnowledgeStore.open(settings, embedder.dimension)
-    except RuntimeError as exc:  # qdrant-client local mode: "Storage folder ... is already accessed"
-        raise ConfigError(
-            f"{exc}\nThe embedded index opens in one process at a time: stop the worker first, or set QDRANT_URL."
-        ) from None
+def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
+    """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
+    embedder = embedder or make_embedder(settings)
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
 
 
 def make_helpdesk(settings: Settings):
@@ -76,11 +73,13 @@ def make_helpdesk(settings: Settings):
 
 
 def build_answerer(settings: Settings) -> Answerer:
-    embedder = default_embedder()
+    embedder = make_embedder(settings)
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder),
         drafter=make_drafter(settings),
-        policy=load_policy(settings.policy_path),
+        # Re-read when the file changes: the dashboard's editor takes effect without a restart.
+        policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),
+        calibration=Calibration.load(settings.calibration_path),
     )
 
 

@@ -18,6 +18,16 @@ def _str(env: dict, name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+def _float(env: dict, name: str, default: float) -> float:
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _int(env: dict, name: str, default: int) -> int:
     raw = _str(env, name)
     if raw is None:
@@ -28,16 +38,10 @@ def _int(env: dict, name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def _float(env: dict, name: str, default: float) -> float:
-    raw = _str(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+def _positive_float(env: dict, name: str, default: float) -> float:
+    value = _float(env, name, default)
     if value <= 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}")
+        raise ConfigError(f"{name} must be greater than 0, got {value!r}")
     return value
 
 
@@ -66,6 +70,7 @@ class Settings:
     qdrant_collection: str
     database_url: str = field(repr=False)
     policy_path: Path | None
+    calibration_path: Path  # written by `helpdesk-bot calibrate`, loaded by workers when present
     # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
     zendesk_subdomain: str | None
     zendesk_email: str | None
@@ -74,12 +79,22 @@ class Settings:
     zendesk_webhook_secret: str | None = field(repr=False)
     zendesk_bot_agent_id: int | None
     sandbox_url: str | None  # where the sandbox helpdesk listens when it stands in for Zendesk
+    include_restricted_articles: bool  # index articles limited to signed-in users or agents
     # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
     openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
     openai_model: str
+    embedder: str
+    openai_embedding_model: str
+    openai_embedding_dimension: int
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
+    # Dashboard and its APIs.
+    secret_key: str | None = field(default=None, repr=False)  # None: a per-installation key in data_dir
+    api_token: str | None = field(default=None, repr=False)  # bearer token of the feedback API
+    session_minutes: int = 60  # a dashboard session ends after this long without a request
+    # LLM price in USD per million tokens (prompt, completion), for cost per ticket.
+    llm_price_per_mtok: tuple[float, float] = (0.15, 0.60)
     # Reliability: how long Redis waits before handing a dead worker's task to another, how
     # often beat looks for events whose message was lost, and when a queued event counts as lost.
     visibility_timeout: int = 900
@@ -118,6 +133,7 @@ class Settings:
             qdrant_collection=_str(env, "QDRANT_COLLECTION", "knowledge"),
             database_url=database_url,
             policy_path=Path(policy) if policy else None,
+            calibration_path=Path(_str(env, "HELPDESK_CALIBRATION") or data_dir / "calibration.json"),
             zendesk_subdomain=_str(env, "ZENDESK_SUBDOMAIN"),
             zendesk_email=_str(env, "ZENDESK_EMAIL"),
             zendesk_api_token=_str(env, "ZENDESK_API_TOKEN"),
@@ -125,17 +141,26 @@ class Settings:
             zendesk_webhook_secret=_str(env, "ZENDESK_WEBHOOK_SECRET"),
             zendesk_bot_agent_id=_int(env, "ZENDESK_BOT_AGENT_ID", 0) or None,
             sandbox_url=_str(env, "SANDBOX_URL"),
+            include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
+            embedder=_str(env, "HELPDESK_EMBEDDER", "minilm"),
+            openai_embedding_model=_str(env, "OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+            openai_embedding_dimension=_int(env, "OPENAI_EMBEDDING_DIMENSIONS", 512),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
+            secret_key=_str(env, "HELPDESK_SECRET_KEY"),
+            api_token=_str(env, "HELPDESK_API_TOKEN"),
+            session_minutes=_int(env, "HELPDESK_SESSION_MINUTES", 60),
+            llm_price_per_mtok=(_float(env, "LLM_PRICE_INPUT_PER_MTOK", 0.15),
+                                _float(env, "LLM_PRICE_OUTPUT_PER_MTOK", 0.60)),
             visibility_timeout=_int(env, "HELPDESK_VISIBILITY_TIMEOUT", 900),
-            requeue_interval=_float(env, "HELPDESK_REQUEUE_INTERVAL", 60.0),
+            requeue_interval=_positive_float(env, "HELPDESK_REQUEUE_INTERVAL", 60.0),
             requeue_after=_int(env, "HELPDESK_REQUEUE_AFTER", 1800),
-            retry_backoff=_float(env, "HELPDESK_RETRY_BACKOFF", 2.0),
-            helpdesk_timeout=_float(env, "ZENDESK_TIMEOUT_SECONDS", 15.0),
-            openai_timeout=_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
+            retry_backoff=_positive_float(env, "HELPDESK_RETRY_BACKOFF", 2.0),
+            helpdesk_timeout=_positive_float(env, "ZENDESK_TIMEOUT_SECONDS", 15.0),
+            openai_timeout=_positive_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
             webhook_ip_limit=_rate(env, "HELPDESK_WEBHOOK_RATE_LIMIT", (600, 60)),
             webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
         )
@@ -154,6 +179,8 @@ class Settings:
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
                     "(GET /api/v2/webhooks/{id}/signing_secret)"
                 )
+        if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
+            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.visibility_timeout < 1:
@@ -162,6 +189,33 @@ class Settings:
             raise ConfigError("HELPDESK_REQUEUE_AFTER must be at least 1 (seconds)")
         if self.policy_path and not self.policy_path.is_file():
             raise ConfigError(f"HELPDESK_POLICY points to {self.policy_path}, which is not a file")
+        if self.session_minutes < 1:
+            raise ConfigError("HELPDESK_SESSION_MINUTES must be at least 1")
+        if min(self.llm_price_per_mtok) < 0:
+            raise ConfigError("LLM_PRICE_INPUT_PER_MTOK and LLM_PRICE_OUTPUT_PER_MTOK must not be negative")
+        if self.secret_key is not None and len(self.secret_key) < 16:
+            raise ConfigError("HELPDESK_SECRET_KEY must have at least 16 characters")
+
+    @property
+    def policy_file(self) -> Path:
+        """Where the policy lives: HELPDESK_POLICY, else policy.toml in the data dir (written by the dashboard)."""
+        return self.policy_path or self.data_dir / "policy.toml"
+
+    def dashboard_secret_key(self) -> str:
+        """Signs dashboard sessions; generated once per installation unless HELPDESK_SECRET_KEY is set."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "dashboard_secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:  # web processes starting together: the first one writes it, the others read it
+                fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex())
+                os.link(path.with_suffix(".tmp"), path)
+            except FileExistsError:
+                pass
+        return path.read_text().strip()
 
     def webhook_secret(self) -> str:
         """The Zendesk signing secret; the sandbox's own one when no Zendesk is configured."""

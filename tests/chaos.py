@@ -6,8 +6,8 @@ run: `python -m tests.chaos --tickets 500`). Everything is real: redis-server, C
 and beat processes, the web app over HTTP, the sandbox Zendesk over HTTP, PostgreSQL or a
 shared SQLite file.
 
-Until several processes can share one embedded index, every worker process gets its own copy
-of the index folder (its own HELPDESK_DATA_DIR) and they share REDIS_URL and DATABASE_URL.
+All worker processes share one HELPDESK_DATA_DIR, and so one embedded index (readers copy the
+published version), as well as REDIS_URL and DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -174,10 +174,9 @@ def fresh_database(work_dir: Path) -> tuple[str, callable]:
 def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None = None,
               kill_every: tuple[float, float] = (1.5, 4.0), pace: float = 0.05, timeout: float = 600.0,
               index_dir: Path | None = None, log=print) -> ChaosReport:
-    from helpdesk_bot.embedding import default_embedder
     from helpdesk_bot.knowledge import sync_index
     from helpdesk_bot.ledger import Ledger, ticket_events
-    from helpdesk_bot.services import make_helpdesk, open_store
+    from helpdesk_bot.services import make_embedder, make_helpdesk, open_store
     from helpdesk_bot.settings import Settings
     from helpdesk_bot.webapp import create_app
     from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, SandboxHelpdesk
@@ -214,20 +213,16 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         "PYTHONPATH": str(ROOT),
     }
     template = work_dir / "index-template"
-    if index_dir is not None:  # an index of the same help center, built before
-        shutil.copytree(index_dir / "qdrant", template / "qdrant")
+    if index_dir is not None:  # a published index of the same help center, built before
+        shutil.copytree(index_dir / "knowledge", template / "knowledge")
     else:
         settings = Settings.from_env({**env, "HELPDESK_DATA_DIR": str(template)})
-        embedder = default_embedder()
-        store = open_store(settings, embedder)
+        embedder = make_embedder(settings)
+        store = open_store(settings, embedder, writable=True)
         sync_index(store, embedder, make_helpdesk(settings).articles())
-        store.close()
+        store.close()  # publishes the index for the workers
 
-    pool = []
-    for n in range(workers):
-        data_dir = work_dir / f"worker-{n}"
-        shutil.copytree(template, data_dir)
-        pool.append(WorkerProcess(f"worker-{n}", env, data_dir, logs))
+    pool = [WorkerProcess(f"worker-{n}", env, template, logs) for n in range(workers)]
     beat_dir = work_dir / "beat"
     beat_dir.mkdir()
     with (logs / "beat.log").open("w") as beat_log:

@@ -62,14 +62,14 @@ KNOWLEDGE_LINKS = knowledge_links()
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, help_center_index, embedder):
     data_dir = tmp_path_factory.mktemp("injection")
-    shutil.copytree(help_center_index / "qdrant", data_dir / "qdrant")
+    shutil.copytree(help_center_index / "knowledge", data_dir / "knowledge")
     sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
     llm = OpenAIStandIn().start()
     settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
     store = open_store(settings, embedder)
     retriever = Retriever(store, embedder)
     ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
-    ledger.create_schema()
+    ledger.migrate()
     policy = Policy(threshold=0, escalation_group_id=ESCALATION_GROUP_ID)
     drafters = {"extractive": ExtractiveDrafter(),
                 "llm": OpenAIDrafter(api_key="sk-test", base_url=llm.base_url, model="gpt-4o-mini", timeout=5)}

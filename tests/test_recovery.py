@@ -19,34 +19,12 @@ from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.recovery import RECEIVED_GRACE_SECONDS, requeue_lost_events
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def ledger(request, tmp_path):
-    import os
-    import uuid
-
-    import sqlalchemy as sa
-
-    if request.param == "sqlite":
-        ledger = Ledger(f"sqlite:///{tmp_path}/ledger.db")
-        ledger.create_schema()
-        yield ledger
-        ledger.dispose()
-        return
-    url = os.environ.get("TEST_DATABASE_URL", "").strip()
-    if not url:
-        pytest.skip("PostgreSQL not configured: set TEST_DATABASE_URL")
-    url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    schema = f"recovery_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as db:
-        db.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    ledger = Ledger(f"{url}?options=-csearch_path%3D{schema}")
-    ledger.create_schema()
+@pytest.fixture
+def ledger(database_url):
+    """A migrated, empty ledger on SQLite, and on PostgreSQL when TEST_DATABASE_URL is set."""
+    ledger = Ledger(database_url)
     yield ledger
     ledger.dispose()
-    with admin.begin() as db:
-        db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 def event(ledger: Ledger, n: int, status: str, age: float) -> int:

@@ -100,8 +100,37 @@ def reindex_help_center() -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles."""
     from helpdesk_bot.knowledge import sync_index
 
+    from helpdesk_bot.services import open_store
+
     p = pipeline()
+    embedder = p.answerer.retriever.embedder
     articles = p.helpdesk.articles()
-    report = sync_index(p.retriever.store, p.retriever.embedder, articles)
+    store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
+    try:
+        report = sync_index(store, embedder, articles)
+    finally:
+        store.close()
+    p.ledger.record_index_run(f"nightly: {p.helpdesk.name}", report.as_dict())
+    p.ledger.record_indexed_articles(articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
+
+
+@celery_app.task
+def check_outcomes() -> dict:
+    """Record what became of recent answers: reopens within 72 h, agent feedback, CSAT."""
+    from helpdesk_bot.outcomes import check_outcomes as check
+
+    p = pipeline()
+    counts = check(p.ledger, {p.helpdesk.name: p.helpdesk})
+    log.info("outcomes: %s", counts)
+    return counts
+
+
+@celery_app.task
+def refresh_topics() -> int:
+    """Cluster recent tickets into topics for the dashboard's common questions and knowledge gaps."""
+    from helpdesk_bot.topics import refresh_topics as refresh
+
+    p = pipeline()
+    return refresh(p.ledger, p.answerer.retriever.embedder)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from datetime import datetime
 from functools import cached_property
 
 import requests
@@ -13,7 +14,7 @@ from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import Message, Ticket
+from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.knowledge import Article
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
@@ -39,12 +40,13 @@ class ZendeskHelpdesk:
     name = "zendesk"
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
-                 oauth_token: str | None = None, bot_agent_id: int | None = None,
+                 oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False,
                  timeout: float = TIMEOUT_SECONDS):
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
         self._per_thread = threading.local()
         self._bot_agent_id = bot_agent_id
+        self.include_restricted = include_restricted
 
     @property
     def client(self) -> Zenpy:
@@ -67,9 +69,11 @@ class ZendeskHelpdesk:
             scheme, netloc = url.split("://", 1)
             os.environ["ZENPY_FORCE_SCHEME"] = scheme
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
-            return cls("sandbox", email="bot@orbitask.example", token="sandbox", timeout=settings.helpdesk_timeout)
+            return cls("sandbox", email="bot@orbitask.example", token="sandbox",
+                       include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
-                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, timeout=settings.helpdesk_timeout)
+                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles,
+                   timeout=settings.helpdesk_timeout)
 
     @cached_property
     def bot_agent_id(self) -> int:
@@ -116,14 +120,69 @@ class ZendeskHelpdesk:
             for c in comments
         )
 
+    def ticket_history(self, ticket_id: str) -> TicketHistory:
+        raw = self._call(lambda: self.client.tickets(id=int(ticket_id)))
+        comments = self._call(lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
+        messages = []
+        for comment in comments:
+            author = ("customer" if comment.author_id == raw.requester_id
+                      else "bot" if comment.author_id == self.bot_agent_id else "agent")
+            text = comment.plain_body or html_to_text(comment.html_body or "") or comment.body or ""
+            messages.append(TimedMessage(author=author, text=text.strip(), public=bool(comment.public),
+                                         created_at=_epoch(comment.created_at)))
+        # satisfaction_rating: {"score": "unoffered" | "offered" | "good" | "bad", "comment": ...} (Tickets API)
+        rating = getattr(raw, "satisfaction_rating", None) or {}
+        if not isinstance(rating, dict):
+            rating = getattr(rating, "to_dict", lambda: {})()
+        score = rating.get("score")
+        return TicketHistory(
+            status=raw.status or "new",
+            tags=frozenset(t.lower() for t in (raw.tags or [])),
+            messages=tuple(messages),
+            satisfaction=score if score in ("good", "bad", "offered") else None,
+            satisfaction_comment=rating.get("comment") or "",
+        )
+
     def articles(self) -> list[Article]:
-        """Published Help Center articles; drafts are listed to agents too, and skipped here."""
-        listed = self._call(lambda: list(self.client.help_center.articles()))
+        """Published, public Help Center articles with their category › section breadcrumb.
+
+        The API lists drafts to agents too, and articles restricted to a user segment (signed-in
+        users, agents only): both are skipped unless `include_restricted` is set, because a
+        reply must never quote what the customer may not read.
+        """
+        hc = self.client.help_center
+        listed = self._call(lambda: list(hc.articles()))
+        categories = {c.id: c.name for c in self._call(lambda: list(hc.categories()))}
+        sections = {s.id: f"{categories.get(s.category_id, '')} › {s.name}".strip(" ›")
+                    for s in self._call(lambda: list(hc.sections()))}
         return [
-            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "")
+            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
+                    breadcrumb=sections.get(a.section_id, ""))
             for a in listed
-            if not a.draft
+            if not a.draft and (self.include_restricted or a.user_segment_id is None)
         ]
+
+    def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
+        """Past solved tickets as (the customer's question, the agent's final public answer).
+
+        From the cursor-based incremental export (Incremental Exports API); tickets the bot
+        answered itself, and tickets without a public agent answer, are left out.
+        """
+        out: list[tuple[Ticket, str]] = []
+        for raw in self._call(lambda: list(self.client.tickets.incremental(start_time=since))):
+            if len(out) >= limit:
+                break
+            if raw.status not in ("solved", "closed") or "ai_answered" in (raw.tags or []):
+                continue
+            ticket = self.fetch_ticket(str(raw.id))
+            first_answer = next((i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public), None)
+            if first_answer is None:
+                continue
+            answer = [m.text for m in ticket.messages if m.author == "agent" and m.public][-1]
+            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:first_answer]})
+            if asked.latest_customer_message:
+                out.append((asked, answer))
+        return out
 
     def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
         ticket = ZenpyTicket(id=int(ticket_id))
@@ -158,6 +217,14 @@ class ZendeskHelpdesk:
             raise PermanentError(f"Zendesk refused the request ({status})") from exc
         except ZenpyException as exc:
             raise PermanentError(f"zenpy: {exc}") from exc
+
+
+def _epoch(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not value:
+        return 0.0
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _normalise(text: str) -> str:
