@@ -324,7 +324,9 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 report.tickets_with_one_outcome += 1
             if len(comments) > 1:
                 report.duplicates += 1
-                report.problems.append(f"ticket {ticket_id}: {len(comments)} bot comments")
+                report.problems.append(f"ticket {ticket_id}: {len(comments)} bot comments: " + "; ".join(
+                    f"{'reply' if c['public'] else 'note'} at {c['created_at']}: {c['plain_body'][:60]!r}"
+                    for c in comments))
             if replies > 1:
                 report.double_replies += 1
             if not comments or str(ticket_id) not in finished:

@@ -164,3 +164,22 @@ def test_kombu_scans_for_a_dead_workers_tasks_within_the_visibility_timeout():
         options = redis_transport_options(timeout)
         scan_period = options["unacked_restore_interval"] * options["unacked_restore_throttle"]
         assert options["visibility_timeout"] == timeout and scan_period <= max(timeout / 2, 100)
+
+
+def test_a_posted_note_with_a_table_is_recognised_when_reconciling(tmp_path):
+    """A worker killed after posting must not post again: the note is found on the ticket, even
+    though plain_body runs the table's cells together."""
+    from helpdesk_bot.services import make_helpdesk
+    from helpdesk_bot.settings import Settings
+    from integrations.sandbox import SandboxHelpdesk
+
+    with SandboxHelpdesk() as sandbox:
+        helpdesk = make_helpdesk(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "SANDBOX_URL": sandbox.url}))
+        ticket_id = str(sandbox.create_ticket("Help", "A question", "c@example.com"))
+        note = ("<p><strong>Handed over.</strong> Confidence 41/100.</p><ul><li>weak coverage</li></ul>"
+                "<table><tr><th>component</th><th>value</th></tr><tr><td>retrieval_strength</td><td>0.60</td></tr>"
+                "</table><p>Sources:</p><ul><li><a href=\"https://x.example/a\">Billing</a> (similarity 0.47)</li></ul>")
+        assert not helpdesk.has_bot_comment(ticket_id, note)
+        helpdesk.post_note(ticket_id, note, None, ())
+        assert helpdesk.has_bot_comment(ticket_id, note)
+        assert not helpdesk.has_bot_comment(ticket_id, note.replace("41/100", "42/100"))

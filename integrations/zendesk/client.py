@@ -228,5 +228,6 @@ def _epoch(value) -> float:
 
 
 def _normalise(text: str) -> str:
-    """Words only: Zendesk's plain_body and our HTML-to-text differ in spacing and bullets."""
-    return " ".join(re.findall(r"\w+", text.lower()))
+    """Letters and digits only: Zendesk's plain_body and our HTML-to-text differ in spacing and
+    bullets, and plain_body runs table cells together ("componentvalueweight")."""
+    return "".join(re.findall(r"\w+", text.lower()))
