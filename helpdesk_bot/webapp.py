@@ -21,8 +21,9 @@ from helpdesk_bot.settings import Settings
 from integrations.zendesk import webhook as zendesk_webhook
 
 MAX_BODY_BYTES = 1024 * 1024
-# Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say nothing.
-PUBLIC_ENDPOINTS = frozenset({"zendesk", "healthz", "static"})
+# Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say
+# nothing; the sign-in page and static files are how a login starts.
+PUBLIC_ENDPOINTS = frozenset({"zendesk", "healthz", "readyz", "static", "dashboard.static", "dashboard.login"})
 log = logging.getLogger(__name__)
 
 

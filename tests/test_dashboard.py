@@ -285,7 +285,8 @@ def test_pages_show_the_ledger(site):
 
 def test_metrics_for_prometheus(site):
     answered_ticket(site)
-    text = requests.get(f"{site.url}/metrics", timeout=10).text
+    assert requests.get(f"{site.url}/metrics", timeout=10).status_code == 401  # not without the token
+    text = requests.get(f"{site.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
     assert 'helpdesk_bot_decisions_total{action="auto_send",code=""} 1.0' in text
     assert "helpdesk_bot_dead_letters_open 0.0" in text
     assert "helpdesk_bot_policy_rollout_percent 100.0" in text

@@ -363,11 +363,9 @@ api = Blueprint("api", __name__, url_prefix="/api")
 @api.post("/feedback")
 def post_feedback():
     """Record an agent's verdict on the bot's draft: {ticket_id, rating: good|bad, reason?, agent?, helpdesk?}."""
-    token = current_app.extensions["settings"].api_token
-    if not token:
+    if not current_app.extensions["settings"].api_token:
         return jsonify(error="the feedback API is off: set HELPDESK_API_TOKEN"), 503
-    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+    if not _bearer_token_ok():
         return jsonify(error="missing or wrong bearer token"), 401
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
@@ -391,7 +389,17 @@ def post_feedback():
 # --- /metrics and /readyz -----------------------------------------------------------------------------
 
 
+def _bearer_token_ok() -> bool:
+    """The request carries `Authorization: Bearer <HELPDESK_API_TOKEN>`."""
+    token = current_app.extensions["settings"].api_token
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(sent.strip().encode(), token.encode())
+
+
 def metrics_endpoint():
+    # Counts and policy state are not for everyone: scrapers send the API token.
+    if not _bearer_token_ok():
+        return jsonify(error="send Authorization: Bearer <HELPDESK_API_TOKEN> to read /metrics"), 401
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     registry = current_app.extensions.get("metrics_registry")
