@@ -139,10 +139,9 @@ def feedback(ticket_id: str):
     if decision_id is not None and (isinstance(decision_id, bool) or not isinstance(decision_id, int)):
         return jsonify(error="decision_id must be a number or null"), 400
     ledger = current_app.extensions["ledger"]
-    if decision_id is not None:
-        latest = ledger.latest_decision(HELPDESK, ticket_id)
-        if latest is None or latest["id"] < decision_id:
-            return jsonify(error=f"ticket {ticket_id} has no decision {decision_id}"), 404
+    if decision_id is not None and not any(d["id"] == decision_id and d["helpdesk"] == HELPDESK
+                                           for d in ledger.decisions_for(ticket_id)):
+        return jsonify(error=f"ticket {ticket_id} has no decision {decision_id}"), 404
     feedback_id = ledger.record_draft_feedback(HELPDESK, ticket_id, verdict, reason.strip(),
                                                g.app_caller.agent_id, decision_id)
     return jsonify(status="recorded", id=feedback_id, ticket_id=ticket_id, verdict=verdict), 201

@@ -278,8 +278,11 @@ def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
     try:
         settings = Settings.from_env(require_webhook_secret=False)  # this command is what fetches it
         admin = ZendeskAdmin.from_settings(settings)
-        report = run_setup(admin, product_url, settings.zendesk_bot_agent_id,
-                           load_policy(settings.policy_path).escalation_group_id, dry_run=dry_run)
+        try:
+            report = run_setup(admin, product_url, settings.zendesk_bot_agent_id,
+                               load_policy(settings.policy_path).escalation_group_id, dry_run=dry_run)
+        finally:
+            admin.close()
     except (HelpdeskBotError, SetupError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

@@ -87,6 +87,9 @@ class ZendeskAdmin:
                    auth=(f"{settings.zendesk_email}/token", settings.zendesk_api_token or ""),
                    oauth_token=settings.zendesk_oauth_token)
 
+    def close(self) -> None:
+        self.session.close()
+
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
         url = path if path.startswith("http") else f"{self.base_url}/api/v2/{path}"
         for _ in range(MAX_THROTTLED_WAITS + 1):
