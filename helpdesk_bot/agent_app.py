@@ -13,6 +13,7 @@ against ZENDESK_APP_SECRET before anything is read or run: expiry, the ticket it
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ HELPDESK = "zendesk"  # the sidebar app runs in Zendesk; the sandbox speaks Zend
 TOKEN_LEEWAY_SECONDS = 30  # clock skew between Zendesk's proxy and this server
 MAX_TOKEN_LIFETIME_SECONDS = 3600  # a token whose exp lies further ahead was not made per request
 SOURCE_TITLES_TTL_SECONDS = 60
+CITATION_MARKER = re.compile(r"\s*\[\d+\]")
 
 agent_app = Blueprint("agent_app", __name__, url_prefix="/agent-app/api")
 
@@ -193,8 +195,11 @@ def outcome_view(outcome: Outcome) -> dict:
 def draft_html(text: str, cited: list[dict]) -> str:
     """What "Insert into reply" puts in the editor: the draft's paragraphs and the sources it cites.
 
-    No greeting or signature: agents have their own in macros and the editor.
+    No greeting or signature: agents have their own in macros and the editor. When the sources a
+    stored draft cites are not known, its [n] markers are left out rather than left dangling.
     """
+    if not cited:
+        text = CITATION_MARKER.sub("", text)
     paragraphs = "".join(f"<p>{escape(p.strip()).replace(chr(10), '<br>')}</p>"
                          for p in text.split("\n\n") if p.strip())
     links = "".join(

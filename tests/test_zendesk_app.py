@@ -157,11 +157,13 @@ def test_the_sidebar_shows_the_draft_and_inserts_it_into_the_reply(browser, uplo
         assert all(re.search(r"/hc/en-us/articles/\d+", href) for _, href in links)
         assert all(title and not title.startswith(tuple("0123456789")) for title, _ in links)  # titles, not chunk ids
 
+        page.screenshot(path=str(stack.settings.data_dir / "sidebar.png"), full_page=True)  # to look at when it fails
         page.click("#insert")
         page.wait_for_selector("text=Draft inserted into your reply.")
         [[name, html]] = zaf_calls(page, "invoke")[-1:]
         assert name == "ticket.editor.insert"
         assert first_line[:40] in html and html.startswith("<p>")
+        assert not re.search(r"\[\d+\]", html)  # the stored draft's citations are unknown: no dangling [1]
         # Every request went through the proxy with a token the product accepted.
         assert [(s["method"], s["status"]) for s in proxy.sent] == [("GET", 200)]
         [request] = zaf_calls(page, "request")

@@ -80,7 +80,10 @@
       none.textContent = 'No draft: the knowledge base does not hold the answer.';
       draft.appendChild(none);
     } else {
-      view.draft.split(/\n\s*\n/).forEach(function (paragraph) {
+      // [n] points at the n-th cited source; with no citation known there is nothing to point at.
+      var citesKnown = view.sources.some(function (source) { return source.cited; });
+      var text = citesKnown ? view.draft : view.draft.replace(/\s*\[\d+\]/g, '');
+      text.split(/\n\s*\n/).forEach(function (paragraph) {
         var p = document.createElement('p');
         paragraph.split('\n').forEach(function (line, i) {
           if (i) p.appendChild(document.createElement('br'));
