@@ -4,15 +4,15 @@ The scheduler re-queues a "queued" event whose last message is older than the br
 (a Redis restart without persistence) or than HELPDESK_REQUEUE_AFTER. Existing rows keep
 NULL, read as their received_at.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
