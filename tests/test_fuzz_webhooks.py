@@ -40,6 +40,7 @@ class WebhookEndpoint:
     forge: Callable[[bytes], list[dict]]  # signatures that must be refused: other secret, stale, ...
     valid_body: Callable[[int], bytes]  # a body the endpoint accepts, for a ticket id
     signature_headers: tuple[str, ...]
+    delivery_id_header: str | None = None  # an unsigned header naming the delivery, if the sender sends one
 
 
 def _zendesk_sign(body: bytes, timestamp: str | None = None, secret: str = SECRET) -> dict:
@@ -68,6 +69,7 @@ WEBHOOK_ENDPOINTS = [
         forge=_zendesk_forgeries,
         valid_body=lambda ticket_id: json.dumps({"ticket_id": str(ticket_id)}).encode(),
         signature_headers=(zendesk_webhook.SIGNATURE_HEADER, zendesk_webhook.TIMESTAMP_HEADER),
+        delivery_id_header=zendesk_webhook.INVOCATION_HEADER,
     ),
 ]
 
@@ -142,8 +144,8 @@ def test_any_signed_json_is_accepted_or_refused_by_name(client, endpoint, payloa
     except UnicodeEncodeError:
         body = json.dumps(payload).encode(encoding)
     headers = endpoint.sign(body)
-    if invocation is not None:
-        headers["X-Zendesk-Webhook-Invocation-Id"] = invocation
+    if invocation is not None and endpoint.delivery_id_header:
+        headers[endpoint.delivery_id_header] = invocation
     response = client.post(endpoint.path, data=body, headers=headers)
     assert_handled(response)
 
@@ -195,12 +197,13 @@ def test_a_replayed_delivery_is_not_processed_again(client, endpoint):
     body = endpoint.valid_body(777002)
     headers = endpoint.sign(body)
     first = client.post(endpoint.path, data=body, headers=headers)
-    assert first.status_code == 202
+    assert 200 <= first.status_code < 300
     queued = list(client.application.config["queued"])
     # The same signed request again, and again with a fresh delivery id an attacker may add.
-    again = client.post(endpoint.path, data=body, headers=headers)
-    altered = client.post(endpoint.path, data=body, headers={**headers, "X-Zendesk-Webhook-Invocation-Id": "replay-1"})
-    for response in (again, altered):
+    replays = [client.post(endpoint.path, data=body, headers=headers)]
+    if endpoint.delivery_id_header:
+        replays.append(client.post(endpoint.path, data=body, headers={**headers, endpoint.delivery_id_header: "replay-1"}))
+    for response in replays:
         assert response.status_code in (200, 409), response.get_json()
         assert "duplicate" in response.get_json().get("status", response.get_json().get("error", "")).lower() \
             or "replay" in response.get_json().get("error", "").lower()
