@@ -41,6 +41,7 @@ class ChaosReport:
     workers: int
     database: str
     kills: int = 0
+    worker_exits: int = 0  # workers that stopped by themselves and were started again by the supervisor
     worker_starts: int = 0
     redis_restarts: int = 0
     replies: int = 0
@@ -244,9 +245,10 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
             return db.execute(sa.select(sa.func.count()).select_from(ticket_events)
                               .where(ticket_events.c.status.in_(("done", "dead")))).scalar_one()
 
-    stop = threading.Event()
+    stop, finished = threading.Event(), threading.Event()
     created: list[int] = []
     restart_redis_at = max(3, tickets // 2)
+    pool_lock = threading.Lock()  # the chaos thread and the supervisor never start one worker twice
 
     def chaos() -> None:
         redis_restarted = False
@@ -259,17 +261,34 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 report.redis_restarts += 1
                 redis_restarted = True
                 continue
-            working = [w for w in pool if w.ready()]
-            if not working:
-                continue
-            victim = rng.choice(working)
-            victim.kill()
-            report.kills += 1
-            time.sleep(rng.uniform(0.0, 1.0))
-            victim.start()
+            with pool_lock:
+                working = [w for w in pool if w.ready()]
+                if not working:
+                    continue
+                victim = rng.choice(working)
+                victim.kill()
+                report.kills += 1
+                time.sleep(rng.uniform(0.0, 1.0))
+                victim.start()
+
+    def supervise() -> None:
+        """Start again a worker that stopped by itself, as systemd, a PaaS or Docker would.
+
+        A Celery 5.7 worker can exit on a Redis restart: kombu's cleanup after the lost
+        connection raises (`'NoneType' object has no attribute 'hostname'`), which Celery
+        treats as unrecoverable.
+        """
+        while not finished.wait(0.5):
+            with pool_lock:
+                for worker in pool:
+                    if worker.process is not None and worker.process.poll() is not None:
+                        report.worker_exits += 1
+                        log(f"  {worker.name} exited by itself (code {worker.process.returncode}); starting it again")
+                        worker.start()
 
     samples = json.loads((SAMPLE_DATA / "tickets.json").read_text())
     chaos_thread = threading.Thread(target=chaos, name="chaos", daemon=True)
+    threading.Thread(target=supervise, name="supervisor", daemon=True).start()
     try:
         wait_for(lambda: all(w.ready() for w in pool), 120, "the workers")
         log(f"  workers ready after {time.time() - started:.0f} s; creating tickets while killing workers")
@@ -286,9 +305,6 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         log(f"  {finished_count()} finished after {time.time() - started:.0f} s; stopping the kills")
         stop.set()
         chaos_thread.join(30)
-        for worker in pool:
-            if worker.process.poll() is not None:
-                worker.start()
         try:
             wait_for(lambda: finished_count() >= tickets and sandbox.wait_for_webhooks(0.1), timeout,
                      "every ticket to finish")
@@ -298,9 +314,11 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         time.sleep(2)  # anything still running now would be a second outcome: let it show
     finally:
         stop.set()
+        finished.set()
         server.shutdown()
-        for worker in pool:
-            worker.stop()
+        with pool_lock:  # the supervisor has stopped starting workers
+            for worker in pool:
+                worker.stop()
         beat.terminate()
         beat.wait(15)
         report.worker_starts = sum(w.starts for w in pool)
