@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Author = Literal["customer", "agent", "bot"]
+# "bot" is helpdesk-bot itself; "system" is the helpdesk's own automation (Intercom's Operator,
+# workflows), which neither answers the customer nor means a human has taken over.
+Author = Literal["customer", "agent", "bot", "system"]
 Action = Literal["auto_send", "escalate"]
+
+# How many of the customer's latest messages make up the question of a ticket.
+MAX_QUESTION_TURNS = 3
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,7 @@ class Message:
     author: Author
     text: str
     public: bool = True
+    id: str = ""  # the helpdesk's comment or conversation-part id
 
 
 @dataclass(frozen=True)
@@ -27,21 +33,29 @@ class Ticket:
     status: str = "new"
     brand_id: str | None = None
     channel: str | None = None
+    human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
+
+    @property
+    def customer_messages(self) -> tuple[Message, ...]:
+        return tuple(m for m in self.messages if m.author == "customer" and m.public)
 
     @property
     def latest_customer_message(self) -> str:
-        for message in reversed(self.messages):
-            if message.author == "customer" and message.public:
-                return message.text
-        return ""
+        customer = self.customer_messages
+        return customer[-1].text if customer else ""
 
     @property
     def question(self) -> str:
-        """What the customer is asking: the subject and their latest message."""
-        latest = self.latest_customer_message
-        if self.subject and self.subject.strip().lower() not in latest.lower():
-            return f"{self.subject}\n{latest}".strip()
-        return latest
+        """What the customer is asking: the subject, their earlier messages, then their latest.
+
+        A follow-up ("and for archived projects?") only makes sense with what came before, so
+        retrieval, drafting and scoring all read the customer's side of the conversation.
+        """
+        asked = [m.text for m in self.customer_messages[-MAX_QUESTION_TURNS:]]
+        text = "\n".join(asked)
+        if self.subject and self.subject.strip().lower() not in text.lower():
+            return f"{self.subject}\n{text}".strip()
+        return text
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class TicketEvent:
     helpdesk: str
     delivery_id: str  # the helpdesk's event or invocation id: our dedupe key
     ticket_id: str
-    kind: str = "ticket.created"
+    kind: str = "ticket.created"  # or "ticket.updated": the customer wrote again
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,21 @@ decisions = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+reopens = sa.Table(
+    "reopens",
+    metadata,
+    # A customer wrote again on a ticket the bot had answered: one row per customer message.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
+    sa.Column("helpdesk", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.String(64), nullable=False),
+    sa.Column("message_id", sa.String(64), nullable=False),
+    # question | not_helped | human_requested | thanks (see helpdesk_bot/conversation.py)
+    sa.Column("follow_up", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("helpdesk", "ticket_id", "message_id", name="uq_reopen_message"),
+)
+
 dead_letters = sa.Table(
     "dead_letters",
     metadata,
@@ -235,9 +250,28 @@ class Ledger:
                 prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=time.time(),
             ))
 
-    def decisions_for(self, ticket_id: str) -> list[dict]:
+    def decisions_for(self, ticket_id: str, helpdesk: str | None = None) -> list[dict]:
+        query = sa.select(decisions).where(decisions.c.ticket_id == ticket_id)
+        if helpdesk is not None:
+            query = query.where(decisions.c.helpdesk == helpdesk)
         with self.engine.connect() as db:
-            rows = db.execute(sa.select(decisions).where(decisions.c.ticket_id == ticket_id).order_by(decisions.c.id))
+            return [dict(r._mapping) for r in db.execute(query.order_by(decisions.c.id))]
+
+    def record_reopen(self, event_id: int, helpdesk: str, ticket_id: str, message_id: str, follow_up: str) -> bool:
+        """Record that the customer wrote again after a bot answer; False if already recorded."""
+        try:
+            with self.engine.begin() as db:
+                db.execute(reopens.insert().values(event_id=event_id, helpdesk=helpdesk, ticket_id=ticket_id,
+                                                   message_id=message_id[:64], follow_up=follow_up,
+                                                   created_at=time.time()))
+            return True
+        except IntegrityError:  # the same follow-up delivered again
+            return False
+
+    def reopens_for(self, helpdesk: str, ticket_id: str) -> list[dict]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(reopens).where(reopens.c.helpdesk == helpdesk, reopens.c.ticket_id == ticket_id)
+                              .order_by(reopens.c.id))
             return [dict(r._mapping) for r in rows]
 
     def add_dead_letter(self, event_id: int, error: str, human_notified: bool) -> None:

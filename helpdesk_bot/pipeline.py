@@ -1,7 +1,9 @@
-"""The pipeline, top to bottom: fetch → retrieve → draft → score → decide → act → record.
+"""The pipeline, top to bottom: fetch → next turn → retrieve → draft → score → decide → act → record.
 
 The web app has already verified, normalised and recorded the webhook event and queued its
-id; a worker calls `handle_event` with that id (see workers/tasks.py).
+id; a worker calls `handle_event` with that id (see workers/tasks.py). The same path serves a
+new ticket and every customer message after it: `next_turn` (conversation.py) says whether
+the latest message is answered, handed over at once, or left to the human who has the ticket.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import time
 from dataclasses import dataclass
 
 from helpdesk_bot import confidence
-from helpdesk_bot.domain import Decision, Outcome, Ticket
+from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn
+from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
-from helpdesk_bot.errors import Throttled, TransientError
+from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, decide
 from helpdesk_bot.retrieval import Retriever
@@ -48,7 +51,7 @@ class Answerer:
 @dataclass
 class Pipeline:
     answerer: Answerer
-    helpdesk: Helpdesk
+    helpdesks: dict[str, Helpdesk]  # by name: "zendesk", "intercom"
     ledger: Ledger
 
     def handle_event(self, event_id: int) -> str:
@@ -58,27 +61,55 @@ class Pipeline:
             return "unknown event"
         if stored.status == "done":
             return "already done"
+        helpdesk = self.helpdesk_for(stored.event)
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
-            ticket = self.helpdesk.fetch_ticket(stored.event.ticket_id)
-        outcome = self.answerer.answer(ticket, timings)
+            ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
+        turn = next_turn(ticket)
+        if turn.follow_up:  # the customer wrote again after a bot answer: the ticket reopened
+            self.ledger.record_reopen(event_id, ticket.helpdesk, ticket.id, turn.message.id, turn.follow_up)
+        if turn.step == "stay_silent":
+            self.ledger.set_status(event_id, "done")
+            return f"silent: {turn.reason}"
+        key = action_key(stored.event, turn.message)
+        existing = self.ledger.action(key)
+        if existing and existing["state"] == "done":  # a redelivery: don't draft again
+            self.ledger.set_status(event_id, "done")
+            return f"already {existing['kind']} posted"
+        if turn.step == "hand_over":
+            outcome = handover(ticket, turn, self.answerer.policy)
+        else:
+            outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
-            result = self.act(event_id, action_key(stored.event), outcome)
+            result = self.act(helpdesk, event_id, key, outcome, turn)
         self.ledger.record_decision(event_id, outcome, timings)
         self.ledger.set_status(event_id, "done")
         return result
 
-    def act(self, event_id: int, key: str, outcome: Outcome) -> str:
+    def helpdesk_for(self, event: TicketEvent) -> Helpdesk:
+        try:
+            return self.helpdesks[event.helpdesk]
+        except KeyError:
+            raise PermanentError(f"no helpdesk named {event.helpdesk!r} is configured") from None
+
+    def act(self, helpdesk: Helpdesk, event_id: int, key: str, outcome: Outcome, turn: Turn) -> str:
         """Post the reply or the note, at most once per action key."""
         decision, ticket = outcome.decision, outcome.ticket
         kind = "reply" if decision.action == "auto_send" else "note"
-        body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket) if kind == "reply" else escalation_note(outcome)
+        if kind == "reply":
+            body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket)
+        elif turn.step == "hand_over":
+            body = handover_note(ticket, turn.reason)
+        else:
+            body = escalation_note(outcome)
+            if turn.follow_up:  # the agent needs the earlier turns too
+                body += conversation_summary(ticket)
         if self.ledger.claim_action(key, event_id, kind, body) is None:
             existing = self.ledger.action(key)
             if existing["state"] == "done":
                 return f"already {existing['kind']} posted"
             # Claimed but never finished: a worker died mid-call or is calling right now.
-            if self.helpdesk.has_bot_comment(ticket.id, existing["body"]):
+            if helpdesk.has_bot_comment(ticket.id, existing["body"]):
                 self.ledger.finish_action(key, {"reconciled": True})
                 return f"{existing['kind']} found already posted"
             if not self.ledger.reclaim_stale_action(key, existing["claimed_at"], ACTION_LEASE_SECONDS):
@@ -86,9 +117,9 @@ class Pipeline:
             kind, body = existing["kind"], existing["body"]  # finish what was started, as it was
         try:
             if kind == "reply":
-                result = self.helpdesk.post_reply(ticket.id, body, decision.status_after_reply, decision.tags)
+                result = helpdesk.post_reply(ticket.id, body, decision.status_after_reply, decision.tags)
             else:
-                result = self.helpdesk.post_note(ticket.id, body, decision.escalation_group_id, decision.tags)
+                result = helpdesk.post_note(ticket.id, body, decision.escalation_group_id, decision.tags)
         except Throttled:
             self.ledger.release_action(key)  # refused before anything was posted: a retry may act at once
             raise
@@ -105,10 +136,11 @@ class Pipeline:
                 f"<p>Reason: {escape(error[:500])}</p><p>(AI unavailable or a helpdesk error; "
                 "the event is in the dead-letter list and can be replayed.)</p>"
             )
-            key = f"{action_key(stored.event)}:failure"
+            key = failure_key(stored.event)
             try:
                 if self.ledger.claim_action(key, event_id, "note", html) is not None:
-                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.escalation_group_id, (ESCALATED_TAG,))
+                    group = self.answerer.policy.escalation_group_for(stored.event.helpdesk)
+                    result = self.helpdesk_for(stored.event).post_note(stored.event.ticket_id, html, group, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
             except Exception:  # the helpdesk itself may be what failed; the dead letter remains
@@ -117,9 +149,32 @@ class Pipeline:
         self.ledger.set_status(event_id, "dead", error)
 
 
-def action_key(event) -> str:
-    """What must happen at most once: the bot's first answer on a ticket, whatever delivered it."""
+def action_key(event: TicketEvent, message: Message | None) -> str:
+    """What must happen at most once: the bot's answer to one customer message.
+
+    Keyed on the message, not on the delivery, so neither a redelivered webhook nor a
+    "created" and an "updated" webhook about the same message can make the bot speak twice.
+    """
+    if message is not None and message.id:
+        return f"{event.helpdesk}:{event.ticket_id}:message:{message.id}"
     return f"{event.helpdesk}:{event.ticket_id}:{event.kind}"
+
+
+def failure_key(event: TicketEvent) -> str:
+    """One failure note per ticket creation, and one per follow-up delivery."""
+    if event.kind == "ticket.created":
+        return f"{event.helpdesk}:{event.ticket_id}:{event.kind}:failure"
+    return f"{event.helpdesk}:{event.ticket_id}:{event.kind}:{event.delivery_id}:failure"
+
+
+def handover(ticket: Ticket, turn: Turn, policy: Policy) -> Outcome:
+    """The outcome of handing over at once: no retrieval, no draft, nothing for an LLM to fail at."""
+    threshold, _ = policy.threshold_for(ticket.tags)
+    decision = Decision(action="escalate", threshold=threshold, rule=turn.reason, reasons=(turn.reason,),
+                        escalation_group_id=policy.escalation_group_for(ticket.helpdesk), tags=(ESCALATED_TAG,))
+    draft = Draft(text="", cited=(), declined=True, drafter="none", decline_reason=turn.reason)
+    return Outcome(ticket=ticket, sources=(), draft=draft, confidence=Confidence(score=0, components=()),
+                   decision=decision)
 
 
 def escalation_note(outcome: Outcome) -> str:

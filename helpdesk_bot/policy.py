@@ -3,14 +3,20 @@
 Precedence, first match wins:
 1. the draft was declined by the drafter → escalate (there is nothing to send);
 2. the ticket has an always-human tag → escalate;
-3. threshold: of the rules whose tags are all on the ticket, the one naming the most tags
+3. the draft repeats an answer the bot already sent on the ticket → escalate (saying it
+   again would not help);
+4. threshold: of the rules whose tags are all on the ticket, the one naming the most tags
    (the most specific) sets it; equal specificity → the higher threshold (the safer one);
    no matching rule → the default `threshold`;
-4. confidence ≥ threshold → auto-send; below → escalate.
+5. confidence ≥ threshold → auto-send; below → escalate.
+
+The escalation group is `escalation_group_id`, or the helpdesk's own in its table
+(`[intercom] escalation_group_id = <team id>`), so one policy serves both helpdesks.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +27,7 @@ from helpdesk_bot.errors import ConfigError
 ANSWERED_TAG = "ai_answered"
 ESCALATED_TAG = "ai_escalated"
 REPLY_STATUSES = ("open", "pending", "hold", "solved")
+HELPDESKS = ("zendesk", "intercom")
 
 EXAMPLE = """\
 # helpdesk-bot policy: which drafts go straight to customers.
@@ -28,6 +35,9 @@ threshold = 70                 # confidence (0-100) needed to send a reply by it
 reply_status = "pending"       # ticket status after an auto-sent reply
 escalation_group_id = 0        # helpdesk group for handed-over tickets (0: leave unchanged)
 always_human_tags = ["legal", "security", "vip"]
+
+[intercom]                     # per-helpdesk escalation target, if it differs
+escalation_group_id = 0        # Intercom team for handed-over conversations
 
 [[rules]]                      # the rule naming the most tags on a ticket wins
 tags = ["billing"]
@@ -51,6 +61,11 @@ class Policy:
     escalation_group_id: int | None = None
     always_human_tags: frozenset[str] = frozenset()
     rules: tuple[TagRule, ...] = field(default_factory=tuple)
+    # (helpdesk, group id or None) pairs that override escalation_group_id for that helpdesk
+    helpdesk_escalation_groups: tuple[tuple[str, int | None], ...] = ()
+
+    def escalation_group_for(self, helpdesk: str) -> int | None:
+        return dict(self.helpdesk_escalation_groups).get(helpdesk, self.escalation_group_id)
 
     def threshold_for(self, tags: frozenset[str]) -> tuple[int, str]:
         matching = [rule for rule in self.rules if rule.tags <= tags]
@@ -64,13 +79,16 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     """Decide what happens to a ticket; a pure function of its inputs."""
     threshold, rule = policy.threshold_for(ticket.tags)
     escalate = dict(action="escalate", threshold=threshold, rule=rule,
-                    escalation_group_id=policy.escalation_group_id, tags=(ESCALATED_TAG,))
+                    escalation_group_id=policy.escalation_group_for(ticket.helpdesk), tags=(ESCALATED_TAG,))
     if draft.declined:
         return Decision(**escalate, reasons=(f"no answer in the knowledge base: {draft.decline_reason}",))
     human_tags = sorted(ticket.tags & policy.always_human_tags)
     if human_tags:
         return Decision(**{**escalate, "rule": "always-human tags"},
                         reasons=(f"tagged {', '.join(human_tags)}: always handled by a human",))
+    if repeats_an_earlier_answer(ticket, draft):
+        return Decision(**{**escalate, "rule": "repeated answer"},
+                        reasons=("the draft repeats an answer already sent on this ticket",))
     if confidence.score < threshold:
         weakest = sorted((c for c in confidence.components if c.weight), key=lambda c: c.value)[:2]
         reasons = (f"confidence {confidence.score} is below the {rule} ({threshold})",) + tuple(
@@ -87,9 +105,21 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     )
 
 
+def repeats_an_earlier_answer(ticket: Ticket, draft: Draft) -> bool:
+    """Whether every word of the draft, in order, is already in one of the bot's public replies."""
+    wanted = _words(re.sub(r"\[\d+\]", " ", draft.text))
+    return bool(wanted) and any(
+        wanted in _words(m.text) for m in ticket.messages if m.author == "bot" and m.public
+    )
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+
 # --- Loading and validating the TOML file -----------------------------------------------
 
-_KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules"}
+_KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules", *HELPDESKS}
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -110,9 +140,17 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
     reply_status = raw.get("reply_status", "pending")
     if reply_status not in REPLY_STATUSES:
         raise ConfigError(f"{source}: reply_status must be one of {', '.join(REPLY_STATUSES)}, got {reply_status!r}")
-    group = raw.get("escalation_group_id", 0)
-    if not isinstance(group, int) or isinstance(group, bool) or group < 0:
-        raise ConfigError(f"{source}: escalation_group_id must be a helpdesk group id (integer), got {group!r}")
+    group = _group(raw.get("escalation_group_id", 0), f"{source}: escalation_group_id")
+    helpdesk_groups = []
+    for helpdesk in HELPDESKS:
+        if helpdesk not in raw:
+            continue
+        table = raw[helpdesk]
+        if not isinstance(table, dict) or set(table) - {"escalation_group_id"}:
+            raise ConfigError(f"{source}: [{helpdesk}] holds only `escalation_group_id`")
+        if "escalation_group_id" in table:
+            helpdesk_group = _group(table["escalation_group_id"], f"{source}: {helpdesk}.escalation_group_id")
+            helpdesk_groups.append((helpdesk, helpdesk_group or None))
     rules = []
     for n, rule in enumerate(raw.get("rules", []), 1):
         where = f"{source}: rules[{n}]"
@@ -126,7 +164,14 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
         escalation_group_id=group or None,
         always_human_tags=_tags(raw.get("always_human_tags", []), f"{source}: always_human_tags"),
         rules=tuple(rules),
+        helpdesk_escalation_groups=tuple(helpdesk_groups),
     )
+
+
+def _group(value, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where} must be a helpdesk group id (integer), got {value!r}")
+    return value
 
 
 def _threshold(value, where: str) -> int:

@@ -1,7 +1,8 @@
 """The web app: webhook intake and health checks.
 
 A webhook is handled in a fixed order: size → signature → parse → duplicate? → record →
-enqueue → 202. Everything slow happens in a worker; Zendesk gives up after about 10 s.
+enqueue → 202. Everything slow happens in a worker; Zendesk gives up after about 10 s and
+Intercom deprioritises endpoints slower than 500 ms.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.settings import Settings
+from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["ledger"] = open_ledger(settings)
     app.extensions["webhook_secret"] = settings.webhook_secret()
+    app.extensions["intercom_secret"] = settings.intercom_webhook_secret()
     if enqueue is None:
         from workers.celery_app import create_celery
 
@@ -55,6 +58,20 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         event = zendesk_webhook.parse_event(request.headers, body)
         if event is None:
             return jsonify(status="ignored: event type not handled"), 200
+        return _accept(app, event)
+
+    @app.route("/webhooks/intercom", methods=["HEAD"])
+    def intercom_validation():
+        # Intercom checks a new endpoint with a HEAD request before it sends notifications.
+        return "", 200
+
+    @app.post("/webhooks/intercom")
+    def intercom():
+        body = _raw_body()
+        intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
+        event = intercom_webhook.parse_event(body)
+        if event is None:
+            return jsonify(status="ignored: topic not handled"), 200
         return _accept(app, event)
 
     @app.get("/healthz")

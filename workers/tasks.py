@@ -85,7 +85,8 @@ def reindex_help_center() -> dict:
     from helpdesk_bot.knowledge import sync_index
 
     p = pipeline()
-    articles = p.helpdesk.articles()
-    report = sync_index(p.retriever.store, p.retriever.embedder, articles)
+    articles = p.helpdesks[settings.knowledge_helpdesk].articles()
+    retriever = p.answerer.retriever
+    report = sync_index(retriever.store, retriever.embedder, articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
