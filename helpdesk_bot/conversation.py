@@ -119,12 +119,12 @@ def next_turn(ticket: Ticket) -> Turn:
         return Turn("stay_silent", "a human agent has written on the ticket")
     if ESCALATED_TAG in ticket.tags:
         return Turn("stay_silent", "the ticket was already handed to a human")
-    waiting = unanswered_customer_messages(ticket)
+    waiting = ticket.pending_customer_messages
     if not waiting:
         return Turn("stay_silent", "no customer message is waiting for an answer")
     message = waiting[-1]
     text = "\n".join(m.text for m in waiting)
-    follow_up = classify_follow_up(text) if bot_answered(ticket) else None
+    follow_up = classify_follow_up(text) if ticket.is_follow_up else None
     if asks_for_a_person(text):
         return Turn("hand_over", "the customer asked for a person", message, follow_up)
     if follow_up == "not_helped":
@@ -132,21 +132,6 @@ def next_turn(ticket: Ticket) -> Turn:
     if follow_up == "thanks":
         return Turn("stay_silent", "the customer says the answer helped", message, follow_up)
     return Turn("answer", "a follow-up question" if follow_up else "a new ticket", message, follow_up)
-
-
-def bot_answered(ticket: Ticket) -> bool:
-    return any(m.author == "bot" and m.public for m in ticket.messages)
-
-
-def unanswered_customer_messages(ticket: Ticket) -> list[Message]:
-    """The customer's public messages since the bot last wrote publicly, oldest first."""
-    waiting: list[Message] = []
-    for message in ticket.messages:
-        if message.author == "bot" and message.public:
-            waiting = []
-        elif message.author == "customer" and message.public:
-            waiting.append(message)
-    return waiting
 
 
 # --- The note a human reads when the bot hands over ---------------------------------------

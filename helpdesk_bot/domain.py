@@ -10,7 +10,7 @@ from typing import Literal
 Author = Literal["customer", "agent", "bot", "system"]
 Action = Literal["auto_send", "escalate"]
 
-# How many of the customer's latest messages make up the question of a ticket.
+# How many of the customer's latest messages make up the retrieval query of a ticket.
 MAX_QUESTION_TURNS = 3
 
 
@@ -45,17 +45,40 @@ class Ticket:
         return customer[-1].text if customer else ""
 
     @property
-    def question(self) -> str:
-        """What the customer is asking: the subject, their earlier messages, then their latest.
+    def pending_customer_messages(self) -> tuple[Message, ...]:
+        """The customer's public messages since the bot last wrote publicly: what is to be answered."""
+        waiting: list[Message] = []
+        for message in self.messages:
+            if message.author == "bot" and message.public:
+                waiting = []
+            elif message.author == "customer" and message.public:
+                waiting.append(message)
+        return tuple(waiting)
 
-        A follow-up ("and for archived projects?") only makes sense with what came before, so
-        retrieval, drafting and scoring all read the customer's side of the conversation.
-        """
-        asked = [m.text for m in self.customer_messages[-MAX_QUESTION_TURNS:]]
-        text = "\n".join(asked)
-        if self.subject and self.subject.strip().lower() not in text.lower():
-            return f"{self.subject}\n{text}".strip()
-        return text
+    @property
+    def is_follow_up(self) -> bool:
+        """Whether the bot has already answered publicly before the message now being answered."""
+        return any(m.author == "bot" and m.public for m in self.messages) and bool(self.pending_customer_messages)
+
+    @property
+    def question(self) -> str:
+        """What the customer is asking now: the subject and their latest message, or, after a bot
+        answer, only what they wrote since (the drafter and the confidence score read this)."""
+        if self.is_follow_up:
+            return "\n".join(m.text for m in self.pending_customer_messages)
+        latest = self.latest_customer_message
+        if self.subject and self.subject.strip().lower() not in latest.lower():
+            return f"{self.subject}\n{latest}".strip()
+        return latest
+
+    @property
+    def search_query(self) -> str:
+        """What retrieval looks for: the subject and the customer's side of the conversation, so a
+        follow-up ("and on my new phone?") is read with the question it follows."""
+        asked = "\n".join(m.text for m in self.customer_messages[-MAX_QUESTION_TURNS:])
+        if self.subject and self.subject.strip().lower() not in asked.lower():
+            return f"{self.subject}\n{asked}".strip()
+        return asked
 
 
 @dataclass(frozen=True)

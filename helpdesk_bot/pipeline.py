@@ -39,7 +39,7 @@ class Answerer:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.question)
+            sources = self.retriever.retrieve(ticket.search_query)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
@@ -73,16 +73,18 @@ class Pipeline:
             return f"silent: {turn.reason}"
         key = action_key(stored.event, turn.message)
         existing = self.ledger.action(key)
-        if existing and existing["state"] == "done":  # a redelivery: don't draft again
+        if existing and (existing["state"] == "done" or _held_by_another(existing, event_id)):
+            # Another delivery of the same customer message answered it, or is answering it now.
             self.ledger.set_status(event_id, "done")
-            return f"already {existing['kind']} posted"
+            return f"{existing['kind']} to this message {existing['state']} by event {existing['event_id']}"
         if turn.step == "hand_over":
             outcome = handover(ticket, turn, self.answerer.policy)
         else:
             outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
-            result = self.act(helpdesk, event_id, key, outcome, turn)
-        self.ledger.record_decision(event_id, outcome, timings)
+            result, acted = self.act(helpdesk, event_id, key, outcome, turn)
+        if acted:  # one decision per thing said, however many deliveries asked for it
+            self.ledger.record_decision(event_id, outcome, timings)
         self.ledger.set_status(event_id, "done")
         return result
 
@@ -92,8 +94,8 @@ class Pipeline:
         except KeyError:
             raise PermanentError(f"no helpdesk named {event.helpdesk!r} is configured") from None
 
-    def act(self, helpdesk: Helpdesk, event_id: int, key: str, outcome: Outcome, turn: Turn) -> str:
-        """Post the reply or the note, at most once per action key."""
+    def act(self, helpdesk: Helpdesk, event_id: int, key: str, outcome: Outcome, turn: Turn) -> tuple[str, bool]:
+        """Post the reply or the note, at most once per action key; (what happened, whether this event acted)."""
         decision, ticket = outcome.decision, outcome.ticket
         kind = "reply" if decision.action == "auto_send" else "note"
         if kind == "reply":
@@ -107,11 +109,13 @@ class Pipeline:
         if self.ledger.claim_action(key, event_id, kind, body) is None:
             existing = self.ledger.action(key)
             if existing["state"] == "done":
-                return f"already {existing['kind']} posted"
+                return f"already {existing['kind']} posted", False
+            if _held_by_another(existing, event_id):  # its own task finishes it, or is redelivered
+                return f"{existing['kind']} being posted by event {existing['event_id']}", False
             # Claimed but never finished: a worker died mid-call or is calling right now.
             if helpdesk.has_bot_comment(ticket.id, existing["body"]):
                 self.ledger.finish_action(key, {"reconciled": True})
-                return f"{existing['kind']} found already posted"
+                return f"{existing['kind']} found already posted", True
             if not self.ledger.reclaim_stale_action(key, existing["claimed_at"], ACTION_LEASE_SECONDS):
                 raise TransientError("another worker holds this ticket's action", retry_after=ACTION_LEASE_SECONDS)
             kind, body = existing["kind"], existing["body"]  # finish what was started, as it was
@@ -124,7 +128,7 @@ class Pipeline:
             self.ledger.release_action(key)  # refused before anything was posted: a retry may act at once
             raise
         self.ledger.finish_action(key, result)
-        return f"{kind} posted"
+        return f"{kind} posted", True
 
     def report_failure(self, event_id: int, error: str) -> None:
         """After the last attempt: a dead letter, and a note so a human picks the ticket up."""
@@ -158,6 +162,12 @@ def action_key(event: TicketEvent, message: Message | None) -> str:
     if message is not None and message.id:
         return f"{event.helpdesk}:{event.ticket_id}:message:{message.id}"
     return f"{event.helpdesk}:{event.ticket_id}:{event.kind}"
+
+
+def _held_by_another(action: dict, event_id: int) -> bool:
+    """A fresh claim by another event: a concurrent delivery of the same customer message."""
+    return (action["state"] == "claimed" and action["event_id"] != event_id
+            and time.time() - action["claimed_at"] < ACTION_LEASE_SECONDS)
 
 
 def failure_key(event: TicketEvent) -> str:
