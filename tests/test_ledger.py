@@ -262,3 +262,20 @@ def test_mark_replayed_resets_the_event_and_hides_the_letter(ledger, event_id):
     assert ledger.dead_letters() == []
     (replayed,) = ledger.dead_letters(include_replayed=True)
     assert replayed["replayed_at"] is not None
+
+
+def test_a_reopen_is_recorded_once_per_customer_message(ledger, event_id):
+    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281828", "question") is True
+    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281828", "question") is False  # redelivered
+    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281829", "not_helped") is True
+    assert ledger.record_reopen(event_id, "intercom", "35436", "2718281828", "thanks") is True
+    rows = ledger.reopens_for("zendesk", "35436")
+    assert [(r["message_id"], r["follow_up"], r["event_id"]) for r in rows] == [
+        ("2718281828", "question", event_id), ("2718281829", "not_helped", event_id)]
+    assert [r["follow_up"] for r in ledger.reopens_for("intercom", "35436")] == ["thanks"]
+
+
+def test_decisions_can_be_read_per_helpdesk(ledger, event_id):
+    ledger.record_decision(event_id, outcome(), {"retrieve": 1.0})
+    assert len(ledger.decisions_for("35436", "zendesk")) == 1
+    assert ledger.decisions_for("35436", "intercom") == []
