@@ -66,9 +66,11 @@ def beat(loglevel: str) -> None:
 @main.command()
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--from-helpdesk", is_flag=True, help="index the helpdesk's published articles instead of a file")
+@click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
+              help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, as_json: bool) -> None:
+def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_missing: bool, as_json: bool) -> None:
     """Index articles from a JSONL file, a folder of Markdown/HTML files, or the helpdesk."""
     from helpdesk_bot.embedding import default_embedder
     from helpdesk_bot.knowledge import load_articles, sync_index
@@ -78,7 +80,7 @@ def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, as_json:
     if bool(source) == from_helpdesk:
         raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk")
     try:
-        articles = make_helpdesk(settings).articles() if from_helpdesk else load_articles(source)
+        articles = make_helpdesk(settings, helpdesk).articles() if from_helpdesk else load_articles(source)
         embedder = default_embedder()
         store = open_store(settings, embedder)
         report = sync_index(store, embedder, articles, remove_missing=not keep_missing)

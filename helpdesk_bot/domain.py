@@ -11,7 +11,7 @@ Author = Literal["customer", "agent", "bot", "system"]
 Action = Literal["auto_send", "escalate"]
 
 # How many of the customer's latest messages make up the retrieval query of a ticket.
-MAX_QUESTION_TURNS = 3
+SEARCH_QUERY_TURNS = 3
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class Ticket:
     def search_query(self) -> str:
         """What retrieval looks for: the subject and the customer's side of the conversation, so a
         follow-up ("and on my new phone?") is read with the question it follows."""
-        asked = "\n".join(m.text for m in self.customer_messages[-MAX_QUESTION_TURNS:])
+        asked = "\n".join(m.text for m in self.customer_messages[-SEARCH_QUERY_TURNS:])
         if self.subject and self.subject.strip().lower() not in asked.lower():
             return f"{self.subject}\n{asked}".strip()
         return asked

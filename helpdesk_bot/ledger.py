@@ -161,6 +161,13 @@ class Ledger:
             row = db.execute(sa.select(ticket_events).where(ticket_events.c.id == event_id)).first()
         return _row_to_event(row) if row else None
 
+    def events_for(self, helpdesk: str, ticket_id: str) -> list[StoredEvent]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(ticket_events).where(ticket_events.c.helpdesk == helpdesk,
+                                                             ticket_events.c.ticket_id == ticket_id)
+                              .order_by(ticket_events.c.id))
+            return [_row_to_event(r) for r in rows]
+
     def set_status(self, event_id: int, status: str, error: str | None = None) -> None:
         values = {"status": status}
         if status in ("done", "dead"):

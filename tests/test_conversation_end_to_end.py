@@ -157,3 +157,27 @@ def test_every_turn_is_in_the_ledger(chat):
     assert [d["action"] for d in chat.decisions()] == ["auto_send", "auto_send", "escalate"]
     assert [r["follow_up"] for r in chat.reopens()] == ["question", "human_requested"]
     assert all(json.loads(d["latency_ms"]) for d in chat.decisions())
+
+
+def test_zendesk_event_and_trigger_webhooks_about_one_comment_answer_it_once(stack):
+    from datetime import datetime, timezone
+
+    import requests
+
+    from integrations.sandbox import sign_zendesk_webhook
+    from integrations.sandbox.webhooks import encode_body, event_payload
+
+    chat = Conversation(stack, DRIVERS["zendesk"](stack.sandbox)).start(*LOCKED_OUT, tags=["account"])
+    chat.driver.customer_says(chat.id, FOLLOW_UP)  # the update trigger's webhook
+    # ... and a webhook subscribed to zen:event-type:ticket.comment_added, about the same comment.
+    ticket = stack.sandbox.ticket(int(chat.id))
+    comment = stack.sandbox.comments(int(chat.id))[-1]
+    assert comment["author_id"] == ticket["requester_id"]
+    body = encode_body(event_payload(ticket, "ticket.updated", comment, stack.sandbox.state.user(comment["author_id"])))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = requests.post(stack.webhook_url, data=body, timeout=10, headers={
+        "Content-Type": "application/json", "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        "X-Zendesk-Webhook-Signature": sign_zendesk_webhook(stack.settings.webhook_secret(), stamp, body)})
+    assert response.status_code == 202
+    chat.settle(events=3)
+    assert [m["public"] for m in chat.bot] == [True, True]

@@ -106,3 +106,23 @@ def test_bad_notifications_are_refused_with_a_clear_error(stack, case, status, m
         response = post(stack, b'{"topic": "ping", "pad": "' + b"x" * (1024 * 1024) + b'"}')
     assert response.status_code == status
     assert message.lower() in response.json()["error"].lower()
+
+
+def test_a_rate_limited_reply_is_retried_and_posted_once(stack):
+    stack.intercom.state.inject_fault("POST", r"^/conversations/\d+/reply$", 429, times=1, reset_after=1)
+    conversation_id = stack.intercom.start_conversation(
+        "noor@example.com", "How do I add our VAT number to the invoices?", "Noor")
+    stack.settled("intercom", conversation_id, 1, timeout=60)
+    assert len(bot_parts(stack, conversation_id)) == 1
+    throttled = [r for r in stack.intercom.state.requests if r.status == 429 and r.path.endswith("/reply")]
+    assert len(throttled) == 1
+
+
+def test_a_conversation_that_does_not_exist_ends_in_a_dead_letter(stack):
+    response = post(stack, notification("777000777"))
+    assert response.status_code == 202
+    [event] = stack.settled("intercom", "777000777", 1)
+    assert event["status"] == "dead"
+    [letter] = [d for d in stack.ledger.dead_letters() if d["ticket_id"] == "777000777"]
+    assert letter["helpdesk"] == "intercom" and "not found" in letter["error"].lower()
+    assert not letter["human_notified"]  # there is no conversation to put a note on

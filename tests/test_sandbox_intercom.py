@@ -293,3 +293,16 @@ def test_operator_and_workflow_messages_are_the_helpdesks_own(sandbox, client, c
     ticket = client.fetch_ticket(conversation_id)
     assert [m.author for m in ticket.messages] == ["customer", "system"]
     assert ticket.pending_customer_messages[-1].text == "Where is my invoice?"
+
+
+def test_the_index_can_be_built_from_intercoms_articles(sandbox, tmp_path):
+    from click.testing import CliRunner
+
+    from helpdesk_bot.cli import main
+
+    env = {"HELPDESK_DATA_DIR": str(tmp_path), "INTERCOM_SANDBOX_URL": sandbox.url, "QDRANT_URL": "", "DATABASE_URL": ""}
+    result = CliRunner().invoke(main, ["index", "--from-helpdesk", "--helpdesk", "intercom", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["added"], report["deleted"]) == (24, 0)  # 25 articles, one a draft
+    assert any(r.path == "/articles" for r in sandbox.state.requests)
