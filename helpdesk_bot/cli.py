@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -69,29 +70,60 @@ def beat(loglevel: str) -> None:
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
+@click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_missing: bool, as_json: bool) -> None:
-    """Index articles from a JSONL file, a folder of Markdown/HTML files, or the helpdesk."""
-    from helpdesk_bot.embedding import default_embedder
+def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_missing: bool, status: bool,
+          as_json: bool) -> None:
+    """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
+    from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.knowledge import load_articles, sync_index
-    from helpdesk_bot.services import make_helpdesk, open_store
+    from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
     settings = _settings()
+    ledger = open_ledger(settings)
+    if status:
+        _index_status(settings, ledger, as_json)
+        return
     if bool(source) == from_helpdesk:
-        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk")
+        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
     try:
         articles = make_helpdesk(settings, helpdesk).articles() if from_helpdesk else load_articles(source)
-        embedder = default_embedder()
-        store = open_store(settings, embedder)
-        report = sync_index(store, embedder, articles, remove_missing=not keep_missing)
-        store.close()
+        embedder = make_embedder(settings)
+        store = open_store(settings, embedder, writable=True)
+        try:
+            report = sync_index(store, embedder, articles, remove_missing=not keep_missing,
+                                progress=None if as_json else _progress("embedding chunks"))
+        finally:
+            store.close()
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
+    ledger.record_index_run("helpdesk" if from_helpdesk else str(source), report.as_dict())
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
         click.echo(f"{len(articles)} articles: {report.added} added, {report.updated} updated, "
-                   f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded")
+                   f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded "
+                   f"in {report.seconds:.1f} s")
+
+
+def _index_status(settings: Settings, ledger, as_json: bool) -> None:
+    from helpdesk_bot.services import open_store
+
+    store = open_store(settings)
+    chunks = store.count()
+    store.close()
+    runs = ledger.index_runs()
+    if as_json:
+        click.echo(json.dumps({"chunks": chunks, "runs": runs}))
+        return
+    click.echo(f"index holds {chunks} chunks")
+    if not runs:
+        click.echo("no index runs recorded yet")
+    for run in runs:
+        r = run["report"]
+        when = datetime.fromtimestamp(run["finished_at"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(f"{when}  {run['source']}: {r['added']} added, {r['updated']} updated, {r['unchanged']} unchanged, "
+                   f"{r['deleted']} removed, {len(r['errors'])} errors, {r.get('seconds', 0):.1f} s")
 
 
 @main.command()
@@ -133,6 +165,135 @@ def demo(once: bool, port: int) -> None:
     from helpdesk_bot.demo import run_demo
 
     sys.exit(run_demo(once=once, port=port))
+
+
+@main.group("eval")
+def evaluate() -> None:
+    """Measure retrieval and answering on a labelled question set (see docs/evaluation.md)."""
+
+
+def _progress(label: str):
+    bar = click.progressbar(length=1, label=label, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.length = total
+        bar.update(done - bar.pos)
+        if done == total:
+            bar.render_finish()
+
+    return update
+
+
+@evaluate.command("retrieval")
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
+    """hit@1, hit@5, recall@5 and mrr@10 of the knowledge search, overall and per question type."""
+    from helpdesk_bot import evaluation
+
+    report = evaluation.evaluate_retrieval(kb, questions, _settings(), progress=None if as_json else _progress("questions")).as_dict()
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for name, scores in [("all", report)] + list(report["by_type"].items()):
+        click.echo(f"{name:<14} n={scores['n']:<5} " + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")))
+
+
+@evaluate.command("answering")
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write an HTML report with the precision/coverage chart")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate_answering(kb: Path, questions: Path, target_precision: float, report_path: Path | None, as_json: bool) -> None:
+    """Run the whole pipeline per question: AUROC of the confidence, and the threshold to choose."""
+    from helpdesk_bot import evaluation
+
+    results = evaluation.run_answering(kb, questions, _settings(), progress=None if as_json else _progress("questions"))
+    summary = evaluation.answering_report(results, target_precision)
+    if report_path:
+        evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
+    if as_json:
+        click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage", "curve")}))
+        return
+    click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
+    if summary["threshold"] is None:
+        click.echo(f"no threshold reaches precision {target_precision}: keep the bot in shadow mode or raise coverage")
+    else:
+        click.echo(f"recommended threshold {summary['threshold']}: precision {summary['precision']:.3f}, "
+                   f"coverage {summary['coverage']:.3f} (target precision {target_precision})")
+    for point in summary["curve"][::10]:
+        click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+
+
+@evaluate.command("groundedness")
+@click.argument("tsv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def evaluate_groundedness(tsv: Path) -> None:
+    """AUROC of the groundedness check on BEGIN-style labelled responses (knowledge, response, begin_label)."""
+    from helpdesk_bot import evaluation
+
+    click.echo(json.dumps(evaluation.evaluate_groundedness(tsv)))
+
+
+@main.command()
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
+    """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
+    import time as _time
+
+    from helpdesk_bot import evaluation
+    from helpdesk_bot.services import build_answerer, make_helpdesk
+
+    settings = _settings()
+    answerer = build_answerer(settings)
+    try:
+        rows = evaluation.run_backtest(make_helpdesk(settings), answerer, answerer.retriever.embedder,
+                                       since=int(_time.time()) - days * 86400, limit=limit,
+                                       progress=None if as_json else _progress("tickets"))
+    except HelpdeskBotError as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = evaluation.backtest_report(rows, target_precision, min_tickets)
+    if report_path:
+        evaluation.write_report(report_path, "Backtest on solved tickets", summary)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{summary['n']} solved tickets; auroc {summary['auroc']}; recommended threshold "
+               f"{summary['threshold']} (precision {summary['precision']}, coverage {summary['coverage']})")
+    for tag, tag_summary in summary["per_tag"].items():
+        click.echo(f"  tag {tag:<20} n={tag_summary['n']:<5} threshold {tag_summary['threshold']}  "
+                   f"precision {tag_summary['precision']}  coverage {tag_summary['coverage']}")
+
+
+@main.command()
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
+    """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
+    from helpdesk_bot import calibration, evaluation
+
+    settings = _settings()
+    results = evaluation.run_answering(kb, questions, settings, calibrated=False,
+                                       progress=None if as_json else _progress("questions"))
+    raw, correct = [r.confidence for r in results], [r.correct for r in results]
+    fitted = calibration.fit(raw, correct)
+    fitted.save(settings.calibration_path)
+    report = {"n": len(results), **calibration.cross_validated_error(raw, correct),
+              "saved": str(settings.calibration_path)}
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
+               f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
+    click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
 
 
 @main.group()

@@ -6,9 +6,14 @@ reading the note sees why the bot was or wasn't sure.
 
 from __future__ import annotations
 
+import re
+
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
 from helpdesk_bot.drafting import cited_sources
-from helpdesk_bot.text import key_terms, sentences, tokens
+from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.risk import RiskSignal, risk_signals
+from helpdesk_bot.text import key_terms, tokens
 
 # Cosine similarities of all-MiniLM-L6-v2 between a question and a passage that answers it
 # mostly fall in 0.45-0.75; unrelated passages stay below ~0.25.
@@ -46,21 +51,16 @@ def question_coverage(ticket: Ticket, sources: list[Source]) -> Component:
 
 
 def draft_support(draft: Draft, sources: list[Source]) -> Component:
-    """Share of the draft's sentences whose words come from the sources it cites."""
+    """How much of the draft is found in the sources it cites (see groundedness.py)."""
     cited = cited_sources(draft, sources)
     if draft.declined or not cited:
         return Component("draft_support", 0.0, WEIGHTS["draft_support"], "no cited source to support the draft")
-    source_words = set()
-    for source in cited:
-        source_words |= set(tokens(f"{source.chunk.title} {source.chunk.heading} {source.chunk.text}"))
-    claims = [s for s in sentences(draft.text) if len(key_terms(s)) >= 3]
-    if not claims:
-        return Component("draft_support", 0.0, WEIGHTS["draft_support"], "the draft makes no checkable statement")
-    supported = sum(
-        1 for s in claims if sum(t in source_words for t in key_terms(s)) / len(key_terms(s)) >= 0.8
-    )
-    return Component("draft_support", supported / len(claims), WEIGHTS["draft_support"],
-                     f"{supported} of {len(claims)} statements found in the cited sources")
+    text = re.sub(r"\[\d+\]", "", draft.text)  # citation markers are not claims
+    found = grounding(text, [f"{s.chunk.title} {s.chunk.heading} {s.chunk.text}" for s in cited])
+    detail = f"{found.score:.0%} of the draft's words are in its cited sources"
+    if found.unsupported:
+        detail += f"; {len(found.unsupported)} sentence(s) not supported: {found.unsupported[0][:80]!r}"
+    return Component("draft_support", found.score, WEIGHTS["draft_support"], detail)
 
 
 def keyword_match(sources: list[Source]) -> Component:
@@ -75,16 +75,33 @@ def drafter_answered(draft: Draft) -> Component:
     return Component("drafter_answered", 1.0, 0.0, f"the {draft.drafter} drafter answered from the sources")
 
 
-def score(ticket: Ticket, sources: list[Source], draft: Draft) -> Confidence:
+def risk(signals: list[RiskSignal]) -> Component:
+    """A cap rather than a weight: the riskiest signal limits the score (0: a human must answer)."""
+    if not signals:
+        return Component("risk", 1.0, 0.0, "no risk signals")
+    lowest = min(s.cap for s in signals)
+    return Component("risk", lowest / 100, 0.0, "; ".join(f"{s.reason} (cap {s.cap})" for s in signals))
+
+
+def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None = None) -> Confidence:
+    """Weigh the components, map through the calibration if there is one, then apply the caps."""
+    signals = risk_signals(ticket)
     components = (
         retrieval_strength(sources),
         question_coverage(ticket, sources),
         draft_support(draft, sources),
         keyword_match(sources),
         drafter_answered(draft),
+        risk(signals),
     )
-    value = sum(c.value * c.weight for c in components) / sum(c.weight for c in components)
-    caps: tuple[str, ...] = ()
+    raw = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
+    value = round(100 * calibration.apply(raw)) if calibration else raw
+    caps: list[str] = []
     if draft.declined:
-        value, caps = 0.0, (f"the drafter declined: {draft.decline_reason}",)
-    return Confidence(score=round(100 * value), components=components, caps=caps)
+        value = 0
+        caps.append(f"the drafter declined: {draft.decline_reason}")
+    for signal in signals:
+        if value > signal.cap:
+            caps.append(f"{signal.reason}: score held at {signal.cap}")
+    value = min([value] + [s.cap for s in signals])
+    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)

@@ -21,7 +21,7 @@ from pathlib import Path
 from werkzeug.serving import make_server
 
 from helpdesk_bot.domain import Message, TicketEvent
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.pipeline import action_key
 from helpdesk_bot.services import broker_url, make_helpdesk, open_store
@@ -57,11 +57,11 @@ def run_demo(once: bool, port: int) -> int:
     _say(f"sandbox Zendesk   {sandbox.url}")
     _say(f"sandbox Intercom  {intercom.url}")
 
-    embedder = default_embedder()
-    store = open_store(settings, embedder)
+    embedder = make_embedder(settings)
+    store = open_store(settings, embedder, writable=True)
     articles = make_helpdesk(settings).articles()
     report = sync_index(store, embedder, articles)
-    store.close()  # the worker process opens the embedded index next
+    store.close()  # publishes the index for the worker
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 
     worker = subprocess.Popen(
@@ -167,7 +167,7 @@ def _print_results(sandbox, ledger, created: dict, results: dict) -> list[float]
 # One Intercom conversation: (who, what they do). The bot's turns are whatever it does.
 CONVERSATION = [
     ("customer", "Hi, I switched phones and my authenticator app no longer gives me codes. How can I sign in?"),
-    ("customer", "Once I'm in, how do I reset the authenticator so the app works on my new phone?"),
+    ("customer", "Once I'm signed in, how do I set up 2FA again on the new phone?"),
     ("customer", "Thanks! Can I talk to a person about requiring security keys for our whole team?"),
     ("agent", "Hi Dana, Riley here. Happy to help with security keys: what plan is your workspace on?"),
     ("customer", "We're on Business. And is there a way to export the audit log?"),

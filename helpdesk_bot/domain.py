@@ -10,9 +10,6 @@ from typing import Literal
 Author = Literal["customer", "agent", "bot", "system"]
 Action = Literal["auto_send", "escalate"]
 
-# How many of the customer's latest messages make up the retrieval query of a ticket.
-SEARCH_QUERY_TURNS = 3
-
 
 @dataclass(frozen=True)
 class Message:
@@ -73,12 +70,12 @@ class Ticket:
 
     @property
     def search_query(self) -> str:
-        """What retrieval looks for: the subject and the customer's side of the conversation, so a
-        follow-up ("and on my new phone?") is read with the question it follows."""
-        asked = "\n".join(m.text for m in self.customer_messages[-SEARCH_QUERY_TURNS:])
-        if self.subject and self.subject.strip().lower() not in asked.lower():
-            return f"{self.subject}\n{asked}".strip()
-        return asked
+        """What to search the knowledge for: the subject and the customer's recent messages.
+
+        Earlier turns carry the context a follow-up leaves out ("and on Android?").
+        """
+        said = [m.text for m in self.messages if m.author == "customer" and m.public][-3:]
+        return "\n".join(part for part in (self.subject, *said) if part.strip())
 
 
 @dataclass(frozen=True)
@@ -132,9 +129,10 @@ class Component:
 
 @dataclass(frozen=True)
 class Confidence:
-    score: int  # 0-100
+    score: int  # 0-100: the calibrated probability of a correct answer when a calibration is loaded
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
+    raw: int | None = None  # the weighted score before calibration
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}

@@ -177,9 +177,11 @@ class OpenAIDrafter:
         )
         try:
             reply = json.loads(completion.choices[0].message.content or "")
-            can_answer, answer = bool(reply["can_answer"]), str(reply["answer"])
+            can_answer, answer = reply["can_answer"], reply["answer"]
+            if not isinstance(can_answer, bool) or not isinstance(answer, str):
+                raise TypeError("can_answer must be a boolean and answer a string")
             citations = [str(c).strip("[]") for c in reply.get("citations", [])]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason="the model returned malformed output", **tokens_used)
         if not can_answer or not answer.strip():
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason=str(reply.get("reason") or "the sources do not hold the answer"), **tokens_used)

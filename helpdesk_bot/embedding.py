@@ -80,5 +80,59 @@ class MiniLMEmbedder:
         return result
 
 
+class OpenAIEmbedder:
+    """Embeddings from OpenAI or any compatible server (`/v1/embeddings`)."""
+
+    def __init__(self, api_key: str | None, base_url: str | None, model: str, dimension: int):
+        import openai
+
+        self._openai = openai
+        self.client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url, timeout=30, max_retries=2)
+        self.model, self.dimension, self.name = model, dimension, f"openai:{model}"
+
+    def embed(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
+        from helpdesk_bot.errors import AIUnavailable
+
+        rows = []
+        for start in range(0, len(texts), batch_size):
+            try:
+                response = self.client.embeddings.create(model=self.model, input=texts[start : start + batch_size],
+                                                         dimensions=self.dimension)
+            except (self._openai.APIConnectionError, self._openai.APITimeoutError,
+                    self._openai.InternalServerError, self._openai.RateLimitError) as exc:
+                raise AIUnavailable(f"embedding service unavailable: {exc}") from exc
+            rows.extend(item.embedding for item in sorted(response.data, key=lambda d: d.index))
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model (optional extra: `pip install helpdesk-bot[sentence-transformers]`)."""
+
+    def __init__(self, model: str):
+        from sentence_transformers import SentenceTransformer
+
+        self.model = SentenceTransformer(model)
+        self.dimension = self.model.get_sentence_embedding_dimension()
+        self.name = f"sentence-transformers:{model}"
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.model.encode(texts, normalize_embeddings=True), dtype=np.float32)
+
+
 def default_embedder() -> Embedder:
+    return MiniLMEmbedder()
+
+
+def make_embedder(settings) -> Embedder:
+    """HELPDESK_EMBEDDER: `minilm` (default, offline), `openai`, or `sentence-transformers:<model>`.
+
+    Switching embedders changes every vector: index into a new QDRANT_COLLECTION.
+    """
+    choice = settings.embedder
+    if choice == "openai":
+        return OpenAIEmbedder(settings.openai_api_key, settings.openai_base_url, settings.openai_embedding_model,
+                              settings.openai_embedding_dimension)
+    if choice.startswith("sentence-transformers:"):
+        return SentenceTransformerEmbedder(choice.split(":", 1)[1])
     return MiniLMEmbedder()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import markdown as markdown_lib
 
@@ -26,10 +27,12 @@ class Article:
     title: str
     body_html: str
     url: str = ""
+    breadcrumb: str = ""  # where it sits in the help center: "Billing › Invoices"
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(f"{self.title}\0{self.url}\0{self.body_html}".encode()).hexdigest()[:32]
+        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def chunk_article(article: Article) -> list[Chunk]:
@@ -39,14 +42,14 @@ def chunk_article(article: Article) -> list[Chunk]:
     so a step that straddles a boundary is whole in at least one chunk.
     """
     sections: list[tuple[str, list[str]]] = []
-    path: list[tuple[int, str]] = []
+    path: list[tuple[int, str]] = [(0, article.breadcrumb)] if article.breadcrumb else []
     for level, text in html_to_blocks(article.body_html):
         if level:
             path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, text)]
             sections.append((" › ".join(title for _, title in path), []))
         else:
             if not sections:
-                sections.append(("", []))
+                sections.append((article.breadcrumb, []))
             sections[-1][1].append(text)
 
     chunks: list[Chunk] = []
@@ -63,7 +66,8 @@ def chunk_article(article: Article) -> list[Chunk]:
                 )
             )
     if not chunks:  # an article with a title and no body still answers "where is X"
-        chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title, url=article.url))
+        chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title,
+                            url=article.url, heading=article.breadcrumb))
     return chunks
 
 
@@ -131,12 +135,78 @@ def load_folder(folder: Path) -> list[Article]:
     return articles
 
 
+HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def load_openapi(path: Path) -> list[Article]:
+    """API docs from an OpenAPI 3 description (JSON or YAML): one article per operation."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not JSON or YAML ({exc})") from None
+    if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith("3"):
+        raise BadInput(f"{path}: not an OpenAPI 3 description (no `openapi: 3.x`)")
+    articles = []
+    for route, item in (spec.get("paths") or {}).items():
+        shared_parameters = item.get("parameters", []) if isinstance(item, dict) else []
+        for method in HTTP_METHODS:
+            operation = item.get(method) if isinstance(item, dict) else None
+            if not isinstance(operation, dict):
+                continue
+            summary = operation.get("summary") or operation.get("operationId") or ""
+            articles.append(Article(
+                id=f"{path.name}#{method.upper()} {route}",
+                title=f"{method.upper()} {route}" + (f": {summary}" if summary else ""),
+                body_html=_operation_html(spec, operation, shared_parameters),
+            ))
+    return articles
+
+
+def _operation_html(spec: dict, operation: dict, shared_parameters: list) -> str:
+    parts = [f"<p>{escape(operation.get('description') or operation.get('summary') or '')}</p>"]
+    parameters = [_resolve(spec, p) for p in shared_parameters + operation.get("parameters", [])]
+    if parameters:
+        items = "".join(
+            f"<li>{escape(str(p.get('name')))} ({escape(str(p.get('in')))}"
+            f"{', required' if p.get('required') else ''}): {escape(p.get('description') or '')}</li>"
+            for p in parameters if isinstance(p, dict)
+        )
+        parts.append(f"<h2>Parameters</h2><ul>{items}</ul>")
+    body = _resolve(spec, operation.get("requestBody") or {})
+    if body:
+        kinds = ", ".join(escape(k) for k in (body.get("content") or {}))
+        parts.append(f"<h2>Request body</h2><p>{escape(body.get('description') or '')} ({kinds})</p>")
+    responses = operation.get("responses") or {}
+    if responses:
+        items = "".join(f"<li>{escape(str(code))}: {escape(_resolve(spec, r).get('description') or '')}</li>"
+                        for code, r in responses.items())
+        parts.append(f"<h2>Responses</h2><ul>{items}</ul>")
+    return "".join(parts)
+
+
+def _resolve(spec: dict, node) -> dict:
+    """Follow a local `$ref` ("#/components/parameters/Page"); unknown references resolve to {}."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node and seen < 10:
+        target = spec
+        for key in str(node["$ref"]).removeprefix("#/").split("/"):
+            target = target.get(key, {}) if isinstance(target, dict) else {}
+        node, seen = target, seen + 1
+    return node if isinstance(node, dict) else {}
+
+
 def load_articles(source: Path) -> list[Article]:
+    """Articles from a JSONL file, an OpenAPI description, or a folder of Markdown/HTML files."""
     if source.is_dir():
         return load_folder(source)
-    if source.suffix.lower() in (".jsonl", ".ndjson"):
+    suffix = source.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
         return load_jsonl(source)
-    raise BadInput(f"{source}: expected a .jsonl file or a folder of Markdown/HTML files")
+    if suffix in (".json", ".yaml", ".yml"):
+        return load_openapi(source)
+    raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, or a folder of Markdown/HTML files")
 
 
 def _as_html(body: str) -> str:
@@ -157,16 +227,24 @@ class IndexReport:
     deleted: int = 0
     chunks: int = 0
     errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "deleted", "chunks", "errors")}
+        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "deleted", "chunks", "errors", "seconds")}
+
+
+EMBED_BATCH = 256
 
 
 def sync_index(
-    store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True
+    store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IndexReport:
-    """Bring the index in line with `articles`, re-embedding only articles whose content changed."""
-    store.ensure_collection()
+    """Bring the index in line with `articles`, re-embedding only articles whose content changed.
+
+    `progress(done, total)` is called as chunks are embedded.
+    """
+    started = time.perf_counter()
     indexed = store.article_hashes()
     report = IndexReport()
     changed: list[Article] = []
@@ -184,13 +262,17 @@ def sync_index(
     # Replace a changed article's chunks wholesale: its chunk count may have shrunk.
     store.delete_articles([a.id for a in changed if a.id in indexed])
     chunks = [chunk for article in changed for chunk in chunk_article(article)]
-    if chunks:
-        vectors = embedder.embed([embedding_input(c) for c in chunks])
-        store.upsert(chunks, vectors, {a.id: a.content_hash for a in changed})
+    hashes = {a.id: a.content_hash for a in changed}
+    for start in range(0, len(chunks), EMBED_BATCH):
+        batch = chunks[start : start + EMBED_BATCH]
+        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes)
+        if progress:
+            progress(start + len(batch), len(chunks))
     report.chunks = len(chunks)
 
     if remove_missing:
         gone = sorted(set(indexed) - {a.id for a in articles})
         store.delete_articles(gone)
         report.deleted = len(gone)
+    report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -62,7 +62,7 @@ decisions = sa.Table(
     sa.Column("drafter", sa.String(32), nullable=False),
     sa.Column("confidence", sa.Integer, nullable=False),
     sa.Column("components", sa.Text, nullable=False),
-    sa.Column("rule", sa.String(200), nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
     sa.Column("threshold", sa.Integer, nullable=False),
     sa.Column("action", sa.String(16), nullable=False),
     sa.Column("reasons", sa.Text, nullable=False),
@@ -96,6 +96,15 @@ dead_letters = sa.Table(
     sa.Column("human_notified", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("replayed_at", sa.Float),
+)
+
+index_runs = sa.Table(
+    "index_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(200), nullable=False),
+    sa.Column("finished_at", sa.Float, nullable=False),
+    sa.Column("report", sa.Text, nullable=False),  # IndexReport.as_dict() as JSON
 )
 
 
@@ -292,6 +301,15 @@ class Ledger:
             query = query.where(dead_letters.c.replayed_at.is_(None))
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query.order_by(dead_letters.c.id))]
+
+    def record_index_run(self, source: str, report: dict) -> None:
+        with self.engine.begin() as db:
+            db.execute(index_runs.insert().values(source=source[:200], finished_at=time.time(), report=json.dumps(report)))
+
+    def index_runs(self, limit: int = 10) -> list[dict]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(index_runs).order_by(index_runs.c.id.desc()).limit(limit))
+            return [{**dict(r._mapping), "report": json.loads(r.report)} for r in rows]
 
     def mark_replayed(self, dead_letter_id: int) -> int:
         """Mark a dead letter replayed and reset its event for another run; return the event id."""

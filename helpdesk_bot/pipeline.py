@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from helpdesk_bot import confidence
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn
 from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
@@ -34,6 +35,7 @@ class Answerer:
     retriever: Retriever
     drafter: Drafter
     policy: Policy
+    calibration: Calibration | None = None
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
@@ -43,7 +45,7 @@ class Answerer:
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
-            score = confidence.score(ticket, sources, draft)
+            score = confidence.score(ticket, sources, draft, self.calibration)
             decision = decide(ticket, draft, score, self.policy)
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 

@@ -127,7 +127,7 @@ def load_policy(path: Path | None) -> Policy:
         return Policy()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"policy {path}: {exc}") from None
     return parse_policy(raw, source=str(path))
 
@@ -151,6 +151,8 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
         if "escalation_group_id" in table:
             helpdesk_group = _group(table["escalation_group_id"], f"{source}: {helpdesk}.escalation_group_id")
             helpdesk_groups.append((helpdesk, helpdesk_group or None))
+    if not isinstance(raw.get("rules", []), list):
+        raise ConfigError(f"{source}: rules must be a list of [[rules]] tables")
     rules = []
     for n, rule in enumerate(raw.get("rules", []), 1):
         where = f"{source}: rules[{n}]"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 
+from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.errors import ConfigError
-from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
 from helpdesk_bot.policy import load_policy
@@ -56,15 +56,10 @@ def open_ledger(settings: Settings) -> Ledger:
     return ledger
 
 
-def open_store(settings: Settings, embedder=None) -> KnowledgeStore:
-    """The knowledge index; the embedded one opens in one process at a time."""
-    embedder = embedder or default_embedder()
-    try:
-        return KnowledgeStore.open(settings, embedder.dimension)
-    except RuntimeError as exc:  # qdrant-client local mode: "Storage folder ... is already accessed"
-        raise ConfigError(
-            f"{exc}\nThe embedded index opens in one process at a time: stop the worker first, or set QDRANT_URL."
-        ) from None
+def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
+    """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
+    embedder = embedder or make_embedder(settings)
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
 
 
 HELPDESKS = {"zendesk": ZendeskHelpdesk, "intercom": IntercomHelpdesk}
@@ -81,11 +76,12 @@ def make_helpdesks(settings: Settings) -> dict:
 
 
 def build_answerer(settings: Settings) -> Answerer:
-    embedder = default_embedder()
+    embedder = make_embedder(settings)
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder),
         drafter=make_drafter(settings),
         policy=load_policy(settings.policy_path),
+        calibration=Calibration.load(settings.calibration_path),
     )
 
 

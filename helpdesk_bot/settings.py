@@ -37,6 +37,7 @@ class Settings:
     qdrant_collection: str
     database_url: str
     policy_path: Path | None
+    calibration_path: Path  # written by `helpdesk-bot calibrate`, loaded by workers when present
     # Helpdesk: Zendesk when a subdomain is set, else the sandbox helpdesk.
     zendesk_subdomain: str | None
     zendesk_email: str | None
@@ -51,10 +52,14 @@ class Settings:
     intercom_admin_id: str | None
     intercom_region: str
     intercom_sandbox_url: str | None
+    include_restricted_articles: bool  # index articles limited to signed-in users or agents
     # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
     openai_api_key: str | None = field(repr=False)
     openai_base_url: str | None
     openai_model: str
+    embedder: str
+    openai_embedding_model: str
+    openai_embedding_dimension: int
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
 
@@ -93,6 +98,7 @@ class Settings:
             qdrant_collection=_str(env, "QDRANT_COLLECTION", "knowledge"),
             database_url=database_url,
             policy_path=Path(policy) if policy else None,
+            calibration_path=Path(_str(env, "HELPDESK_CALIBRATION") or data_dir / "calibration.json"),
             zendesk_subdomain=_str(env, "ZENDESK_SUBDOMAIN"),
             zendesk_email=_str(env, "ZENDESK_EMAIL"),
             zendesk_api_token=_str(env, "ZENDESK_API_TOKEN"),
@@ -105,9 +111,13 @@ class Settings:
             intercom_admin_id=_str(env, "INTERCOM_ADMIN_ID"),
             intercom_region=(_str(env, "INTERCOM_REGION", "us") or "us").lower(),
             intercom_sandbox_url=_str(env, "INTERCOM_SANDBOX_URL"),
+            include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
+            embedder=_str(env, "HELPDESK_EMBEDDER", "minilm"),
+            openai_embedding_model=_str(env, "OPENAI_EMBEDDING_MODEL", "text-embedding-3-small"),
+            openai_embedding_dimension=_int(env, "OPENAI_EMBEDDING_DIMENSIONS", 512),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
         )
@@ -135,6 +145,8 @@ class Settings:
             raise ConfigError(f"INTERCOM_REGION must be us, eu or au, got {self.intercom_region!r}")
         if self.intercom_admin_id and not self.intercom_admin_id.isdigit():
             raise ConfigError(f"INTERCOM_ADMIN_ID must be an admin id (digits), got {self.intercom_admin_id!r}")
+        if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
+            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.policy_path and not self.policy_path.is_file():

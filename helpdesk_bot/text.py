@@ -4,53 +4,59 @@ from __future__ import annotations
 
 import html
 import re
+import threading
+from functools import lru_cache
 
+import snowballstemmer
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-_WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+_WORD = re.compile(r"[a-z0-9]+")
+_stemmers = threading.local()  # a snowball stemmer keeps state while it works: one per thread
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 
+# Contractions appear here as _words() leaves them: "don't" → "don", "it's" → "it".
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do does
-    doesn't doing don't down during each few for from further had hadn't has hasn't have
-    haven't having he her here hers herself him himself his how i i'm i've if in into is isn't
-    it it's its itself just let's me more most mustn't my myself no nor not now of off on once
-    only or other ought our ours ourselves out over own same shan't she should shouldn't so
-    some such than that that's the their theirs them themselves then there there's these they
-    this those through to too under until up very was wasn't we we're were weren't what what's
-    when where which while who whom why will with won't would wouldn't you you're your yours
-    yourself yourselves hi hello hey thanks thank please regards cheers dear team get got
-    also still anyone someone something way ask asking help need want able know like would
-    could use using used one two since already really""".split()
+    """a about above after again against all am an and any are aren as at be because been
+    before being below between both but by can cannot could couldn did didn do does doesn
+    doing don down during each few for from further had hadn has hasn have haven having he her
+    here hers herself him himself his how i if in into is isn it its itself just let me more
+    most mustn my myself no nor not now of off on once only or other ought our ours ourselves
+    out over own same shan she should shouldn so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was wasn
+    we were weren what when where which while who whom why will with won would wouldn you your
+    yours yourself yourselves hi hello hey thanks thank please regards cheers dear get got also
+    still anyone someone something way ask asking help need want able know like use using used
+    one two since already really""".split()
 )
 
 
+def _words(text: str) -> list[str]:
+    # Possessives and contractions ("team's", "don't") fold to the word before the apostrophe.
+    return _WORD.findall(re.sub(r"['’](s|t|re|ve|ll|d|m)\b", "", text.lower()))
+
+
 def tokens(text: str) -> list[str]:
-    """Lower-cased word tokens, stemmed lightly so 'invoices' meets 'invoice'."""
-    return [stem(w) for w in _WORD.findall(text.lower().replace("’", "'"))]
+    """Lower-cased, stemmed word tokens, so 'invoices' meets 'invoice'."""
+    return [stem(w) for w in _words(text)]
+
+
+def index_terms(text: str) -> list[str]:
+    """Stemmed tokens without stopwords, repeated as often as they occur: what keyword search counts."""
+    return [stem(w) for w in _words(text) if w not in STOPWORDS]
 
 
 def key_terms(text: str) -> list[str]:
-    """The words that carry the question: tokens without stopwords, in order, unique."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower().replace("’", "'")):
-        if word in STOPWORDS or len(word) < 2:
-            continue
-        seen.setdefault(stem(word), None)
-    return list(seen)
+    """The words that carry the question: stemmed, without stopwords, in order, unique."""
+    return list(dict.fromkeys(t for t in index_terms(text) if len(t) > 1))
 
 
+@lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """A tiny suffix stripper: enough to match plurals and verb forms, never clever."""
-    if len(word) <= 3 or word.isdigit():
-        return word
-    for suffix, keep in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith("ss"):
-                return word
-            return word[: len(word) - len(suffix)] + keep
-    return word
+    """Porter2 (snowball) stem; pure Python, so cached: a corpus repeats its words."""
+    stemmer = getattr(_stemmers, "english", None)
+    if stemmer is None:
+        stemmer = _stemmers.english = snowballstemmer.stemmer("english")
+    return stemmer.stemWord(word)
 
 
 def sentences(text: str) -> list[str]:
@@ -92,7 +98,8 @@ def html_to_blocks(markup: str) -> list[tuple[int, str]]:
     def walk(node: Tag) -> None:
         for child in node.children:
             if isinstance(child, NavigableString):
-                buffer.append(str(child))
+                # In HTML a newline in the source is just a space; breaks come from the tags.
+                buffer.append(re.sub(r"\s+", " ", str(child)))
                 continue
             if not isinstance(child, Tag):
                 continue
@@ -109,6 +116,10 @@ def html_to_blocks(markup: str) -> list[tuple[int, str]]:
             elif name in ("td", "th"):
                 walk(child)
                 buffer.append(" | ")
+            elif name == "tr":
+                buffer.append("\n")
+                walk(child)
+                buffer.append("\n")
             elif name == "pre":
                 flush()
                 code = child.get_text()

@@ -1,49 +1,66 @@
-"""The knowledge index in Qdrant: a dense vector and a keyword (sparse, IDF) vector per chunk,
-queried together and fused with reciprocal rank fusion.
+"""The knowledge index: a dense vector and a keyword (sparse, IDF) vector per chunk.
 
-The same code serves a Qdrant server or cluster (`QDRANT_URL`) and Qdrant's embedded local
-mode on disk (the default, one process at a time) or in memory (tests).
+Two engines behind one small interface:
+- `ServerEngine`: a Qdrant server or cluster through qdrant-client (`QDRANT_URL`); tests also
+  run it on qdrant-client's in-memory local mode.
+- `EmbeddedEngine`: Qdrant's in-process engine (qdrant-edge) on disk, the default. A writer
+  (one at a time) works on a staging copy and publishes it by swapping folders; every reading
+  process queries a private copy of the last published version and switches to a newer one
+  when it appears. So any number of worker processes share one index, indexing never blocks
+  them, and nobody sees a half-written index.
+
+Dense and keyword results are fused here, not in the engine, so both engines rank alike.
 """
 
 from __future__ import annotations
 
+import fcntl
+import shutil
+import tempfile
+import threading
+import time
 import uuid
 import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
-from qdrant_client import QdrantClient, models
 
 from helpdesk_bot.domain import Chunk
 from helpdesk_bot.errors import AIUnavailable
-from helpdesk_bot.text import tokens
+from helpdesk_bot.text import index_terms
 
 DENSE = "dense"
 KEYWORDS = "keywords"
 _NAMESPACE = uuid.UUID("6f0d2b1e-5c1a-4b8e-9a3e-1f2d3c4b5a69")
 
-# BM25's term-frequency saturation is applied at index time; Qdrant's IDF modifier adds the
-# inverse document frequency at query time, so the index never needs a global pass.
-_K1, _B, _AVG_LEN = 1.2, 0.75, 150.0
+# BM25's term-frequency saturation is applied at index time; the engine's IDF modifier adds
+# inverse document frequency at query time, so adding a chunk never rewrites the others.
+_K1, _B, _AVG_LEN = 0.9, 0.4, 60.0
+# Fused score = KEYWORD_WEIGHT × keyword score / best keyword score + (1 - it) × cosine.
+KEYWORD_WEIGHT = 0.5
+CANDIDATES = 40  # per signal, before fusion
 
 
-def keyword_vector(text: str, query: bool = False) -> models.SparseVector:
-    counts = Counter(tokens(text))
+@dataclass(frozen=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+def keyword_vector(text: str, query: bool = False) -> SparseVector:
+    counts = Counter(index_terms(text))
     length = sum(counts.values()) or 1
-    indices, values = [], []
+    weights: dict[int, float] = {}
     for term, tf in counts.items():
-        indices.append(zlib.crc32(term.encode()) & 0x7FFFFFFF)
-        if query:
-            values.append(1.0)
-        else:
-            values.append(tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / _AVG_LEN)))
-    # crc32 collisions are rare but possible; Qdrant rejects duplicate indices.
-    merged: dict[int, float] = {}
-    for i, v in zip(indices, values):
-        merged[i] = merged.get(i, 0.0) + v
-    return models.SparseVector(indices=list(merged), values=list(merged.values()))
+        # crc32 collisions are rare; engines reject duplicate indices, so merge them.
+        index = zlib.crc32(term.encode()) & 0x7FFFFFFF
+        weight = 1.0 if query else tf * (_K1 + 1) / (tf + _K1 * (1 - _B + _B * length / _AVG_LEN))
+        weights[index] = weights.get(index, 0.0) + weight
+    return SparseVector(indices=list(weights), values=list(weights.values()))
 
 
 def point_id(chunk_id: str) -> str:
@@ -54,116 +71,323 @@ def point_id(chunk_id: str) -> str:
 class Hit:
     chunk: Chunk
     fused: float
-    dense: float
+    dense: float  # cosine similarity to the query
+    keyword: float  # keyword (BM25) score relative to the best one, 0..1
+
+
+@dataclass(frozen=True)
+class Point:
+    id: str
+    dense: list[float]
+    keywords: SparseVector
+    payload: dict
+
+
+class Engine(Protocol):
+    def upsert(self, points: list[Point]) -> None: ...
+    def delete_articles(self, article_ids: list[str]) -> None: ...
+    def payloads(self, fields: list[str]) -> list[dict]: ...
+    def count(self) -> int: ...
+    def nearest(self, using: str, vector, limit: int) -> list[tuple[dict, float, list[float]]]: ...
+    def close(self) -> None: ...
 
 
 class KnowledgeStore:
-    def __init__(self, client: QdrantClient, collection: str, dimension: int):
-        self.client = client
-        self.collection = collection
+    def __init__(self, engine: Engine, dimension: int):
+        self.engine = engine
         self.dimension = dimension
 
     @classmethod
-    def open(cls, settings, dimension: int) -> KnowledgeStore:
+    def open(cls, settings, dimension: int, writable: bool = False) -> KnowledgeStore:
         if settings.qdrant_url:
+            from qdrant_client import QdrantClient
+
             client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=10)
-        else:
-            path = settings.data_dir / "qdrant"
-            path.mkdir(parents=True, exist_ok=True)
-            client = QdrantClient(path=str(path))
-        return cls(client, settings.qdrant_collection, dimension)
+            return cls(ServerEngine(client, settings.qdrant_collection, dimension), dimension)
+        folder = settings.data_dir / "knowledge" / settings.qdrant_collection
+        return cls(EmbeddedEngine(folder, dimension, writable=writable), dimension)
+
+    @classmethod
+    def in_memory(cls, dimension: int, collection: str = "knowledge") -> KnowledgeStore:
+        from qdrant_client import QdrantClient
+
+        return cls(ServerEngine(QdrantClient(":memory:"), collection, dimension), dimension)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str]) -> None:
+        self.engine.upsert([
+            Point(
+                id=point_id(chunk.id),
+                dense=vector.tolist(),
+                keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}"),
+                payload={"chunk_id": chunk.id, "article_id": chunk.article_id, "title": chunk.title,
+                         "heading": chunk.heading, "text": chunk.text, "url": chunk.url,
+                         "content_hash": content_hash[chunk.article_id]},
+            )
+            for chunk, vector in zip(chunks, vectors)
+        ])
+
+    def delete_articles(self, article_ids: list[str]) -> None:
+        if article_ids:
+            self.engine.delete_articles(article_ids)
+
+    def article_hashes(self) -> dict[str, str]:
+        """The content hash of every indexed article, to re-embed only what changed."""
+        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash"])}
+
+    def count(self) -> int:
+        return self.engine.count()
+
+    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5) -> list[Hit]:
+        """Hybrid search: dense and keyword candidates, fused by normalised score."""
+        try:
+            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES)
+            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES)
+        except AIUnavailable:
+            raise
+        except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
+            raise AIUnavailable(f"knowledge index unavailable: {exc}") from exc
+        best_keyword = max((score for _, score, _ in keyword), default=0.0) or 1.0
+        candidates: dict[str, tuple[dict, float, float]] = {}
+        for payload, _, vector in dense + keyword:
+            cosine = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
+            candidates[payload["chunk_id"]] = (payload, cosine, 0.0)
+        for payload, score, _ in keyword:
+            entry = candidates[payload["chunk_id"]]
+            candidates[payload["chunk_id"]] = (entry[0], entry[1], score / best_keyword)
+        hits = [
+            Hit(chunk=_chunk(payload), fused=KEYWORD_WEIGHT * kw + (1 - KEYWORD_WEIGHT) * cosine, dense=cosine, keyword=kw)
+            for payload, cosine, kw in candidates.values()
+        ]
+        hits.sort(key=lambda h: h.fused, reverse=True)
+        return hits[:limit]
+
+
+def _chunk(payload: dict) -> Chunk:
+    return Chunk(id=payload["chunk_id"], article_id=payload["article_id"], title=payload["title"],
+                 text=payload["text"], url=payload.get("url", ""), heading=payload.get("heading", ""))
+
+
+# --- Qdrant server (and qdrant-client's local mode) ----------------------------------------
+
+
+class ServerEngine:
+    def __init__(self, client, collection: str, dimension: int):
+        from qdrant_client import models
+
+        self.client, self.collection, self.models, self.dimension = client, collection, models, dimension
+        self._exists = False  # checked lazily: a server that is down must not stop start-up
+
+    def _collection_exists(self) -> bool:
+        self._exists = self._exists or self.client.collection_exists(self.collection)
+        return self._exists
+
+    def _create_collection(self) -> None:
+        m = self.models
+        self.client.create_collection(
+            self.collection,
+            vectors_config={DENSE: m.VectorParams(size=self.dimension, distance=m.Distance.COSINE)},
+            sparse_vectors_config={KEYWORDS: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        with warnings.catch_warnings():  # local mode ignores payload indexes and says so
+            warnings.simplefilter("ignore", UserWarning)
+            self.client.create_payload_index(self.collection, "article_id", m.PayloadSchemaType.KEYWORD)
+
+    def upsert(self, points: list[Point]) -> None:
+        m = self.models
+        if not self._collection_exists():
+            self._create_collection()
+        structs = [
+            m.PointStruct(id=p.id, payload=p.payload, vector={
+                DENSE: p.dense, KEYWORDS: m.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
+            for p in points
+        ]
+        for start in range(0, len(structs), 256):
+            self.client.upsert(self.collection, structs[start : start + 256], wait=True)
+
+    def delete_articles(self, article_ids: list[str]) -> None:
+        m = self.models
+        if not self._collection_exists():
+            return
+        condition = m.FieldCondition(key="article_id", match=m.MatchAny(any=article_ids))
+        self.client.delete(self.collection, m.FilterSelector(filter=m.Filter(must=[condition])), wait=True)
+
+    def payloads(self, fields: list[str]) -> list[dict]:
+        if not self._collection_exists():
+            return []
+        out, offset = [], None
+        while True:
+            records, offset = self.client.scroll(self.collection, limit=1024, offset=offset, with_payload=fields)
+            out.extend(r.payload for r in records)
+            if offset is None:
+                return out
+
+    def count(self) -> int:
+        return self.client.count(self.collection, exact=True).count if self._collection_exists() else 0
+
+    def nearest(self, using: str, vector, limit: int):
+        if not self._collection_exists():  # nothing indexed yet
+            return []
+        if isinstance(vector, SparseVector):
+            vector = self.models.SparseVector(indices=vector.indices, values=vector.values)
+        response = self.client.query_points(self.collection, query=vector, using=using, limit=limit,
+                                            with_payload=True, with_vectors=[DENSE])
+        return [(p.payload, float(p.score), p.vector[DENSE]) for p in response.points]
 
     def close(self) -> None:
         self.client.close()
 
-    def ensure_collection(self) -> None:
-        if self.client.collection_exists(self.collection):
-            return
-        self.client.create_collection(
-            self.collection,
-            vectors_config={DENSE: models.VectorParams(size=self.dimension, distance=models.Distance.COSINE)},
-            sparse_vectors_config={KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-        )
-        with warnings.catch_warnings():  # local mode ignores payload indexes and says so; servers need them
-            warnings.simplefilter("ignore", UserWarning)
-            for field in ("article_id", "content_hash"):
-                self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
 
-    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str]) -> None:
-        points = [
-            models.PointStruct(
-                id=point_id(chunk.id),
-                vector={DENSE: vector.tolist(), KEYWORDS: keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}")},
-                payload={
-                    "chunk_id": chunk.id,
-                    "article_id": chunk.article_id,
-                    "title": chunk.title,
-                    "heading": chunk.heading,
-                    "text": chunk.text,
-                    "url": chunk.url,
-                    "content_hash": content_hash[chunk.article_id],
-                },
-            )
-            for chunk, vector in zip(chunks, vectors)
-        ]
-        for start in range(0, len(points), 256):
-            self.client.upsert(self.collection, points[start : start + 256], wait=True)
+# --- Embedded: qdrant-edge on disk ----------------------------------------------------------
+
+
+class EmbeddedEngine:
+    """qdrant-edge shards: a published primary, and per-process read copies (see module doc)."""
+
+    RELOAD_CHECK_SECONDS = 2.0
+
+    def __init__(self, folder: Path, dimension: int, writable: bool):
+        import qdrant_edge
+
+        self.q = qdrant_edge
+        self.folder, self.dimension, self.writable = folder, dimension, writable
+        self.version_file = self._sibling(".version")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        self._publish_lock = open(self._sibling(".publish.lock"), "a+")  # EX to swap, SH to copy
+        self._swap = threading.Lock()
+        self._copy_dir: str | None = None
+        self._version, self._checked_at = None, 0.0
+        self.shard = None
+        self._changed = False
+        if writable:
+            self._writer_lock = open(self._sibling(".writer.lock"), "a+")
+            fcntl.flock(self._writer_lock, fcntl.LOCK_EX)  # one writer at a time
+            staging = self._sibling(".staging")
+            shutil.rmtree(staging, ignore_errors=True)  # left by a writer that died
+            if self._published_version() is not None:
+                self._copy_published(staging)
+            self.shard = self._load_or_create(staging)
+        else:
+            self._reload()
+
+    def _sibling(self, suffix: str) -> Path:
+        return self.folder.with_name(self.folder.name + suffix)
+
+    def _copy_published(self, target: Path | str) -> str | None:
+        fcntl.flock(self._publish_lock, fcntl.LOCK_SH)
+        try:
+            version = self._published_version()
+            shutil.copytree(self.folder, target, dirs_exist_ok=True)
+            return version
+        finally:
+            fcntl.flock(self._publish_lock, fcntl.LOCK_UN)
+
+    def _config(self):
+        q = self.q
+        return q.EdgeConfig(vectors={DENSE: q.EdgeVectorParams(size=self.dimension, distance=q.Distance.Cosine)},
+                            sparse_vectors={KEYWORDS: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)})
+
+    def _load_or_create(self, path: Path):
+        if path.exists() and any(path.iterdir()):
+            return self.q.EdgeShard.load(str(path))
+        return self.q.EdgeShard.create(str(path), self._config())
+
+    def _published_version(self) -> str | None:
+        try:
+            return self.version_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _reload(self) -> None:
+        """Switch to the last published version if it is newer than the one being read."""
+        self._checked_at = time.monotonic()
+        version = self._published_version()
+        if version is None or version == self._version:
+            return
+        copy_dir = tempfile.mkdtemp(prefix="helpdesk-knowledge-")
+        version = self._copy_published(copy_dir)
+        shard = self.q.EdgeShard.load(copy_dir)
+        with self._swap:
+            old_dir, self.shard, self._copy_dir, self._version = self._copy_dir, shard, copy_dir, version
+        if old_dir:  # queries already running keep their shard object; its files may go
+            shutil.rmtree(old_dir, ignore_errors=True)
+
+    def _reader(self):
+        if not self.writable and time.monotonic() - self._checked_at > self.RELOAD_CHECK_SECONDS:
+            self._reload()
+        return self.shard
+
+    def upsert(self, points: list[Point]) -> None:
+        q = self.q
+        self._changed = True
+        self.shard.update(q.UpdateOperation.upsert_points([
+            q.Point(id=p.id, payload=p.payload,
+                    vector={DENSE: p.dense, KEYWORDS: q.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
+            for p in points
+        ]))
 
     def delete_articles(self, article_ids: list[str]) -> None:
-        if not article_ids:
-            return
-        self.client.delete(
-            self.collection,
-            models.FilterSelector(
-                filter=models.Filter(must=[models.FieldCondition(key="article_id", match=models.MatchAny(any=article_ids))])
-            ),
-            wait=True,
-        )
+        q = self.q
+        self._changed = True
+        self.shard.update(q.UpdateOperation.delete_points_by_filter(
+            q.Filter(must=[q.FieldCondition(key="article_id", match=q.MatchAny(any=article_ids))])))
 
-    def article_hashes(self) -> dict[str, str]:
-        """The content hash of every indexed article, to re-embed only what changed."""
-        hashes: dict[str, str] = {}
-        offset = None
+    def payloads(self, fields: list[str]) -> list[dict]:
+        shard = self._reader()
+        if shard is None:
+            return []
+        out, offset = [], None
         while True:
-            records, offset = self.client.scroll(
-                self.collection, limit=1024, offset=offset, with_payload=["article_id", "content_hash"]
-            )
-            for record in records:
-                hashes[record.payload["article_id"]] = record.payload["content_hash"]
+            records, offset = shard.scroll(self.q.ScrollRequest(offset=offset, limit=1024, with_payload=True))
+            out.extend({f: r.payload.get(f) for f in fields} for r in records)
             if offset is None:
-                return hashes
+                return out
 
     def count(self) -> int:
-        if not self.client.collection_exists(self.collection):
-            return 0
-        return self.client.count(self.collection, exact=True).count
+        shard = self._reader()
+        return shard.count(self.q.CountRequest(exact=True)) if shard is not None else 0
 
-    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5, candidates: int = 30) -> list[Hit]:
+    def nearest(self, using: str, vector, limit: int):
+        shard = self._reader()
+        if shard is None:  # nothing indexed yet
+            return []
+        q = self.q
+        if isinstance(vector, SparseVector):
+            vector = q.SparseVector(indices=vector.indices, values=vector.values)
+        points = shard.query(q.QueryRequest(limit=limit, query=q.Query.Nearest(vector, using=using),
+                                            with_payload=True, with_vector=[DENSE]))
+        return [(p.payload, float(p.score), p.vector[DENSE]) for p in points]
+
+    def close(self) -> None:
+        if self.writable and self.shard is not None:
+            if self._changed or self._published_version() is None:
+                self.shard.optimize()  # fewer, indexed segments: millisecond queries for readers
+                self.shard.flush()
+                self.shard.close()
+                self._publish()
+            else:  # nothing changed: readers keep the version they have
+                self.shard.close()
+                shutil.rmtree(self._sibling(".staging"), ignore_errors=True)
+            self.shard = None
+            fcntl.flock(self._writer_lock, fcntl.LOCK_UN)
+            self._writer_lock.close()
+        elif self._copy_dir:
+            shutil.rmtree(self._copy_dir, ignore_errors=True)
+            self._copy_dir = None
+        self._publish_lock.close()
+
+    def _publish(self) -> None:
+        """Swap the staging folder in; readers copy either the old or the new, never a mix."""
+        previous = self._sibling(".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        fcntl.flock(self._publish_lock, fcntl.LOCK_EX)
         try:
-            response = self.client.query_points(
-                self.collection,
-                prefetch=[
-                    models.Prefetch(query=query_vector.tolist(), using=DENSE, limit=candidates),
-                    models.Prefetch(query=keyword_vector(query_text, query=True), using=KEYWORDS, limit=candidates),
-                ],
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                limit=limit,
-                with_payload=True,
-                with_vectors=[DENSE],
-            )
-        except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
-            raise AIUnavailable(f"knowledge index unavailable: {exc}") from exc
-        hits = []
-        for point in response.points:
-            payload = point.payload
-            dense = float(np.dot(np.asarray(point.vector[DENSE], dtype=np.float32), query_vector))
-            chunk = Chunk(
-                id=payload["chunk_id"],
-                article_id=payload["article_id"],
-                title=payload["title"],
-                text=payload["text"],
-                url=payload.get("url", ""),
-                heading=payload.get("heading", ""),
-            )
-            hits.append(Hit(chunk=chunk, fused=float(point.score), dense=dense))
-        return hits
+            if self.folder.exists():
+                self.folder.rename(previous)
+            self._sibling(".staging").rename(self.folder)
+            self.version_file.write_text(uuid.uuid4().hex)
+        finally:
+            fcntl.flock(self._publish_lock, fcntl.LOCK_UN)
+        shutil.rmtree(previous, ignore_errors=True)

@@ -150,9 +150,9 @@ def stack(tmp_path_factory, redis_url, embedder):
     settings = Settings.from_env(env)
     os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
 
-    store = open_store(settings, embedder)
+    store = open_store(settings, embedder, writable=True)
     sync_index(store, embedder, make_helpdesk(settings).articles())
-    store.close()  # the worker process opens the embedded index next
+    store.close()  # publishes the index for the worker
 
     worker_log = data_dir / "worker.log"
     with worker_log.open("w") as log:

@@ -11,7 +11,7 @@ from helpdesk_drivers import DRIVERS
 
 LOCKED_OUT = ("Locked out after getting a new phone",
               "Hi, I switched phones and my authenticator app no longer gives me codes. How can I sign in?")
-FOLLOW_UP = "Once I'm in, how do I reset the authenticator so the app works on my new phone?"
+FOLLOW_UP = "Once I'm signed in, how do I set up 2FA again on the new phone?"
 
 
 @pytest.fixture(params=sorted(DRIVERS))

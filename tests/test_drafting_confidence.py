@@ -270,15 +270,12 @@ def test_openai_malformed_output_declines(llm, drafter, content):
     assert (draft.prompt_tokens, draft.completion_tokens) == (100, 7)  # the call still cost tokens
 
 
-@pytest.mark.xfail(reason='bool("false") is True: a string can_answer from a non-strict server is sent as an answer',
-                   strict=True)
 def test_openai_string_can_answer_is_malformed(llm, drafter):
     llm.reply = (200, {}, completion(json.dumps({"can_answer": "false", "answer": "I think refunds take a week [S2].",
                                                  "citations": ["S2"], "reason": "not in the sources"})))
     assert drafter.draft(INVOICE_QUESTION, SOURCES).declined
 
 
-@pytest.mark.xfail(reason="choices[0] on an empty list raises IndexError instead of declining", strict=True)
 def test_openai_completion_without_choices_declines(llm, drafter):
     llm.reply = (200, {}, {**completion("{}"), "choices": []})
     assert drafter.draft(INVOICE_QUESTION, SOURCES).declined
@@ -313,7 +310,7 @@ def test_openai_unreachable_server_is_ai_unavailable():
 
 # --- confidence --------------------------------------------------------------------------------
 
-COMPONENTS = ("retrieval_strength", "question_coverage", "draft_support", "keyword_match", "drafter_answered")
+COMPONENTS = ("retrieval_strength", "question_coverage", "draft_support", "keyword_match", "drafter_answered", "risk")
 COPIED = answered("To download an invoice, open Settings, choose Billing and click Invoice history. [1]", "invoices#0")
 
 
@@ -356,7 +353,7 @@ def test_draft_not_found_in_its_cited_source_has_low_support():
     confidence = score(INVOICE_QUESTION, [source(INVOICES)], invented)
     support = next(c for c in confidence.components if c.name == "draft_support")
     assert support.value < 0.5
-    assert support.detail == "0 of 2 statements found in the cited sources"
+    assert "2 sentence(s) not supported" in support.detail
 
 
 def test_draft_citing_a_chunk_that_was_not_retrieved_has_no_support():

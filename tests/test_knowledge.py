@@ -13,8 +13,8 @@ from helpdesk_bot.embedding import MiniLMEmbedder
 from helpdesk_bot.errors import AIUnavailable, BadInput
 from helpdesk_bot.knowledge import CHUNK_WORDS, Article, chunk_article, load_folder, load_jsonl, sync_index
 from helpdesk_bot.retrieval import Retriever, term_coverage
-from helpdesk_bot.text import html_to_blocks, key_terms, tokens
-from helpdesk_bot.vectorstore import KnowledgeStore
+from helpdesk_bot.text import html_to_blocks, key_terms
+from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore, ServerEngine
 
 ARTICLES = [
     Article("reset-password", "Resetting your password",
@@ -57,16 +57,23 @@ def minilm() -> MiniLMEmbedder:
     return MiniLMEmbedder()
 
 
-@pytest.fixture
-def store():
-    store = KnowledgeStore(QdrantClient(":memory:"), "kb", 384)
+def open_engine(kind: str, folder) -> KnowledgeStore:
+    """Every store test runs on both engines: the embedded one and qdrant-client (local mode)."""
+    if kind == "embedded":
+        return KnowledgeStore(EmbeddedEngine(folder / "kb", 384, writable=True), 384)
+    return KnowledgeStore(ServerEngine(QdrantClient(":memory:"), "kb", 384), 384)
+
+
+@pytest.fixture(params=["embedded", "qdrant-client"])
+def store(request, tmp_path):
+    store = open_engine(request.param, tmp_path)
     yield store
     store.close()
 
 
-@pytest.fixture(scope="module")
-def retriever(minilm):
-    store = KnowledgeStore(QdrantClient(":memory:"), "kb", 384)
+@pytest.fixture(scope="module", params=["embedded", "qdrant-client"])
+def retriever(request, minilm, tmp_path_factory):
+    store = open_engine(request.param, tmp_path_factory.mktemp("kb"))
     sync_index(store, minilm, ARTICLES)
     yield Retriever(store, minilm)
     store.close()
@@ -109,14 +116,12 @@ def test_table_rows_stay_one_a_line():
     assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
 
 
-@pytest.mark.xfail(reason="whitespace text nodes between <td> tags become line breaks: one cell a line", strict=True)
 def test_table_rows_of_indented_html_stay_one_a_line():
     # The HTML Markdown and most editors produce: a newline between every tag.
     blocks = html_to_blocks("<table>\n<tr>\n<th>Plan</th>\n<th>Price</th>\n</tr>\n<tr>\n<td>Team</td>\n<td>$8</td>\n</tr>\n</table>")
     assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
 
 
-@pytest.mark.xfail(reason="a newline in HTML source text is whitespace, but it is kept as a line break", strict=True)
 def test_hard_wrapped_html_paragraph_is_one_line():
     assert html_to_blocks("<p>Invoices are listed\n   under Billing.</p>") == [(0, "Invoices are listed under Billing.")]
 
@@ -233,7 +238,7 @@ def test_first_sync_adds_every_article(store, minilm):
 def test_second_sync_embeds_nothing(store, minilm):
     sync_index(store, minilm, ARTICLES)
     report = sync_index(store, minilm, ARTICLES)
-    assert report.as_dict() == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": []}
+    assert {k: v for k, v in report.as_dict().items() if k != "seconds"} == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": []}
     assert store.count() == total_chunks(ARTICLES)
 
 
@@ -310,8 +315,6 @@ def test_keyword_match_meets_other_word_forms(question, text):
     assert term_coverage(key_terms(question), text) == 1.0
 
 
-@pytest.mark.xfail(reason="stem() strips 'es' before 's': 'invoices' becomes 'invoic' and never meets 'invoice'",
-                   strict=True)
 @pytest.mark.parametrize("question, text", [
     ("Where are my invoices?", "Each invoice is a PDF."),
     ("Where is my invoice?", "Download invoices from Billing."),
@@ -321,7 +324,6 @@ def test_keyword_match_meets_plurals_in_es(question, text):
     assert term_coverage(key_terms(question), text) == 1.0
 
 
-@pytest.mark.xfail(reason="the possessive \"team's\" is stemmed to \"team'\", which no text contains", strict=True)
 def test_possessive_meets_the_plain_word():
     assert term_coverage(key_terms("Where is my team's dashboard?"), "Every team has a dashboard.") == 1.0
 
@@ -331,7 +333,9 @@ def test_blank_question_retrieves_nothing(retriever):
 
 
 def test_unreachable_qdrant_is_ai_unavailable(minilm):
-    store = KnowledgeStore(QdrantClient(url="http://127.0.0.1:1", timeout=1), "kb", 384)
+    # Nothing listens on port 1; skip the client's version probe, which would only warn.
+    client = QdrantClient(url="http://127.0.0.1:1", timeout=1, check_compatibility=False)
+    store = KnowledgeStore(ServerEngine(client, "kb", 384), 384)
     try:
         with pytest.raises(AIUnavailable, match="knowledge index unavailable"):
             Retriever(store, minilm).retrieve("Where is my invoice?")
@@ -339,3 +343,47 @@ def test_unreachable_qdrant_is_ai_unavailable(minilm):
             store.search("invoice", np.zeros(384, dtype=np.float32))
     finally:
         store.close()
+
+
+def test_stemming_is_safe_from_many_threads():
+    # Worker threads tokenize at the same time; a shared snowball stemmer corrupts its state.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from helpdesk_bot.text import stem, tokens
+
+    words = [f"{base}{suffix}" for base in ("invoice", "connect", "schedule", "refund", "export")
+             for suffix in ("", "s", "ing", "ed", "ation", "ions")]
+    text = " ".join(words * 20)
+    expected = tokens(text)
+    stem.cache_clear()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: tokens(text), range(64)))
+    assert all(r == expected for r in results)
+
+
+def test_embedded_readers_switch_to_a_newly_published_index(tmp_path, minilm, monkeypatch):
+    # Workers read private copies; a writer's changes appear only when it publishes on close.
+    monkeypatch.setattr(EmbeddedEngine, "RELOAD_CHECK_SECONDS", 0.0)
+    folder = tmp_path / "kb"
+    reader = KnowledgeStore(EmbeddedEngine(folder, 384, writable=False), 384)
+    assert reader.count() == 0  # nothing published yet: searches find nothing, they don't fail
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    sync_index(writer, minilm, ARTICLES[:2])
+    assert reader.count() == 0  # still unpublished
+    writer.close()
+    first = reader.count()
+    assert first > 0
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    report = sync_index(writer, minilm, ARTICLES)
+    writer.close()
+    assert report.added == len(ARTICLES) - 2 and reader.count() > first
+    assert reader.search("invoice", minilm.embed(["invoice"])[0])
+
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    version = (tmp_path / "kb.version").read_text()
+    assert sync_index(writer, minilm, ARTICLES).unchanged == len(ARTICLES)
+    writer.close()
+    assert (tmp_path / "kb.version").read_text() == version  # a no-op run publishes nothing
+    reader.close()

@@ -230,11 +230,7 @@ def test_decisions_of_two_events_on_one_ticket_are_both_kept(ledger, event_id):
     assert [r["event_id"] for r in ledger.decisions_for("35436")] == [event_id, second]
 
 
-def test_decision_under_a_rule_with_many_tags_is_recorded(ledger, event_id, request):
-    if ledger.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            reason="decisions.rule is VARCHAR(200); a policy rule naming many tags describes itself in more",
-            strict=True))
+def test_decision_under_a_rule_with_many_tags_is_recorded(ledger, event_id):
     tags = frozenset(f"customer-segment-{n:02}" for n in range(12))
     policy = Policy(rules=(TagRule(tags=tags, threshold=80),))
     recorded = outcome(policy=policy, tags=tags)

@@ -84,9 +84,16 @@ def reindex_help_center() -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles."""
     from helpdesk_bot.knowledge import sync_index
 
+    from helpdesk_bot.services import open_store
+
     p = pipeline()
-    articles = p.helpdesks[settings.knowledge_helpdesk].articles()
-    retriever = p.answerer.retriever
-    report = sync_index(retriever.store, retriever.embedder, articles)
+    embedder = p.answerer.retriever.embedder
+    helpdesk = p.helpdesks[settings.knowledge_helpdesk]
+    store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
+    try:
+        report = sync_index(store, embedder, helpdesk.articles())
+    finally:
+        store.close()
+    p.ledger.record_index_run(f"nightly: {helpdesk.name}", report.as_dict())
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()

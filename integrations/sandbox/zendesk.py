@@ -241,6 +241,25 @@ def show_many_tickets():
     return _show_many("tickets", [_ticket_json(t) for t in _found(_state().ticket, _ids_param())])
 
 
+@api.get("/incremental/tickets/cursor.json")
+def incremental_tickets():
+    """Cursor-based incremental export: tickets updated at or after start_time, oldest first.
+
+    The sandbox answers in one page and marks the end of the stream, as Zendesk does for the
+    last page (incremental_tickets_cursor_per_page1.json).
+    """
+    try:
+        start_time = int(request.args.get("start_time", "0"))
+    except ValueError:
+        raise bad_request("start_time must be a Unix epoch time") from None
+    with _state().lock:
+        tickets = sorted(_state().tickets.values(), key=lambda t: (t["updated_at"], t["id"]))
+        tickets = [_ticket_json(t) for t in tickets if epoch(t["updated_at"]) >= start_time]
+    cursor = base64.b64encode(f"end:{int(time.time())}".encode()).decode()
+    return {"tickets": tickets, "after_url": f"{request.base_url}?cursor={cursor}", "after_cursor": cursor,
+            "before_url": None, "before_cursor": None, "end_of_stream": True}
+
+
 @api.get("/tickets/<int:ticket_id>/comments.json")
 def list_comments(ticket_id: int):
     return paginate(_state().ticket_comments(ticket_id), "comments", request.args, request.base_url)

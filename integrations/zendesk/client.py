@@ -38,13 +38,14 @@ class ZendeskHelpdesk:
     name = "zendesk"
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
-                 oauth_token: str | None = None, bot_agent_id: int | None = None):
+                 oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False):
         session = requests.Session()
         session.hooks["response"].append(_raise_on_throttle)
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self.client = Zenpy(subdomain=subdomain, timeout=TIMEOUT_SECONDS, session=session,
                             disable_cache=True, **credentials)
         self._bot_agent_id = bot_agent_id
+        self.include_restricted = include_restricted
 
     @classmethod
     def from_settings(cls, settings) -> ZendeskHelpdesk:
@@ -55,9 +56,10 @@ class ZendeskHelpdesk:
             scheme, netloc = url.split("://", 1)
             os.environ["ZENPY_FORCE_SCHEME"] = scheme
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
-            return cls("sandbox", email="bot@orbitask.example", token="sandbox")
+            return cls("sandbox", email="bot@orbitask.example", token="sandbox",
+                       include_restricted=settings.include_restricted_articles)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
-                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id)
+                   settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles)
 
     @cached_property
     def bot_agent_id(self) -> int:
@@ -108,13 +110,45 @@ class ZendeskHelpdesk:
         )
 
     def articles(self) -> list[Article]:
-        """Published Help Center articles; drafts are listed to agents too, and skipped here."""
-        listed = self._call(lambda: list(self.client.help_center.articles()))
+        """Published, public Help Center articles with their category › section breadcrumb.
+
+        The API lists drafts to agents too, and articles restricted to a user segment (signed-in
+        users, agents only): both are skipped unless `include_restricted` is set, because a
+        reply must never quote what the customer may not read.
+        """
+        hc = self.client.help_center
+        listed = self._call(lambda: list(hc.articles()))
+        categories = {c.id: c.name for c in self._call(lambda: list(hc.categories()))}
+        sections = {s.id: f"{categories.get(s.category_id, '')} › {s.name}".strip(" ›")
+                    for s in self._call(lambda: list(hc.sections()))}
         return [
-            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "")
+            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
+                    breadcrumb=sections.get(a.section_id, ""))
             for a in listed
-            if not a.draft
+            if not a.draft and (self.include_restricted or a.user_segment_id is None)
         ]
+
+    def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
+        """Past solved tickets as (the customer's question, the agent's final public answer).
+
+        From the cursor-based incremental export (Incremental Exports API); tickets the bot
+        answered itself, and tickets without a public agent answer, are left out.
+        """
+        out: list[tuple[Ticket, str]] = []
+        for raw in self._call(lambda: list(self.client.tickets.incremental(start_time=since))):
+            if len(out) >= limit:
+                break
+            if raw.status not in ("solved", "closed") or "ai_answered" in (raw.tags or []):
+                continue
+            ticket = self.fetch_ticket(str(raw.id))
+            first_answer = next((i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public), None)
+            if first_answer is None:
+                continue
+            answer = [m.text for m in ticket.messages if m.author == "agent" and m.public][-1]
+            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:first_answer]})
+            if asked.latest_customer_message:
+                out.append((asked, answer))
+        return out
 
     def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
         ticket = ZenpyTicket(id=int(ticket_id))

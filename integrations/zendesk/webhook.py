@@ -55,8 +55,9 @@ def check_signature(secret: str, headers, body: bytes, now: datetime | None = No
         raise BadInput(f"{TIMESTAMP_HEADER} is not an ISO-8601 UTC time: {timestamp[:40]!r}", status=401) from None
     # Both the real and the test secret are checked before looking at the clock, so a
     # forged request learns nothing from the error message.
-    genuine = hmac.compare_digest(signature(secret, timestamp, body), given)
-    test = not genuine and hmac.compare_digest(signature(TEST_SIGNING_SECRET, timestamp, body), given)
+    given_bytes = given.encode("utf-8", "replace")  # compare_digest refuses non-ASCII str
+    genuine = hmac.compare_digest(signature(secret, timestamp, body).encode(), given_bytes)
+    test = not genuine and hmac.compare_digest(signature(TEST_SIGNING_SECRET, timestamp, body).encode(), given_bytes)
     if not (genuine or test):
         raise BadInput("signature does not match: check ZENDESK_WEBHOOK_SECRET", status=401)
     age = ((now or datetime.now(timezone.utc)) - sent_at).total_seconds()
@@ -119,6 +120,6 @@ def _ticket_id(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BadInput(f"ticket id must be a number or a string of digits, got {type(value).__name__}")
     text = str(value).strip()
-    if not text.isdigit() or len(text) > 20:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise BadInput(f"ticket id must be digits, got {text[:40]!r}")
     return text

@@ -1,0 +1,322 @@
+"""Measuring retrieval and answering on labelled question sets (format: docs/evaluation.md).
+
+Every run indexes the knowledge base into a fresh in-memory collection, so results depend
+only on the files given and the product's code.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+
+from helpdesk_bot.calibration import Calibration
+from helpdesk_bot.embedding import Embedder, make_embedder
+from helpdesk_bot.errors import BadInput
+from helpdesk_bot.knowledge import load_jsonl, sync_index
+from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
+
+DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    question: str
+    gold_ids: tuple[str, ...]
+    answerable: bool = True
+    type: str = ""
+    conversation: tuple[tuple[str, str], ...] = ()
+
+
+def load_questions(path: Path) -> list[Question]:
+    questions = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                gold = tuple(str(g) for g in row.get("gold_ids") or ())
+                questions.append(Question(
+                    id=str(row["id"]), question=row["question"], gold_ids=gold,
+                    answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
+                    conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
+                ))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise BadInput(f"{path}:{number}: not a question line ({exc})") from None
+    return questions
+
+
+@contextmanager
+def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
+    """Index a knowledge base into a new embedded index (the default engine), removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
+        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
+                               embedder.dimension)
+        sync_index(store, embedder, load_jsonl(kb))
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+@dataclass
+class RetrievalScores:
+    n: int = 0
+    hits1: int = 0
+    hits5: int = 0
+    recall5: int = 0
+    reciprocal_ranks: float = 0.0
+
+    def add(self, ranked: list[str], gold: tuple[str, ...]) -> None:
+        self.n += 1
+        golds = set(gold)
+        self.hits1 += bool(ranked[:1] and ranked[0] in golds)
+        self.hits5 += any(doc in golds for doc in ranked[:5])
+        self.recall5 += gold[0] in ranked[:5]
+        for rank, doc in enumerate(ranked[:10], 1):
+            if doc in golds:
+                self.reciprocal_ranks += 1 / rank
+                break
+
+    def as_dict(self) -> dict:
+        n = self.n or 1
+        return {
+            "n": self.n,
+            "hit@1": round(self.hits1 / n, 4),
+            "hit@5": round(self.hits5 / n, 4),
+            "recall@5": round(self.recall5 / n, 4),
+            "mrr@10": round(self.reciprocal_ranks / n, 4),
+        }
+
+
+@dataclass
+class RetrievalReport:
+    overall: RetrievalScores = field(default_factory=RetrievalScores)
+    by_type: dict[str, RetrievalScores] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
+
+
+
+
+def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10) -> list[str]:
+    hits = store.search(text, embedder.embed([text])[0], limit=DOCUMENT_CANDIDATES)
+    ranked: list[str] = []
+    for hit in hits:
+        if hit.chunk.article_id not in ranked:
+            ranked.append(hit.chunk.article_id)
+    return ranked[:limit]
+
+
+def evaluate_retrieval(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None) -> RetrievalReport:
+    embedder = make_embedder(settings)
+    report = RetrievalReport()
+    questions = [q for q in load_questions(questions_file) if q.gold_ids]
+    with fresh_index(kb, embedder) as store:
+        for done, question in enumerate(questions, 1):
+            ranked = rank_documents(store, embedder, as_ticket(question).search_query)
+            report.overall.add(ranked, question.gold_ids)
+            report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
+            if progress:
+                progress(done, len(questions))
+    return report
+
+
+# --- Answering: the whole pipeline, scored by whether its confidence can be trusted ------
+
+
+@dataclass(frozen=True)
+class Answered:
+    question: Question
+    confidence: int
+    correct: bool  # answerable, and the draft's first cited source is a gold document
+    components: dict
+
+
+def as_ticket(question: Question):
+    from helpdesk_bot.domain import Message, Ticket
+
+    turns = [Message("customer" if speaker == "user" else "agent", text) for speaker, text in question.conversation]
+    return Ticket(helpdesk="evaluation", id=question.id, subject="",
+                  messages=(*turns, Message("customer", question.question)))
+
+
+def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None,
+                  calibrated: bool = True) -> list[Answered]:
+    from helpdesk_bot.drafting import make_drafter
+    from helpdesk_bot.pipeline import Answerer
+    from helpdesk_bot.policy import Policy
+    from helpdesk_bot.retrieval import Retriever
+
+    embedder = make_embedder(settings)
+    questions = load_questions(questions_file)
+    results = []
+    with fresh_index(kb, embedder) as store:
+        calibration = Calibration.load(settings.calibration_path) if calibrated else None
+        answerer = Answerer(Retriever(store, embedder), make_drafter(settings), Policy(), calibration)
+        for done, question in enumerate(questions, 1):
+            outcome = answerer.answer(as_ticket(question))
+            cited = outcome.draft.cited[:1]
+            first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
+            results.append(Answered(question=question, confidence=outcome.confidence.score,
+                                    correct=question.answerable and first in question.gold_ids,
+                                    components=outcome.confidence.as_dict()))
+            if progress:
+                progress(done, len(questions))
+    return results
+
+
+def auroc(positives: list[float], negatives: list[float]) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    if not positives or not negatives:
+        return float("nan")
+    ordered = sorted([(s, 1) for s in positives] + [(s, 0) for s in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(ordered):
+        j = i
+        while j < len(ordered) and ordered[j][0] == ordered[i][0]:
+            j += 1
+        average_rank = (i + j + 1) / 2  # 1-based ranks i+1..j
+        rank_sum += average_rank * sum(label for _, label in ordered[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
+    answerable = [r for r in results if r.question.answerable]
+    curve = []
+    for threshold in range(0, 101):
+        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0]
+        correct = sum(r.correct for r in sent)
+        curve.append({
+            "threshold": threshold,
+            "sent": len(sent),
+            "precision": round(correct / len(sent), 4) if sent else 1.0,
+            "coverage": round(correct / len(answerable), 4) if answerable else 0.0,
+        })
+    recommended = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
+    return {
+        "n": len(results),
+        "answerable": len(answerable),
+        "auroc": round(auroc([r.confidence for r in answerable], [r.confidence for r in results if not r.question.answerable]), 4),
+        "target_precision": target_precision,
+        "threshold": recommended["threshold"] if recommended else None,
+        "precision": recommended["precision"] if recommended else None,
+        "coverage": recommended["coverage"] if recommended else 0.0,
+        "curve": curve,
+    }
+
+
+def write_report(path: Path, title: str, summary: dict) -> None:
+    """An HTML page with the precision/coverage curve as an inline SVG chart: no plotting library."""
+    curve = summary["curve"]
+    width, height, pad = 640, 320, 40
+
+    def xy(threshold: float, value: float) -> str:
+        return f"{pad + threshold / 100 * (width - 2 * pad):.1f},{height - pad - value * (height - 2 * pad):.1f}"
+
+    lines = {
+        "precision": ("#1f6feb", [xy(p["threshold"], p["precision"]) for p in curve]),
+        "coverage": ("#d97706", [xy(p["threshold"], p["coverage"]) for p in curve]),
+    }
+    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
+                        for color, points in lines.values())
+    marker = ""
+    if summary.get("threshold") is not None:
+        x = xy(summary["threshold"], 0).split(",")[0]
+        marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
+    legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items() if k not in ("curve", "per_tag"))
+    tags = "".join(f"<tr><td>{tag}</td><td>{s['n']}</td><td>{s['threshold']}</td><td>{s['precision']}</td>"
+                   f"<td>{s['coverage']}</td></tr>" for tag, s in summary.get("per_tag", {}).items())
+    if tags:
+        rows += ("<tr><th colspan=2>per tag</th></tr><tr><td colspan=2><table><tr><th>tag</th><th>n</th>"
+                 f"<th>threshold</th><th>precision</th><th>coverage</th></tr>{tags}</table></td></tr>")
+    path.write_text(
+        f"<!doctype html><meta charset=utf-8><title>{title}</title>"
+        f"<h1>{title}</h1><table>{rows}</table>"
+        f'<p>{legend} against the confidence threshold (0-100); dashed: recommended threshold</p>'
+        f'<svg width="{width}" height="{height}" style="border:1px solid #ccc">'
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>',
+        encoding="utf-8",
+    )
+
+
+# --- Groundedness: can the check tell supported responses from unsupported ones? -------
+
+
+def evaluate_groundedness(tsv: Path) -> dict:
+    """AUROC of flagging 'Not fully attributable' responses (BEGIN's TSV: knowledge, response, begin_label)."""
+    import csv
+
+    from helpdesk_bot.groundedness import grounding
+
+    flagged, supported = [], []
+    with tsv.open(encoding="utf-8", newline="") as rows:
+        for row in csv.DictReader(rows, delimiter="\t"):
+            label = row.get("begin_label")
+            if label not in ("Fully attributable", "Not fully attributable"):
+                continue
+            risk = 1 - grounding(row["response"], [row["knowledge"]]).score
+            (flagged if label == "Not fully attributable" else supported).append(risk)
+    return {"n": len(flagged) + len(supported), "not_fully_attributable": len(flagged),
+            "auroc": round(auroc(flagged, supported), 4)}
+
+
+# --- Backtest: past solved tickets, the draft against what the agent actually answered ----
+
+AGREEMENT = 0.6  # cosine of draft and agent answer above which the draft "says the same"
+
+
+def run_backtest(helpdesk, answerer, embedder: Embedder, since: int, limit: int,
+                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """For each solved ticket: the bot's confidence, and whether its draft agrees with the agent."""
+    pairs = helpdesk.solved_tickets(since=since, limit=limit)
+    rows = []
+    for done, (ticket, answer) in enumerate(pairs, 1):
+        outcome = answerer.answer(ticket)
+        agrees = False
+        if not outcome.draft.declined:
+            draft_vector, answer_vector = embedder.embed([outcome.draft.text, answer])
+            agrees = float(draft_vector @ answer_vector) >= AGREEMENT
+        rows.append({"ticket_id": ticket.id, "tags": sorted(ticket.tags), "confidence": outcome.confidence.score,
+                     "agrees": agrees})
+        if progress:
+            progress(done, len(pairs))
+    return rows
+
+
+def backtest_report(rows: list[dict], target_precision: float = 0.95, min_tickets: int = 5) -> dict:
+    """The answering report over all tickets, and a recommended threshold per tag with enough tickets."""
+    def summary(subset: list[dict]) -> dict:
+        curve = []
+        for threshold in range(0, 101):
+            sent = [r for r in subset if r["confidence"] >= threshold and r["confidence"] > 0]
+            good = sum(r["agrees"] for r in sent)
+            curve.append({"threshold": threshold, "sent": len(sent),
+                          "precision": round(good / len(sent), 4) if sent else 1.0,
+                          "coverage": round(good / len(subset), 4) if subset else 0.0})
+        best = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
+        agreeing = [r["confidence"] for r in subset if r["agrees"]]
+        other = [r["confidence"] for r in subset if not r["agrees"]]
+        return {"n": len(subset), "auroc": round(auroc(agreeing, other), 4) if agreeing and other else None,
+                "threshold": best["threshold"] if best else None,
+                "precision": best["precision"] if best else None,
+                "coverage": best["coverage"] if best else 0.0, "curve": curve}
+
+    tags = sorted({t for r in rows for t in r["tags"]})
+    per_tag = {}
+    for tag in tags:
+        subset = [r for r in rows if tag in r["tags"]]
+        if len(subset) >= min_tickets:
+            per_tag[tag] = {k: v for k, v in summary(subset).items() if k != "curve"}
+    return {**summary(rows), "target_precision": target_precision, "per_tag": per_tag}

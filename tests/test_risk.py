@@ -1,0 +1,66 @@
+"""Risk signals hold the bot back on tickets a human should answer, whatever the knowledge says."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpdesk_bot.confidence import score
+from helpdesk_bot.domain import Chunk, Draft, Message, Source, Ticket
+from helpdesk_bot.risk import risk_signals
+
+
+def ticket(text: str, subject: str = "", tags=(), channel: str | None = None) -> Ticket:
+    return Ticket(helpdesk="zendesk", id="1", subject=subject, messages=(Message("customer", text),),
+                  tags=frozenset(tags), channel=channel)
+
+
+@pytest.mark.parametrize(
+    ("text", "signal", "cap"),
+    [
+        ("If this is not fixed my lawyer will be in touch.", "legal", 0),
+        ("We will take legal action over this invoice.", "legal", 0),
+        ("I think my account was hacked, there are projects I never made.", "security", 0),
+        ("Someone else logged in to my account from Brazil.", "security", 0),
+        ("I was charged twice this month.", "billing_dispute", 0),
+        ("I will file a chargeback with my bank.", "billing_dispute", 0),
+        ("Can I get a refund for the annual plan?", "refund", 75),
+        ("How do I cancel my subscription?", "cancellation", 60),
+        ("This is unacceptable, the export has been broken all week.", "angry", 50),
+        ("WHY DOES THIS NEVER WORK. FIX IT", "angry", 50),
+        ("Please help asap, production is down", "urgent", 65),
+        ("How do I export? Can I import CSV? What about Jira? Is there an API?", "several_questions", 60),
+    ],
+)
+def test_content_signals(text, signal, cap):
+    found = {s.name: s.cap for s in risk_signals(ticket(text))}
+    assert found.get(signal) == cap
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I add a team member to a project?",
+        "Is there an issue with the Slack integration? Messages arrive late.",  # "issue" is not "sue"
+        "Thanks for the courtesy reminder about SAML and HTTPS settings.",  # not "court"; acronyms are not shouting
+        "Where can I download invoices as PDF?",
+    ],
+)
+def test_ordinary_questions_raise_no_signal(text):
+    assert risk_signals(ticket(text)) == []
+
+
+def test_ticket_signals_priority_tags_and_voice_channel():
+    names = {s.name for s in risk_signals(ticket("Where are invoices?", tags=["vip"], channel="voice"))}
+    assert names == {"priority_ticket", "voice_channel"}
+
+
+def test_the_riskiest_signal_caps_the_score_and_says_why():
+    chunk = Chunk(id="a#0", article_id="a", title="Refund policy", text="Annual plans can be refunded within 14 days.")
+    sources = [Source(chunk=chunk, score=1.0, dense=0.9, keyword=1.0)]
+    draft = Draft(text="Annual plans can be refunded within 14 days. [1]", cited=("a#0",), declined=False, drafter="extractive")
+    calm = score(ticket("Can annual plans be refunded within 14 days?"), sources, draft)
+    angry = score(ticket("Refund my annual plan NOW or I will call my lawyer!!"), sources, draft)
+    assert calm.score > 70 >= 0 == angry.score
+    assert any("legal" in cap for cap in angry.caps)
+    risk = next(c for c in angry.components if c.name == "risk")
+    assert risk.value == 0.0 and "legal action" in risk.detail
