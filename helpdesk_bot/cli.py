@@ -98,6 +98,7 @@ def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_m
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
     ledger.record_index_run("helpdesk" if from_helpdesk else str(source), report.as_dict())
+    ledger.record_indexed_articles(articles, remove_missing=not keep_missing)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
@@ -327,6 +328,75 @@ def deadletter_replay(ids: tuple[int, ...], replay_all: bool) -> None:
         event_id = ledger.mark_replayed(dead_letter_id)
         answer_ticket.delay(event_id)
         click.echo(f"replayed dead letter {dead_letter_id} (event {event_id})")
+
+
+@main.group()
+def admin() -> None:
+    """Dashboard users."""
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password (10 characters or more)", hide_input=True, confirmation_prompt=True)
+
+
+@admin.command("create-user")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (for scripts)")
+def admin_create_user(username: str, password_stdin: bool) -> None:
+    """Create a dashboard admin user (the first one, or another)."""
+    from helpdesk_bot.services import open_ledger
+
+    try:
+        open_ledger(_settings()).create_user(username, _read_password(password_stdin))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created dashboard user {username}")
+
+
+@admin.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input (for scripts)")
+def admin_set_password(username: str, password_stdin: bool) -> None:
+    """Change a dashboard user's password."""
+    from helpdesk_bot.services import open_ledger
+
+    try:
+        open_ledger(_settings()).set_password(username, _read_password(password_stdin))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"password changed for {username}")
+
+
+@admin.command("list-users")
+def admin_list_users() -> None:
+    from helpdesk_bot.services import open_ledger
+
+    for user in open_ledger(_settings()).users():
+        click.echo(f"{user['id']:>4}  {user['username']}")
+
+
+@main.command()
+def outcomes() -> None:
+    """Fetch reopens, agent feedback and CSAT for recent answers now (beat does it every 15 minutes)."""
+    from helpdesk_bot.outcomes import check_outcomes
+    from helpdesk_bot.services import make_helpdesk, open_ledger
+
+    settings = _settings()
+    helpdesk = make_helpdesk(settings)
+    click.echo(json.dumps(check_outcomes(open_ledger(settings), {helpdesk.name: helpdesk})))
+
+
+@main.command()
+def topics() -> None:
+    """Recompute the dashboard's topics and knowledge gaps now (beat does it hourly)."""
+    from helpdesk_bot.embedding import make_embedder
+    from helpdesk_bot.services import open_ledger
+    from helpdesk_bot.topics import refresh_topics
+
+    settings = _settings()
+    click.echo(f"{refresh_topics(open_ledger(settings), make_embedder(settings))} topics")
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class Turn:
     reason: str
     message: Message | None = None  # the customer message this turn answers or hands over
     follow_up: FollowUp | None = None  # set when that message came after a bot answer
+    code: str = ""  # a handover's reason as a decision code the dashboard counts
 
 
 def next_turn(ticket: Ticket) -> Turn:
@@ -126,9 +127,9 @@ def next_turn(ticket: Ticket) -> Turn:
     text = "\n".join(m.text for m in waiting)
     follow_up = classify_follow_up(text) if ticket.is_follow_up else None
     if asks_for_a_person(text):
-        return Turn("hand_over", "the customer asked for a person", message, follow_up)
+        return Turn("hand_over", "the customer asked for a person", message, follow_up, code="human_requested")
     if follow_up == "not_helped":
-        return Turn("hand_over", "the customer says the answer did not help", message, follow_up)
+        return Turn("hand_over", "the customer says the answer did not help", message, follow_up, code="not_helped")
     if follow_up == "thanks":
         return Turn("stay_silent", "the customer says the answer helped", message, follow_up)
     return Turn("answer", "a follow-up question" if follow_up else "a new ticket", message, follow_up)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -24,12 +25,13 @@ from helpdesk_bot.domain import Message, TicketEvent
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.pipeline import action_key
-from helpdesk_bot.services import broker_url, make_helpdesk, open_store
+from helpdesk_bot.services import broker_url, make_helpdesk, make_helpdesks, open_ledger, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data"
 TIMEOUT_SECONDS = 180
+DEMO_ADMIN = "admin"
 
 
 def run_demo(once: bool, port: int) -> int:
@@ -62,6 +64,7 @@ def run_demo(once: bool, port: int) -> int:
     articles = make_helpdesk(settings).articles()
     report = sync_index(store, embedder, articles)
     store.close()  # publishes the index for the worker
+    open_ledger(settings).record_indexed_articles(articles)
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 
     worker = subprocess.Popen(
@@ -98,6 +101,14 @@ def run_demo(once: bool, port: int) -> int:
             _say(f"\n{decided}/{len(created)} tickets decided; webhook-to-posted time p50 "
                  f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
         conversed = _converse(intercom, ledger)
+        try:
+            _follow_up(sandbox, app, settings, embedder, created, results)
+        except Exception as exc:  # the dashboard still shows the first answers
+            _say(f"\n(the follow-up story stopped early: {exc!r})")
+        password = secrets.token_urlsafe(12)
+        ledger.create_user(DEMO_ADMIN, password)
+        dashboard_url = f"http://127.0.0.1:{server.server_port}/dashboard/"
+        _say(f"\ndashboard        {dashboard_url}\n                 user {DEMO_ADMIN}   password {password}")
         if once:
             return 0 if decided == len(created) and conversed else 1
         _say(f"\nStill serving. Create tickets in the sandbox (POST {sandbox.url}/api/v2/tickets.json) "
@@ -115,6 +126,67 @@ def run_demo(once: bool, port: int) -> int:
             worker.kill()
         sandbox.stop()
         intercom.stop()
+
+
+def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -> None:
+    """Play the people after the bot's first answers, through the sandbox's API, then run the
+    outcomes and topics jobs so the dashboard has outcomes, topics and a knowledge gap."""
+    from helpdesk_bot.outcomes import check_outcomes
+    from helpdesk_bot.topics import knowledge_gaps, load_topics, refresh_topics
+
+    story = json.loads((SAMPLE_DATA / "demo_followup.json").read_text())
+    ledger = app.extensions["ledger"]
+    by_subject = {sample["subject"]: ticket_id for ticket_id, (sample, _) in created.items()}
+    _say("\nAfter the first answers: agents answer the handed-over tickets and rate drafts, "
+         "customers come back or rate the replies...")
+    for subject, answer in story["agent_answers"].items():
+        ticket_id = by_subject.get(subject)
+        if ticket_id and results.get(ticket_id) and results[ticket_id]["action"] == "escalate":
+            sandbox.add_agent_reply(ticket_id, answer)
+    for subject in story["good_drafts"]:
+        if subject in by_subject:
+            sandbox.add_tags(by_subject[subject], ["ai_draft_good"])
+    for subject, text in story["customer_comes_back"].items():
+        if subject in by_subject:
+            sandbox.add_customer_reply(by_subject[subject], text)
+    for subject, (score, comment) in story["csat"].items():
+        if subject in by_subject:
+            sandbox.rate_ticket(by_subject[subject], score, comment)
+
+    more = {}
+    for sample in story["similar_questions"]:
+        ticket_id = sandbox.create_ticket(sample["subject"], sample["body"], "customer@example.com", "Alex",
+                                          tags=sample["tags"])
+        more[ticket_id] = (sample, time.time())
+    decided = _wait_for_decisions(ledger, more)
+    _say(f"{len(more)} more customers asked similar questions: "
+         f"{sum(1 for d in decided.values() if d and d['action'] == 'auto_send')} answered by the bot")
+
+    counts = check_outcomes(ledger, make_helpdesks(settings))
+    _say(f"outcomes job: {counts['checked']} answers checked, {counts['reopened']} reopened, "
+         f"{counts['feedback']} feedback tags")
+    refresh_topics(ledger, embedder)
+
+    article = story["new_article"]
+    if article["for"] in by_subject and app.extensions.get("celery") is not None:
+        section = sandbox._call("GET", "/help_center/sections.json")["sections"][0]["id"]
+        sandbox._call("POST", f"/help_center/sections/{section}/articles.json",
+                      {"article": {"title": article["title"], "body": article["body"], "locale": "en-us"}})
+        app.extensions["celery"].send_task("workers.tasks.reindex_help_center")
+        deadline = time.time() + 60
+        while time.time() < deadline and not any(a["title"] == article["title"] for a in ledger.indexed_articles()):
+            time.sleep(0.2)
+        asked = article["then_asked"]
+        ticket_id = sandbox.create_ticket(asked["subject"], asked["body"], "cto@example.com", "Robin", tags=asked["tags"])
+        decision = _wait_for_decisions(ledger, {ticket_id: (asked, time.time())})[ticket_id]
+        _say(f"an agent published “{article['title']}”; the next customer asking got: "
+             f"{decision['action'] if decision else 'no decision'}")
+        refresh_topics(ledger, embedder)
+
+    topic_list = load_topics(ledger)
+    gaps = knowledge_gaps(ledger, topic_list)
+    _say(f"topics job: {len(topic_list)} topics, {len(gaps)} knowledge gaps"
+         + (f" (largest: “{gaps[0].title}”)" if gaps else ""))
 
 
 def _wait_for_worker(celery, worker: subprocess.Popen) -> None:
@@ -206,9 +278,8 @@ def _converse(intercom, ledger) -> bool:
         if not said:
             _say(f"   helpdesk-bot stays silent: {next_turn(ticket).reason}")
         seen = len(ticket.messages)
-    reopens = ledger.reopens_for("intercom", conversation_id)
-    _say(f"\n   The ledger counts {len(reopens)} reopen(s) of the bot's answers: "
-         + ", ".join(r["follow_up"] for r in reopens))
+    outcome = ledger.outcome("intercom", conversation_id) or {}
+    _say(f"\n   The ledger records the bot's first answer as {'reopened' if outcome.get('reopened') else 'not reopened'}.")
     return True
 
 

@@ -147,6 +147,13 @@ class Decision:
     status_after_reply: str = "pending"
     escalation_group_id: int | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    # Why, as a code the dashboard counts: "" when sent; else kill_switch, declined,
+    # always_human, repeated_answer, below_threshold, outside_rollout or shadow; or, for a
+    # handover the conversation asked for, human_requested or not_helped.
+    code: str = ""
+    # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
+    would_send: bool = False
+    policy_version: str = ""  # fingerprint of the policy that decided
 
 
 @dataclass(frozen=True)
@@ -172,4 +179,24 @@ class Outcome:
             "reasons": list(self.decision.reasons),
             "rule": self.decision.rule,
             "threshold": self.decision.threshold,
+            "would_send": self.decision.would_send,
         }
+
+
+@dataclass(frozen=True)
+class TimedMessage:
+    author: Author
+    text: str
+    public: bool
+    created_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class TicketHistory:
+    """What happened on a ticket after the bot acted, as the helpdesk reports it."""
+
+    status: str
+    tags: frozenset[str]
+    messages: tuple[TimedMessage, ...]
+    satisfaction: str | None = None  # good | bad | offered; None when the helpdesk has none
+    satisfaction_comment: str = ""

@@ -6,7 +6,6 @@ only on the files given and the product's code.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,8 +15,7 @@ from typing import Callable, Iterator
 
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.embedding import Embedder, make_embedder
-from helpdesk_bot.errors import BadInput
-from helpdesk_bot.knowledge import load_jsonl, sync_index
+from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
 from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
 
 DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
@@ -34,22 +32,11 @@ class Question:
 
 
 def load_questions(path: Path) -> list[Question]:
-    questions = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                gold = tuple(str(g) for g in row.get("gold_ids") or ())
-                questions.append(Question(
-                    id=str(row["id"]), question=row["question"], gold_ids=gold,
-                    answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
-                    conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
-                ))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BadInput(f"{path}:{number}: not a question line ({exc})") from None
-    return questions
+    return read_json_lines(path, lambda row: Question(
+        id=str(row["id"]), question=row["question"], gold_ids=tuple(str(g) for g in row.get("gold_ids") or ()),
+        answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
+        conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
+    ), "a question line")
 
 
 @contextmanager

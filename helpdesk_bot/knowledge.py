@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
@@ -16,6 +16,8 @@ from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.text import escape, html_to_blocks
 from helpdesk_bot.vectorstore import KnowledgeStore
+
+T = TypeVar("T")
 
 CHUNK_WORDS = 160  # MiniLM reads 256 word pieces; ~160 words with the title stays inside
 OVERLAP_WORDS = 30
@@ -103,19 +105,25 @@ def embedding_input(chunk: Chunk) -> str:
 # --- Loading articles --------------------------------------------------------------------
 
 
-def load_jsonl(path: Path) -> list[Article]:
-    """Articles from JSON Lines: {"id", "title", "body" (text or HTML), "url"?} a line."""
-    articles = []
+def read_json_lines(path: Path, make: Callable[[dict], T], what: str) -> list[T]:
+    """One object a line, built by `make`; a bad line is a BadInput naming file and line."""
+    items = []
     with path.open(encoding="utf-8") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-                articles.append(Article(id=str(row["id"]), title=row.get("title", ""), body_html=_as_html(row["body"]), url=row.get("url") or ""))
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BadInput(f"{path}:{number}: not an article line ({exc})") from None
-    return articles
+                items.append(make(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise BadInput(f"{path}:{number}: not {what} ({exc})") from None
+    return items
+
+
+def load_jsonl(path: Path) -> list[Article]:
+    """Articles from JSON Lines: {"id", "title", "body" (text or HTML), "url"?} a line."""
+    return read_json_lines(path, lambda row: Article(id=str(row["id"]), title=row.get("title", ""),
+                                                     body_html=_as_html(row["body"]), url=row.get("url") or ""),
+                           "an article line")
 
 
 def load_folder(folder: Path) -> list[Article]:

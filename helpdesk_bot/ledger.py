@@ -1,19 +1,33 @@
-"""The ledger: every webhook event, every decision, every side effect, every dead letter.
+"""The ledger: every webhook event, every decision, every side effect, every dead letter, and
+what became of each answer (reopens, agent feedback, CSAT).
 
-SQLite by default, PostgreSQL through `DATABASE_URL`. The side-effect table is what makes a
-reply happen at most once: a worker claims the action row before it talks to the helpdesk.
+SQLite by default, PostgreSQL through `DATABASE_URL`. The schema is created and evolved by
+the Alembic migrations in `helpdesk_bot/migrations`, applied when a process opens the ledger.
+The side-effect table is what makes a reply happen at most once: a worker claims the action
+row before it talks to the helpdesk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import json
+import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from helpdesk_bot.domain import Outcome, TicketEvent
+from helpdesk_bot.scrubbing import redact_text
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant: the PostgreSQL advisory lock that lets one process at a time migrate.
+_MIGRATION_LOCK_KEY = 7_305_441_902
 
 metadata = sa.MetaData()
 
@@ -56,7 +70,7 @@ decisions = sa.Table(
     sa.Column("helpdesk", sa.String(32), nullable=False),
     sa.Column("ticket_id", sa.String(64), nullable=False),
     sa.Column("tags", sa.Text, nullable=False),
-    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("question", sa.Text, nullable=False),  # redacted: no emails, phone numbers or tokens
     sa.Column("sources", sa.Text, nullable=False),
     sa.Column("draft", sa.Text, nullable=False),
     sa.Column("drafter", sa.String(32), nullable=False),
@@ -70,21 +84,14 @@ decisions = sa.Table(
     sa.Column("prompt_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("completion_tokens", sa.Integer, nullable=False, default=0),
     sa.Column("created_at", sa.Float, nullable=False),
-)
-
-reopens = sa.Table(
-    "reopens",
-    metadata,
-    # A customer wrote again on a ticket the bot had answered: one row per customer message.
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
-    sa.Column("helpdesk", sa.String(32), nullable=False),
-    sa.Column("ticket_id", sa.String(64), nullable=False),
-    sa.Column("message_id", sa.String(64), nullable=False),
-    # question | not_helped | human_requested | thanks (see helpdesk_bot/conversation.py)
-    sa.Column("follow_up", sa.String(32), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("helpdesk", "ticket_id", "message_id", name="uq_reopen_message"),
+    sa.Column("brand_id", sa.String(64)),
+    sa.Column("channel", sa.String(32)),
+    sa.Column("code", sa.String(32), nullable=False, server_default=""),  # Decision.code
+    sa.Column("would_send", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("policy_version", sa.String(16)),
+    sa.Column("cost_usd", sa.Float, nullable=False, server_default="0"),
+    sa.Index("ix_decisions_created_at", "created_at"),
+    sa.Index("ix_decisions_ticket", "helpdesk", "ticket_id"),
 )
 
 dead_letters = sa.Table(
@@ -96,6 +103,103 @@ dead_letters = sa.Table(
     sa.Column("human_notified", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("replayed_at", sa.Float),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    # What became of the bot's first answer on a ticket: filled in by the outcomes job.
+    sa.Column("helpdesk", sa.String(32), primary_key=True),
+    sa.Column("ticket_id", sa.String(64), primary_key=True),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # what the bot did: auto_send | escalate
+    sa.Column("answered_at", sa.Float, nullable=False),
+    sa.Column("reopened", sa.Boolean),  # None until known
+    sa.Column("reopened_at", sa.Float),
+    sa.Column("agent_reply", sa.Text),  # the agent's first public reply after the bot's note, redacted
+    sa.Column("draft_similarity", sa.Float),  # 0..1: how much of the draft the agent kept
+    sa.Column("csat", sa.String(16)),  # good | bad | offered
+    sa.Column("csat_comment", sa.Text),
+    sa.Column("status", sa.String(16)),
+    sa.Column("checked_at", sa.Float),
+    sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),  # the 72 h window has closed
+    sa.Index("ix_outcomes_answered_at", "answered_at"),
+)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("helpdesk", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.String(64), nullable=False),
+    sa.Column("rating", sa.String(8), nullable=False),  # good | bad
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("source", sa.String(16), nullable=False),  # tag | sidebar
+    sa.Column("agent", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("helpdesk", "ticket_id", "source", "agent", name="uq_feedback_once"),
+)
+
+admin_users = sa.Table(
+    "admin_users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(200), nullable=False, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_login_at", sa.Float),
+)
+
+policy_changes = sa.Table(
+    "policy_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("changed_at", sa.Float, nullable=False),
+    sa.Column("changed_by", sa.String(200), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("before_toml", sa.Text, nullable=False),
+    sa.Column("after_toml", sa.Text, nullable=False),
+)
+
+indexed_articles = sa.Table(
+    "indexed_articles",
+    metadata,
+    # When each article entered the index: a knowledge gap's "before and after" splits here.
+    sa.Column("article_id", sa.String(64), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False, server_default=""),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("first_indexed_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("removed_at", sa.Float),
+)
+
+topics = sa.Table(
+    "topics",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("keywords", sa.Text, nullable=False),  # JSON list
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("computed_at", sa.Float, nullable=False),
+)
+
+topic_members = sa.Table(
+    "topic_members",
+    metadata,
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), primary_key=True),
+    sa.Column("topic_id", sa.Integer, sa.ForeignKey("topics.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("similarity", sa.Float, nullable=False),  # to the topic's centre
+    sa.Index("ix_topic_members_topic", "topic_id"),
+)
+
+question_vectors = sa.Table(
+    "question_vectors",
+    metadata,
+    # Embeddings of recorded questions, so topics are recomputed without embedding them again.
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
 )
 
 index_runs = sa.Table(
@@ -127,8 +231,169 @@ def _row_to_event(row) -> StoredEvent:
     )
 
 
-class Ledger:
-    def __init__(self, database_url: str):
+# --- outcomes, feedback, admin users, policy audit, indexed articles ---------------------------
+
+
+class _OutcomesMixin:
+    engine: sa.Engine
+
+    def outcome(self, helpdesk: str, ticket_id: str) -> dict | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(outcomes).where(outcomes.c.helpdesk == helpdesk,
+                                                       outcomes.c.ticket_id == ticket_id)).first()
+        return dict(row._mapping) if row else None
+
+    def outcomes_to_check(self, since: float) -> list[dict]:
+        """Answers whose outcome may still change: answered since `since`, window not closed."""
+        query = (sa.select(outcomes, decisions.c.draft).join(decisions, decisions.c.event_id == outcomes.c.event_id)
+                 .where(outcomes.c.answered_at >= since, outcomes.c.final.is_(False)).order_by(outcomes.c.answered_at))
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
+
+    def update_outcome(self, helpdesk: str, ticket_id: str, **values) -> None:
+        if "agent_reply" in values and values["agent_reply"]:
+            values["agent_reply"] = redact_text(values["agent_reply"])
+        with self.engine.begin() as db:
+            db.execute(outcomes.update().where(outcomes.c.helpdesk == helpdesk, outcomes.c.ticket_id == ticket_id)
+                       .values(checked_at=time.time(), **values))
+
+    def record_reopen(self, helpdesk: str, ticket_id: str, at: float | None = None) -> bool:
+        """The customer came back after the bot's answer; True if this is news."""
+        at = at or time.time()
+        with self.engine.begin() as db:
+            result = db.execute(outcomes.update().where(
+                outcomes.c.helpdesk == helpdesk, outcomes.c.ticket_id == ticket_id,
+                sa.or_(outcomes.c.reopened.is_(None), outcomes.c.reopened.is_(False)),
+                outcomes.c.answered_at <= at,
+            ).values(reopened=True, reopened_at=at))
+        return result.rowcount == 1
+
+    def add_feedback(self, helpdesk: str, ticket_id: str, rating: str, reason: str = "", source: str = "sidebar",
+                     agent: str = "") -> None:
+        """Record an agent's verdict on a draft; the same agent and source again replaces it."""
+        if rating not in ("good", "bad"):
+            raise ValueError(f"rating must be good or bad, got {rating!r}")
+        values = dict(rating=rating, reason=(reason or "")[:2000], created_at=time.time())
+        where = (feedback.c.helpdesk == helpdesk, feedback.c.ticket_id == ticket_id, feedback.c.source == source,
+                 feedback.c.agent == agent)
+        for _ in range(2):  # an insert racing another insert becomes an update
+            with self.engine.begin() as db:
+                if db.execute(feedback.update().where(*where).values(**values)).rowcount:
+                    return
+                try:
+                    with db.begin_nested():
+                        db.execute(feedback.insert().values(helpdesk=helpdesk, ticket_id=ticket_id, source=source,
+                                                            agent=agent, **values))
+                    return
+                except IntegrityError:
+                    continue
+
+    def feedback_for(self, helpdesk: str, ticket_id: str) -> list[dict]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(feedback).where(feedback.c.helpdesk == helpdesk, feedback.c.ticket_id == ticket_id)
+                              .order_by(feedback.c.created_at))
+            return [dict(r._mapping) for r in rows]
+
+    # --- admin users and the policy audit log ------------------------------------------------
+
+    def create_user(self, username: str, password: str) -> int:
+        from werkzeug.security import generate_password_hash
+
+        username = username.strip()
+        if not username:
+            raise ValueError("the username must not be empty")
+        if len(password) < 10:
+            raise ValueError("the password must have at least 10 characters")
+        with self.engine.begin() as db:
+            try:
+                return db.execute(admin_users.insert().values(
+                    username=username, password_hash=generate_password_hash(password), created_at=time.time()
+                )).inserted_primary_key[0]
+            except IntegrityError:
+                raise ValueError(f"a user named {username!r} already exists") from None
+
+    def set_password(self, username: str, password: str) -> None:
+        from werkzeug.security import generate_password_hash
+
+        if len(password) < 10:
+            raise ValueError("the password must have at least 10 characters")
+        with self.engine.begin() as db:
+            if not db.execute(admin_users.update().where(admin_users.c.username == username)
+                              .values(password_hash=generate_password_hash(password))).rowcount:
+                raise ValueError(f"no user named {username!r}")
+
+    def check_login(self, username: str, password: str) -> dict | None:
+        """The user if the password is right, else None (taking as long either way)."""
+        from werkzeug.security import check_password_hash, generate_password_hash
+
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(admin_users).where(admin_users.c.username == username.strip())).first()
+        if row is None:
+            check_password_hash(_dummy_hash(generate_password_hash), password)  # same cost as a real check
+            return None
+        if not check_password_hash(row.password_hash, password):
+            return None
+        with self.engine.begin() as db:
+            db.execute(admin_users.update().where(admin_users.c.id == row.id).values(last_login_at=time.time()))
+        return {"id": row.id, "username": row.username}
+
+    def user(self, user_id: int) -> dict | None:
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(admin_users.c.id, admin_users.c.username).where(admin_users.c.id == user_id)).first()
+        return dict(row._mapping) if row else None
+
+    def users(self) -> list[dict]:
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(
+                sa.select(admin_users.c.id, admin_users.c.username, admin_users.c.created_at,
+                          admin_users.c.last_login_at).order_by(admin_users.c.id))]
+
+    def record_policy_change(self, changed_by: str, summary: list[str], before_toml: str, after_toml: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(policy_changes.insert().values(changed_at=time.time(), changed_by=changed_by,
+                                                      summary="\n".join(summary), before_toml=before_toml,
+                                                      after_toml=after_toml))
+
+    def policy_changes(self, limit: int = 50) -> list[dict]:
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(
+                sa.select(policy_changes).order_by(policy_changes.c.id.desc()).limit(limit))]
+
+    # --- the knowledge index, as the ledger sees it ------------------------------------------
+
+    def record_indexed_articles(self, articles, remove_missing: bool = True) -> None:
+        """Note when each article entered (or left) the index: knowledge gaps compare before and after."""
+        now = time.time()
+        with self.engine.begin() as db:
+            known = {r.article_id: r for r in db.execute(sa.select(indexed_articles))}
+            seen = set()
+            for article in articles:
+                seen.add(article.id)
+                row = known.get(article.id)
+                if row is None:
+                    db.execute(indexed_articles.insert().values(
+                        article_id=article.id, title=article.title, url=article.url or "",
+                        content_hash=article.content_hash, first_indexed_at=now, updated_at=now))
+                elif row.content_hash != article.content_hash or row.removed_at is not None:
+                    db.execute(indexed_articles.update().where(indexed_articles.c.article_id == article.id).values(
+                        title=article.title, url=article.url or "", content_hash=article.content_hash,
+                        updated_at=now, removed_at=None))
+            if remove_missing:
+                gone = [a for a, r in known.items() if a not in seen and r.removed_at is None]
+                if gone:
+                    db.execute(indexed_articles.update().where(indexed_articles.c.article_id.in_(gone))
+                               .values(removed_at=now))
+
+    def indexed_articles(self) -> list[dict]:
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(sa.select(indexed_articles).order_by(indexed_articles.c.first_indexed_at))]
+
+
+
+class Ledger(_OutcomesMixin):
+    def __init__(self, database_url: str, price_per_mtok: tuple[float, float] = (0.0, 0.0)):
+        self.database_url = database_url
+        self.price_per_mtok = price_per_mtok  # LLM price in USD per million (prompt, completion) tokens
         kwargs = {}
         if database_url.startswith("sqlite"):
             # Web and worker processes share the file: wait for each other's locks.
@@ -137,8 +402,56 @@ class Ledger:
         if database_url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def create_schema(self) -> None:
-        metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration; safe when several processes start at once."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.schema_revision() == self.head_revision():
+            return  # the usual case at start: nothing to do, and no lock to wait for
+        with self._migration_lock(), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            tables = set(sa.inspect(connection).get_table_names())
+            if "ticket_events" in tables and "alembic_version" not in tables:
+                # Created by an earlier release with metadata.create_all: that is revision 0001.
+                command.stamp(config, "0001")
+            command.upgrade(config, "head")
+
+    create_schema = migrate
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as db:
+            if not sa.inspect(db).has_table("alembic_version"):
+                return None
+            return db.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+    @staticmethod
+    @functools.cache
+    def head_revision() -> str:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        return ScriptDirectory.from_config(config).get_current_head()
+
+    @contextlib.contextmanager
+    def _migration_lock(self):
+        """SQLite has no advisory locks: a lock file next to the database serialises migrations."""
+        database = self.engine.url.database if self.engine.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -251,20 +564,33 @@ class Ledger:
 
     def record_decision(self, event_id: int, outcome: Outcome, latency_ms: dict[str, float]) -> None:
         ticket, draft, confidence, decision = outcome.ticket, outcome.draft, outcome.confidence, outcome.decision
+        now = time.time()
+        cost = (draft.prompt_tokens * self.price_per_mtok[0] + draft.completion_tokens * self.price_per_mtok[1]) / 1e6
         with self.engine.begin() as db:
             # A retried event replaces its decision: one row per event.
             db.execute(decisions.delete().where(decisions.c.event_id == event_id))
             db.execute(decisions.insert().values(
                 event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
-                tags=json.dumps(sorted(ticket.tags)), question=ticket.question,
+                tags=json.dumps(sorted(ticket.tags)), question=redact_text(ticket.question),
                 sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword}
                                     for s in outcome.sources]),
                 draft=draft.text, drafter=draft.drafter, confidence=confidence.score,
                 components=json.dumps(confidence.as_dict()), rule=decision.rule, threshold=decision.threshold,
                 action=decision.action, reasons=json.dumps(list(decision.reasons)),
                 latency_ms=json.dumps({k: round(v, 1) for k, v in latency_ms.items()}),
-                prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=time.time(),
+                prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=now,
+                brand_id=ticket.brand_id, channel=ticket.channel, code=decision.code,
+                would_send=decision.would_send, policy_version=decision.policy_version or None,
+                cost_usd=round(cost, 6),
             ))
+            # The ticket's first answer is the one whose fate the outcomes job follows.
+            exists = db.execute(sa.select(outcomes.c.event_id).where(
+                outcomes.c.helpdesk == ticket.helpdesk, outcomes.c.ticket_id == ticket.id)).first()
+            if exists is None:
+                db.execute(outcomes.insert().values(helpdesk=ticket.helpdesk, ticket_id=ticket.id, event_id=event_id,
+                                                    action=decision.action, answered_at=now, final=False))
+            elif exists.event_id == event_id:
+                db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(action=decision.action))
 
     def decisions_for(self, ticket_id: str, helpdesk: str | None = None) -> list[dict]:
         query = sa.select(decisions).where(decisions.c.ticket_id == ticket_id)
@@ -272,23 +598,6 @@ class Ledger:
             query = query.where(decisions.c.helpdesk == helpdesk)
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query.order_by(decisions.c.id))]
-
-    def record_reopen(self, event_id: int, helpdesk: str, ticket_id: str, message_id: str, follow_up: str) -> bool:
-        """Record that the customer wrote again after a bot answer; False if already recorded."""
-        try:
-            with self.engine.begin() as db:
-                db.execute(reopens.insert().values(event_id=event_id, helpdesk=helpdesk, ticket_id=ticket_id,
-                                                   message_id=message_id[:64], follow_up=follow_up,
-                                                   created_at=time.time()))
-            return True
-        except IntegrityError:  # the same follow-up delivered again
-            return False
-
-    def reopens_for(self, helpdesk: str, ticket_id: str) -> list[dict]:
-        with self.engine.connect() as db:
-            rows = db.execute(sa.select(reopens).where(reopens.c.helpdesk == helpdesk, reopens.c.ticket_id == ticket_id)
-                              .order_by(reopens.c.id))
-            return [dict(r._mapping) for r in rows]
 
     def add_dead_letter(self, event_id: int, error: str, human_notified: bool) -> None:
         with self.engine.begin() as db:
@@ -327,3 +636,12 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+_DUMMY_HASH: list[str] = []
+
+
+def _dummy_hash(generate) -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(generate("not a password of anyone's"))
+    return _DUMMY_HASH[0]

@@ -18,7 +18,7 @@ from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, T
 from helpdesk_bot.drafting import Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.policy import ESCALATED_TAG, Policy, decide
+from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import escape
 from integrations.helpdesk import Helpdesk
@@ -34,7 +34,7 @@ class Answerer:
 
     retriever: Retriever
     drafter: Drafter
-    policy: Policy
+    policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
     calibration: Calibration | None = None
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
@@ -46,7 +46,7 @@ class Answerer:
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
             score = confidence.score(ticket, sources, draft, self.calibration)
-            decision = decide(ticket, draft, score, self.policy)
+            decision = decide(ticket, draft, score, self.policy.current())
         return Outcome(ticket=ticket, sources=tuple(sources), draft=draft, confidence=score, decision=decision)
 
 
@@ -68,8 +68,8 @@ class Pipeline:
         with _timed(timings, "fetch"):
             ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
         turn = next_turn(ticket)
-        if turn.follow_up:  # the customer wrote again after a bot answer: the ticket reopened
-            self.ledger.record_reopen(event_id, ticket.helpdesk, ticket.id, turn.message.id, turn.follow_up)
+        if turn.follow_up:  # the customer came back after a bot answer: the analytics count a reopen
+            self.ledger.record_reopen(ticket.helpdesk, ticket.id)
         if turn.step == "stay_silent":
             self.ledger.set_status(event_id, "done")
             return f"silent: {turn.reason}"
@@ -80,7 +80,7 @@ class Pipeline:
             self.ledger.set_status(event_id, "done")
             return f"{existing['kind']} to this message {existing['state']} by event {existing['event_id']}"
         if turn.step == "hand_over":
-            outcome = handover(ticket, turn, self.answerer.policy)
+            outcome = handover(ticket, turn, self.answerer.policy.current())
         else:
             outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
@@ -145,7 +145,7 @@ class Pipeline:
             key = failure_key(stored.event)
             try:
                 if self.ledger.claim_action(key, event_id, "note", html) is not None:
-                    group = self.answerer.policy.escalation_group_for(stored.event.helpdesk)
+                    group = self.answerer.policy.current().escalation_group_for(stored.event.helpdesk)
                     result = self.helpdesk_for(stored.event).post_note(stored.event.ticket_id, html, group, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
@@ -181,9 +181,11 @@ def failure_key(event: TicketEvent) -> str:
 
 def handover(ticket: Ticket, turn: Turn, policy: Policy) -> Outcome:
     """The outcome of handing over at once: no retrieval, no draft, nothing for an LLM to fail at."""
-    threshold, _ = policy.threshold_for(ticket.tags)
-    decision = Decision(action="escalate", threshold=threshold, rule=turn.reason, reasons=(turn.reason,),
-                        escalation_group_id=policy.escalation_group_for(ticket.helpdesk), tags=(ESCALATED_TAG,))
+    rule = policy.rule_for(ticket)
+    decision = Decision(action="escalate", threshold=rule.threshold if rule else policy.threshold, rule=turn.reason,
+                        reasons=(turn.reason,), escalation_group_id=policy.escalation_group_for(ticket.helpdesk),
+                        tags=(ESCALATED_TAG,), code=turn.code,
+                        policy_version=policy.version)
     draft = Draft(text="", cited=(), declined=True, drafter="none", decline_reason=turn.reason)
     return Outcome(ticket=ticket, sources=(), draft=draft, confidence=Confidence(score=0, components=()),
                    decision=decision)

@@ -9,7 +9,7 @@ from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
-from helpdesk_bot.policy import load_policy
+from helpdesk_bot.policy import PolicyFile
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.vectorstore import KnowledgeStore
@@ -45,14 +45,17 @@ def init_sentry(settings: Settings) -> None:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.flask import FlaskIntegration
 
-    sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False,
+    from helpdesk_bot.scrubbing import scrub_sentry_event
+
+    sentry_sdk.init(dsn=settings.sentry_dsn, send_default_pii=False, before_send=scrub_sentry_event,
                     integrations=[FlaskIntegration(), CeleryIntegration()])
 
 
 def open_ledger(settings: Settings) -> Ledger:
+    """The ledger, its schema migrated to the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(settings.database_url)
-    ledger.create_schema()
+    ledger = Ledger(settings.database_url, price_per_mtok=settings.llm_price_per_mtok)
+    ledger.migrate()
     return ledger
 
 
@@ -80,7 +83,8 @@ def build_answerer(settings: Settings) -> Answerer:
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder),
         drafter=make_drafter(settings),
-        policy=load_policy(settings.policy_path),
+        # Re-read when the file changes: the dashboard's editor takes effect without a restart.
+        policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),
         calibration=Calibration.load(settings.calibration_path),
     )
 

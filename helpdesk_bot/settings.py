@@ -18,6 +18,16 @@ def _str(env: dict, name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+def _float(env: dict, name: str, default: float) -> float:
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
 def _int(env: dict, name: str, default: int) -> int:
     raw = _str(env, name)
     if raw is None:
@@ -62,6 +72,12 @@ class Settings:
     openai_embedding_dimension: int
     max_attempts: int
     sentry_dsn: str | None = field(repr=False)
+    # Dashboard and its APIs.
+    secret_key: str | None = field(default=None, repr=False)  # None: a per-installation key in data_dir
+    api_token: str | None = field(default=None, repr=False)  # bearer token of the feedback API
+    session_minutes: int = 60  # a dashboard session ends after this long without a request
+    # LLM price in USD per million tokens (prompt, completion), for cost per ticket.
+    llm_price_per_mtok: tuple[float, float] = (0.15, 0.60)
 
     @property
     def helpdesk(self) -> str:
@@ -120,6 +136,11 @@ class Settings:
             openai_embedding_dimension=_int(env, "OPENAI_EMBEDDING_DIMENSIONS", 512),
             max_attempts=_int(env, "HELPDESK_MAX_ATTEMPTS", 6),
             sentry_dsn=_str(env, "SENTRY_DSN"),
+            secret_key=_str(env, "HELPDESK_SECRET_KEY"),
+            api_token=_str(env, "HELPDESK_API_TOKEN"),
+            session_minutes=_int(env, "HELPDESK_SESSION_MINUTES", 60),
+            llm_price_per_mtok=(_float(env, "LLM_PRICE_INPUT_PER_MTOK", 0.15),
+                                _float(env, "LLM_PRICE_OUTPUT_PER_MTOK", 0.60)),
         )
         settings.validate()
         return settings
@@ -151,6 +172,33 @@ class Settings:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.policy_path and not self.policy_path.is_file():
             raise ConfigError(f"HELPDESK_POLICY points to {self.policy_path}, which is not a file")
+        if self.session_minutes < 1:
+            raise ConfigError("HELPDESK_SESSION_MINUTES must be at least 1")
+        if min(self.llm_price_per_mtok) < 0:
+            raise ConfigError("LLM_PRICE_INPUT_PER_MTOK and LLM_PRICE_OUTPUT_PER_MTOK must not be negative")
+        if self.secret_key is not None and len(self.secret_key) < 16:
+            raise ConfigError("HELPDESK_SECRET_KEY must have at least 16 characters")
+
+    @property
+    def policy_file(self) -> Path:
+        """Where the policy lives: HELPDESK_POLICY, else policy.toml in the data dir (written by the dashboard)."""
+        return self.policy_path or self.data_dir / "policy.toml"
+
+    def dashboard_secret_key(self) -> str:
+        """Signs dashboard sessions; generated once per installation unless HELPDESK_SECRET_KEY is set."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "dashboard_secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:  # web processes starting together: the first one writes it, the others read it
+                fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(os.urandom(32).hex())
+                os.link(path.with_suffix(".tmp"), path)
+            except FileExistsError:
+                pass
+        return path.read_text().strip()
 
     def webhook_secret(self) -> str:
         """The Zendesk signing secret; the sandbox's own one when no Zendesk is configured."""

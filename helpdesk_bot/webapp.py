@@ -1,4 +1,4 @@
-"""The web app: webhook intake and health checks.
+"""The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/dashboard).
 
 A webhook is handled in a fixed order: size → signature → parse → duplicate? → record →
 enqueue → 202. Everything slow happens in a worker; Zendesk gives up after about 10 s and
@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         celery = app.extensions["celery"] = create_celery(settings)
         enqueue = lambda event_id: celery.send_task("workers.tasks.answer_ticket", args=[event_id])  # noqa: E731
     app.extensions["enqueue"] = enqueue
+    from helpdesk_bot.dashboard import init_dashboard
+
+    init_dashboard(app, settings)
 
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):

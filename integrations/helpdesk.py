@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from helpdesk_bot.domain import Ticket
+from helpdesk_bot.domain import Ticket, TicketHistory
 from helpdesk_bot.knowledge import Article
 
 
@@ -38,3 +38,6 @@ class Helpdesk(Protocol):
 
     def articles(self) -> list[Article]:
         """The published knowledge articles, for the nightly re-index."""
+
+    def ticket_history(self, ticket_id: str) -> TicketHistory:
+        """Status, tags, timed comments and satisfaction rating: what the outcomes job needs."""

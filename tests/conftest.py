@@ -44,6 +44,91 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def postgres_url() -> str | None:
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url or None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway database on the TEST_DATABASE_URL server, so parallel test runs never share tables."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    url = postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL not configured: set TEST_DATABASE_URL=postgresql://user@host:port/db to run it")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"helpdesk_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as db:
+        db.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(url).set(database=name)
+    with admin.connect() as db:
+        db.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database_url(request, tmp_path):
+    """A database with no tables: SQLite in a fresh file, or PostgreSQL when TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/empty.db"
+    import sqlalchemy as sa
+
+    url = request.getfixturevalue("postgres_server")
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        db.execute(sa.text("DROP SCHEMA public CASCADE"))
+        db.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory) -> Path:
+    from helpdesk_bot.ledger import Ledger
+
+    path = tmp_path_factory.mktemp("schema") / "migrated.db"
+    template = Ledger(f"sqlite:///{path}")
+    template.migrate()
+    template.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """A migrated ledger database with empty tables (migrations run once per session, not per test)."""
+    import sqlalchemy as sa
+
+    from helpdesk_bot.ledger import Ledger
+
+    if request.param == "sqlite":
+        import shutil
+
+        shutil.copy(request.getfixturevalue("_migrated_sqlite"), tmp_path / "t.db")
+        return f"sqlite:///{tmp_path}/t.db"
+    url = request.getfixturevalue("postgres_server").render_as_string(hide_password=False)
+    engine = sa.create_engine(url)
+    if not sa.inspect(engine).has_table("alembic_version") or Ledger(url).schema_revision() != Ledger.head_revision():
+        with engine.begin() as db:
+            db.execute(sa.text("DROP SCHEMA public CASCADE"))
+            db.execute(sa.text("CREATE SCHEMA public"))
+        migrated = Ledger(url)
+        migrated.migrate()
+        migrated.dispose()
+    from helpdesk_bot.ledger import metadata
+
+    with engine.begin() as db:  # DELETE is ~50x faster than TRUNCATE on tables this small
+        for table in reversed(metadata.sorted_tables):
+            db.execute(table.delete())
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(scope="session")
 def embedder() -> MiniLMEmbedder:
     return MiniLMEmbedder()

@@ -73,6 +73,9 @@ class ZendeskDriver:
     def status(self, ticket_id: str) -> str:
         return self.sandbox.ticket(int(ticket_id))["status"]
 
+    def rate(self, ticket_id: str, good: bool, comment: str) -> None:
+        self.sandbox.rate_ticket(int(ticket_id), "good" if good else "bad", comment)
+
     def _agent_update(self, ticket_id: str, fields: dict) -> None:
         response = self.agent.put(f"{self.sandbox.url}/api/v2/tickets/{ticket_id}.json", json={"ticket": fields},
                                   timeout=10)
@@ -142,6 +145,9 @@ class IntercomDriver:
 
     def status(self, ticket_id: str) -> str:
         return self.sandbox.conversation(ticket_id)["state"]
+
+    def rate(self, ticket_id: str, good: bool, comment: str) -> None:
+        self.sandbox.state.rate(ticket_id, 5 if good else 1, comment)
 
 
 DRIVERS = {"zendesk": ZendeskDriver, "intercom": IntercomDriver}

@@ -340,3 +340,12 @@ def test_an_event_for_an_unconfigured_helpdesk_is_permanent(pipeline):
     event_id, _ = pipeline.ledger.record_event(TicketEvent("freshdesk", "d1", "12"))
     with pytest.raises(PermanentError, match="freshdesk"):
         pipeline.handle_event(event_id)
+
+
+def test_a_helpdesk_table_survives_the_dashboards_editor():
+    from helpdesk_bot.policy import describe_changes, parse_policy_text, policy_to_toml
+
+    policy = parse_policy({"escalation_group_id": 360001, "intercom": {"escalation_group_id": 5017691}})
+    assert parse_policy_text(policy_to_toml(policy)) == policy
+    moved = parse_policy({"escalation_group_id": 360001, "intercom": {"escalation_group_id": 5017692}})
+    assert describe_changes(policy, moved) == ["intercom escalation group: 5017691 → 5017692"]

@@ -49,8 +49,12 @@ class Conversation:
     def decisions(self) -> list[dict]:
         return self.stack.ledger.decisions_for(str(self.id), self.helpdesk)
 
-    def reopens(self) -> list[dict]:
-        return self.stack.ledger.reopens_for(self.helpdesk, str(self.id))
+    def reopened(self) -> bool | None:
+        """What the ledger says became of the bot's first answer (the dashboard's deflection)."""
+        return self.stack.ledger.outcome(self.helpdesk, str(self.id))["reopened"]
+
+    def codes(self) -> list[str]:
+        return [d["code"] for d in self.decisions()]
 
 
 def test_a_follow_up_question_is_answered_again_with_the_conversation_as_context(chat):
@@ -66,8 +70,7 @@ def test_a_follow_up_question_is_answered_again_with_the_conversation_as_context
     _, decision = chat.decisions()
     assert decision["action"] == "auto_send"
     assert decision["question"] == FOLLOW_UP  # what was asked now; retrieval also read the first turn
-    [reopen] = chat.reopens()
-    assert reopen["follow_up"] == "question"
+    assert chat.reopened() is True
 
 
 def test_a_follow_up_saying_the_answer_did_not_help_is_handed_over_with_a_summary(chat):
@@ -80,7 +83,7 @@ def test_a_follow_up_saying_the_answer_did_not_help_is_handed_over_with_a_summar
     assert "I still can't sign in" in note["text"] and "authenticator app no longer gives me codes" in note["text"]
     assert "ai_escalated" in chat.driver.tags(chat.id)
     assert chat.driver.escalation_target(chat.id) == chat.driver.escalation_group
-    assert [r["follow_up"] for r in chat.reopens()] == ["not_helped"]
+    assert chat.reopened() is True and chat.codes() == ["", "not_helped"]
 
     chat.customer_says("Hello? Anyone there? How do I reset the authenticator?")
     assert len(chat.bot) == 2  # handed over: the bot says nothing more
@@ -100,7 +103,7 @@ def test_asking_for_a_person_after_an_answer_hands_over_at_once(chat, request_fo
     assert chat.driver.escalation_target(chat.id) == chat.driver.escalation_group
     decision = chat.decisions()[-1]
     assert (decision["action"], decision["drafter"], decision["sources"]) == ("escalate", "none", "[]")
-    assert [r["follow_up"] for r in chat.reopens()] == ["human_requested"]
+    assert chat.reopened() is True and chat.codes() == ["", "human_requested"]
 
 
 def test_asking_for_a_person_in_the_first_message_skips_the_answer(chat):
@@ -108,7 +111,7 @@ def test_asking_for_a_person_in_the_first_message_skips_the_answer(chat):
                tags=["billing"])
     [note] = chat.bot
     assert not note["public"] and "asked for a person" in note["text"]
-    assert chat.reopens() == []  # nothing was answered, so nothing reopened
+    assert chat.reopened() is None and chat.codes() == ["human_requested"]  # no answer to reopen
 
 
 def test_a_human_agent_replying_silences_the_bot(chat):
@@ -116,7 +119,7 @@ def test_a_human_agent_replying_silences_the_bot(chat):
     chat.driver.agent_says(chat.id, "Hi Dana, Riley from support here. Let me check your account.")
     chat.customer_says(FOLLOW_UP)
     assert len(chat.bot) == 1
-    assert chat.reopens() == []
+    assert chat.reopened() is None  # the customer answered the agent, not the bot
 
 
 def test_a_human_assignment_silences_the_bot(chat):
@@ -127,11 +130,14 @@ def test_a_human_assignment_silences_the_bot(chat):
     assert len(chat.bot) == 1
 
 
-def test_thanks_gets_no_answer_and_is_recorded_as_a_reopen(chat):
+def test_thanks_gets_no_answer(chat):
     chat.start(*LOCKED_OUT, tags=["account"])
+    assert chat.reopened() is None
     chat.customer_says("Thanks, that worked!")
     assert len(chat.bot) == 1
-    assert [r["follow_up"] for r in chat.reopens()] == ["thanks"]
+    assert len(chat.decisions()) == 1
+    # The customer came back within the window: counted as a reopen, as the outcomes job does.
+    assert chat.reopened() is True
 
 
 def test_a_redelivered_follow_up_is_answered_at_most_once(chat):
@@ -142,7 +148,7 @@ def test_a_redelivered_follow_up_is_answered_at_most_once(chat):
     events = chat.settle(events=3)
     assert len({e["delivery_id"] for e in events}) == 3
     assert [m["public"] for m in chat.bot] == [True, True]
-    assert len(chat.reopens()) == 1
+    assert chat.reopened() is True
     assert len(chat.decisions()) == 2  # one per thing said, not one per delivery
 
     chat.driver.redeliver_follow_up(chat.id)  # and once more, long after the answer
@@ -155,7 +161,7 @@ def test_every_turn_is_in_the_ledger(chat):
     chat.customer_says(FOLLOW_UP)
     chat.customer_says("Talk to a person")
     assert [d["action"] for d in chat.decisions()] == ["auto_send", "auto_send", "escalate"]
-    assert [r["follow_up"] for r in chat.reopens()] == ["question", "human_requested"]
+    assert chat.codes() == ["", "", "human_requested"] and chat.reopened() is True
     assert all(json.loads(d["latency_ms"]) for d in chat.decisions())
 
 

@@ -3,6 +3,7 @@ talking to its vendor's sandbox over HTTP (zenpy for Zendesk, the requests clien
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,19 @@ def test_a_human_agent_reads_as_an_agent_and_an_assignment_as_a_human_assignee(h
     assert helpdesk.fetch_ticket(ticket_id).messages[-1].author == "agent"
     driver.assign_to_human(ticket_id)
     assert helpdesk.fetch_ticket(ticket_id).human_assignee == driver.human_id
+
+
+def test_the_history_has_timed_messages_tags_and_the_customers_rating(helpdesk, driver, ticket_id):
+    helpdesk.post_reply(ticket_id, REPLY, "pending", ("ai_answered",))
+    driver.customer_says(ticket_id, "That worked, thanks!")
+    driver.rate(ticket_id, good=True, comment="Quick and clear")
+    history = helpdesk.ticket_history(ticket_id)
+    assert [(m.author, m.public) for m in history.messages] == [("customer", True), ("bot", True), ("customer", True)]
+    assert history.messages[-1].text == "That worked, thanks!"
+    times = [m.created_at for m in history.messages]
+    assert times == sorted(times) and abs(times[-1] - time.time()) < 120
+    assert "ai_answered" in history.tags and history.status == "open"
+    assert (history.satisfaction, history.satisfaction_comment) == ("good", "Quick and clear")
 
 
 def test_articles_are_the_published_ones(helpdesk):

@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from helpdesk_bot import ledger as ledger_module
 from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Chunk, Draft, Message, Outcome, Source, Ticket, TicketEvent
 from helpdesk_bot.ledger import Ledger
@@ -33,30 +32,9 @@ def outcome(ticket_id: str = "35436", dense: float = 0.7, policy: Policy = Polic
                    decision=decide(ticket, draft, confidence, policy))
 
 
-def postgres_url() -> str | None:
-    url = os.environ.get("TEST_DATABASE_URL", "").strip()
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url.removeprefix(prefix)
-    return url or None
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/t.db"
-    url = postgres_url()
-    if url is None:
-        pytest.skip("PostgreSQL not configured: set TEST_DATABASE_URL=postgresql://user@host:port/db to run it")
-    return url
-
-
 @pytest.fixture
 def ledger(database_url):
     ledger = Ledger(database_url)
-    if database_url.startswith("postgresql"):
-        ledger_module.metadata.drop_all(ledger.engine)  # a shared server: start every test from empty tables
-    ledger_module.metadata.create_all(ledger.engine)
     yield ledger
     ledger.dispose()
 
@@ -258,17 +236,6 @@ def test_mark_replayed_resets_the_event_and_hides_the_letter(ledger, event_id):
     assert ledger.dead_letters() == []
     (replayed,) = ledger.dead_letters(include_replayed=True)
     assert replayed["replayed_at"] is not None
-
-
-def test_a_reopen_is_recorded_once_per_customer_message(ledger, event_id):
-    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281828", "question") is True
-    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281828", "question") is False  # redelivered
-    assert ledger.record_reopen(event_id, "zendesk", "35436", "2718281829", "not_helped") is True
-    assert ledger.record_reopen(event_id, "intercom", "35436", "2718281828", "thanks") is True
-    rows = ledger.reopens_for("zendesk", "35436")
-    assert [(r["message_id"], r["follow_up"], r["event_id"]) for r in rows] == [
-        ("2718281828", "question", event_id), ("2718281829", "not_helped", event_id)]
-    assert [r["follow_up"] for r in ledger.reopens_for("intercom", "35436")] == ["thanks"]
 
 
 def test_decisions_can_be_read_per_helpdesk(ledger, event_id):

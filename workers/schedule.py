@@ -15,6 +15,9 @@ def beat_schedule() -> dict:
     return {
         "requeue-unqueued-events": {"task": "workers.tasks.requeue_unqueued_events", "schedule": 60.0},
         "nightly-reindex": {"task": "workers.tasks.reindex_help_center", "schedule": reindex_cron()},
+        # Reopens, agent feedback and CSAT of recent answers; then the dashboard's topics.
+        "check-outcomes": {"task": "workers.tasks.check_outcomes", "schedule": 15 * 60.0},
+        "refresh-topics": {"task": "workers.tasks.refresh_topics", "schedule": crontab(minute=40)},
     }
 
 

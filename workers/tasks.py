@@ -89,11 +89,33 @@ def reindex_help_center() -> dict:
     p = pipeline()
     embedder = p.answerer.retriever.embedder
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
+    articles = helpdesk.articles()
     store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
     try:
-        report = sync_index(store, embedder, helpdesk.articles())
+        report = sync_index(store, embedder, articles)
     finally:
         store.close()
     p.ledger.record_index_run(f"nightly: {helpdesk.name}", report.as_dict())
+    p.ledger.record_indexed_articles(articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
+
+
+@celery_app.task
+def check_outcomes() -> dict:
+    """Record what became of recent answers: reopens within 72 h, agent feedback, CSAT."""
+    from helpdesk_bot.outcomes import check_outcomes as check
+
+    p = pipeline()
+    counts = check(p.ledger, p.helpdesks)
+    log.info("outcomes: %s", counts)
+    return counts
+
+
+@celery_app.task
+def refresh_topics() -> int:
+    """Cluster recent tickets into topics for the dashboard's common questions and knowledge gaps."""
+    from helpdesk_bot.topics import refresh_topics as refresh
+
+    p = pipeline()
+    return refresh(p.ledger, p.answerer.retriever.embedder)

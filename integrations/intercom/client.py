@@ -18,7 +18,7 @@ from functools import cached_property
 
 import requests
 
-from helpdesk_bot.domain import Message, Ticket
+from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.errors import ConfigError, HelpdeskBotError, PermanentError, Throttled, TransientError
 from helpdesk_bot.knowledge import Article
 from helpdesk_bot.text import html_to_text
@@ -108,6 +108,27 @@ class IntercomHelpdesk:
         return any(
             _is_admin(part.get("author"), self.admin_id) and _normalise(html_to_text(part.get("body") or "")) == wanted
             for part in _parts(conversation)
+        )
+
+    def ticket_history(self, ticket_id: str) -> TicketHistory:
+        """State, tags, timed messages and the customer's rating, for the outcomes job.
+
+        Intercom rates 1 to 5 (`conversation_rating.rating`): 4 and 5 count as good, the rest as
+        bad, as a CSAT survey counts satisfied customers.
+        """
+        conversation = self.conversation(ticket_id)
+        ticket = self._ticket(conversation)
+        times = {str(p.get("id")): p.get("created_at") for p in _parts(conversation)}
+        times[str((conversation.get("source") or {}).get("id") or "source")] = conversation.get("created_at")
+        rating = conversation.get("conversation_rating") or {}
+        score = rating.get("rating")
+        return TicketHistory(
+            status=ticket.status,
+            tags=ticket.tags,
+            messages=tuple(TimedMessage(author=m.author, text=m.text, public=m.public,
+                                        created_at=float(times.get(m.id) or 0)) for m in ticket.messages),
+            satisfaction=None if not isinstance(score, int) else "good" if score >= 4 else "bad",
+            satisfaction_comment=rating.get("remark") or "",
         )
 
     def articles(self) -> list[Article]:

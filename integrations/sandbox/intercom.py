@@ -297,6 +297,15 @@ class IntercomState:
             self._notify(ADMIN_TOPICS[message_type], conversation, [part])
             return render_conversation(conversation)
 
+    def rate(self, conversation_id: str, rating: int, remark: str = "") -> None:
+        """The customer rates the conversation 1-5, as in the Messenger (no REST endpoint does this)."""
+        with self.lock:
+            conversation = self._conversation(conversation_id)
+            contact = conversation["contacts"][0]
+            conversation["rating"] = {"rating": rating, "remark": remark or None, "created_at": int(time.time()),
+                                      "contact": {"type": "contact", "id": contact, "external_id": None},
+                                      "teammate": None}
+
     # Tags
 
     def list_tags(self) -> list[dict]:
@@ -423,7 +432,8 @@ def render_conversation(conversation: dict, parts: list[dict] | None = None) -> 
         "state": conversation["state"], "read": conversation["read"],
         "tags": {"type": "tag.list", "tags": [
             {"type": "tag", **t} for t in conversation["tags"]]},
-        "priority": "not_priority", "sla_applied": None, "statistics": None, "conversation_rating": None,
+        "priority": "not_priority", "sla_applied": None, "statistics": None,
+        "conversation_rating": conversation.get("rating"),
         "teammates": None, "title": None, "custom_attributes": {}, "topics": {}, "ticket": None,
         "linked_objects": {"type": "list", "data": [], "total_count": 0, "has_more": False},
         "ai_agent": None, "ai_agent_participated": False,

@@ -7,7 +7,7 @@ import threading
 import requests
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from .constants import BOT_AGENT_EMAIL
+from .constants import BOT_AGENT_EMAIL, HUMAN_AGENT_ID
 from .helpcenter import HelpCenterSource
 from .state import SandboxState
 from .zendesk import create_app
@@ -90,6 +90,25 @@ class SandboxHelpdesk:
         requester_id = self.ticket(ticket_id)["requester_id"]
         comment = {"body": body, "public": True, "author_id": requester_id}
         self._call("PUT", f"/tickets/{ticket_id}.json", {"ticket": {"comment": comment}})
+
+    def add_agent_reply(self, ticket_id: int, body: str, public: bool = True, status: str | None = None) -> None:
+        """A comment by the human agent (HUMAN_AGENT_ID), as when an agent answers a handed-over ticket."""
+        fields = {"comment": {"body": body, "public": public, "author_id": HUMAN_AGENT_ID}}
+        if status:
+            fields["status"] = status
+        self._call("PUT", f"/tickets/{ticket_id}.json", {"ticket": fields})
+
+    def add_tags(self, ticket_id: int, tags: list[str]) -> None:
+        """Add tags, as an agent does with ai_draft_good or ai_draft_bad."""
+        self._call("PUT", f"/tickets/{ticket_id}/tags.json", {"tags": list(tags)})
+
+    def rate_ticket(self, ticket_id: int, score: str, comment: str = "") -> None:
+        """The requester answers the satisfaction survey."""
+        requester = self.state.user(self.ticket(ticket_id)["requester_id"])
+        response = requests.post(f"{self.url}/api/v2/tickets/{ticket_id}/satisfaction_rating.json",
+                                 json={"satisfaction_rating": {"score": score, "comment": comment}},
+                                 auth=(f"{requester['email']}/token", "sandbox"), timeout=10)
+        response.raise_for_status()
 
     def ticket(self, ticket_id: int) -> dict:
         return self._call("GET", f"/tickets/{ticket_id}.json")["ticket"]

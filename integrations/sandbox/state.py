@@ -218,6 +218,19 @@ class SandboxState:
                 self.audits[ticket_id].append(audit)
             return list(ticket["tags"])
 
+    def rate_ticket(self, ticket_id: int, score: str, comment: str, actor: dict) -> dict:
+        """The requester's satisfaction rating (POST /tickets/{id}/satisfaction_rating.json)."""
+        with self.lock:
+            ticket = self._ticket(ticket_id)
+            if actor["id"] != ticket["requester_id"]:
+                raise ApiError(403, "Forbidden", "Only the requester can rate a ticket")
+            if score not in ("good", "bad"):
+                raise record_invalid("score", "Score: must be good or bad")
+            rating = {"id": self._new_id(), "score": score, "comment": comment or None}
+            ticket["satisfaction_rating"] = rating
+            ticket["updated_at"] = iso(utc_now())
+            return copy.deepcopy(rating)
+
     def fire_webhook(self, ticket_id: int, style: str | None = None, event: str = "ticket.created") -> str:
         """Deliver a webhook for an existing ticket again (a new invocation); returns its id.
         For "ticket.updated" the latest public comment (else the latest) is the one reported."""

@@ -270,6 +270,12 @@ def list_audits(ticket_id: int):
     return paginate(_state().ticket_audits(ticket_id), "audits", request.args, request.base_url)
 
 
+@api.post("/tickets/<int:ticket_id>/satisfaction_rating.json")
+def rate_ticket(ticket_id: int):
+    rating = _payload("satisfaction_rating")["satisfaction_rating"]
+    return {"satisfaction_rating": _state().rate_ticket(ticket_id, rating.get("score"), rating.get("comment"), g.user)}
+
+
 @api.get("/tickets/<int:ticket_id>/tags.json")
 def show_tags(ticket_id: int):
     return {"tags": _state().ticket(ticket_id)["tags"]}

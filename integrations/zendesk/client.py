@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from functools import cached_property
 
 import requests
@@ -12,7 +13,7 @@ from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import Message, Ticket
+from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.knowledge import Article
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
@@ -109,6 +110,29 @@ class ZendeskHelpdesk:
             for c in comments
         )
 
+    def ticket_history(self, ticket_id: str) -> TicketHistory:
+        raw = self._call(lambda: self.client.tickets(id=int(ticket_id)))
+        comments = self._call(lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
+        messages = []
+        for comment in comments:
+            author = ("customer" if comment.author_id == raw.requester_id
+                      else "bot" if comment.author_id == self.bot_agent_id else "agent")
+            text = comment.plain_body or html_to_text(comment.html_body or "") or comment.body or ""
+            messages.append(TimedMessage(author=author, text=text.strip(), public=bool(comment.public),
+                                         created_at=_epoch(comment.created_at)))
+        # satisfaction_rating: {"score": "unoffered" | "offered" | "good" | "bad", "comment": ...} (Tickets API)
+        rating = getattr(raw, "satisfaction_rating", None) or {}
+        if not isinstance(rating, dict):
+            rating = getattr(rating, "to_dict", lambda: {})()
+        score = rating.get("score")
+        return TicketHistory(
+            status=raw.status or "new",
+            tags=frozenset(t.lower() for t in (raw.tags or [])),
+            messages=tuple(messages),
+            satisfaction=score if score in ("good", "bad", "offered") else None,
+            satisfaction_comment=rating.get("comment") or "",
+        )
+
     def articles(self) -> list[Article]:
         """Published, public Help Center articles with their category › section breadcrumb.
 
@@ -183,6 +207,14 @@ class ZendeskHelpdesk:
             raise PermanentError(f"Zendesk refused the request ({status})") from exc
         except ZenpyException as exc:
             raise PermanentError(f"zenpy: {exc}") from exc
+
+
+def _epoch(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not value:
+        return 0.0
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _normalise(text: str) -> str:

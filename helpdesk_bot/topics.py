@@ -1,0 +1,292 @@
+"""Common questions and knowledge gaps: tickets clustered into topics by their embeddings.
+
+The topics job embeds questions not yet embedded (the vectors are kept in the ledger), groups
+them by cosine similarity and labels each group with its most central question. A knowledge
+gap is a topic where the bot escalated for lack of knowledge; its suggested article is built
+from how agents answered those tickets.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import sqlalchemy as sa
+
+from helpdesk_bot.analytics import TicketRecord, load_tickets
+from helpdesk_bot.ledger import Ledger, question_vectors, topic_members, topics
+from helpdesk_bot.text import key_terms, sentences
+
+SIMILARITY = 0.6  # a question joins a topic whose centre is at least this close (cosine)
+LOOKBACK_DAYS = 90
+MAX_TICKETS = 5000
+
+
+@dataclass
+class Topic:
+    id: int
+    label: str
+    keywords: list[str]
+    tickets: list[TicketRecord] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.tickets)
+
+    @property
+    def gap_tickets(self) -> list[TicketRecord]:
+        return [t for t in self.tickets if t.knowledge_gap]
+
+    @property
+    def deflection_rate(self) -> float | None:
+        return sum(t.deflected for t in self.tickets) / self.size if self.tickets else None
+
+    def weekly_counts(self, weeks: list[str]) -> list[int]:
+        counts = Counter(t.week for t in self.tickets)
+        return [counts.get(w, 0) for w in weeks]
+
+    def trend(self, now: float) -> int:
+        """Tickets in the last 7 days minus the 7 days before."""
+        recent = sum(now - 7 * 86400 <= t.created_at for t in self.tickets)
+        before = sum(now - 14 * 86400 <= t.created_at < now - 7 * 86400 for t in self.tickets)
+        return recent - before
+
+
+# --- the topics job ----------------------------------------------------------------------------
+
+
+def refresh_topics(ledger: Ledger, embedder, now: float | None = None, similarity: float = SIMILARITY) -> int:
+    """Recompute the topics of the last 90 days' tickets; returns how many topics there are."""
+    now = now or time.time()
+    records = load_tickets(ledger, since=now - LOOKBACK_DAYS * 86400)[-MAX_TICKETS:]
+    if not records:
+        _store(ledger, [], now)
+        return 0
+    vectors = _vectors(ledger, embedder, records)
+    groups = cluster(np.vstack([vectors[r.event_id] for r in records]), similarity)
+    found = []
+    for members in groups:
+        rows = [records[i] for i in members]
+        matrix = np.vstack([vectors[r.event_id] for r in rows])
+        centre = matrix.mean(axis=0)
+        centre /= np.linalg.norm(centre) or 1.0
+        closeness = matrix @ centre
+        central = rows[int(np.argmax(closeness))]
+        found.append((label_of(central.question), rows, closeness))
+    keywords = distinctive_terms([[r.question for r in rows] for _, rows, _ in found])
+    _store(ledger, [(label, words, rows, closeness) for (label, rows, closeness), words in zip(found, keywords)], now)
+    return len(found)
+
+
+def cluster(vectors: np.ndarray, similarity: float) -> list[list[int]]:
+    """Group unit vectors: each joins the closest topic centre within `similarity`, then one
+    reassignment pass against the final centres. Deterministic for the same input order."""
+    centres: list[np.ndarray] = []
+    sums: list[np.ndarray] = []
+    for v in vectors:
+        if centres:
+            scores = np.array(centres) @ v
+            best = int(np.argmax(scores))
+            if scores[best] >= similarity:
+                sums[best] = sums[best] + v
+                centres[best] = sums[best] / np.linalg.norm(sums[best])
+                continue
+        sums.append(v.copy())
+        centres.append(v.copy())
+    matrix = np.array(centres)
+    assignment = np.argmax(vectors @ matrix.T, axis=1)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, c in enumerate(assignment):
+        groups[int(c)].append(i)
+    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+
+
+def label_of(question: str) -> str:
+    """A readable label: the question's first line (the ticket subject), trimmed."""
+    first = next((line.strip() for line in question.splitlines() if line.strip()), "")
+    first = re.sub(r"\s+", " ", first).rstrip("?!.: ")
+    return first[:80] + ("…" if len(first) > 80 else "") or "(empty question)"
+
+
+def distinctive_terms(groups: list[list[str]], top: int = 4) -> list[list[str]]:
+    """Per group, the terms frequent in it and rare in the others (class-based TF-IDF)."""
+    counts = [Counter(term for text in texts for term in key_terms(text)) for texts in groups]
+    spread = Counter(term for c in counts for term in c)
+    result = []
+    for c in counts:
+        scored = sorted(c, key=lambda term: (-c[term] * math.log(1 + len(groups) / spread[term]), term))
+        result.append(scored[:top])
+    return result
+
+
+def _vectors(ledger: Ledger, embedder, records: list[TicketRecord]) -> dict[int, np.ndarray]:
+    ids = [r.event_id for r in records]
+    with ledger.engine.connect() as db:
+        stored = {row.event_id: np.frombuffer(row.vector, dtype=np.float32)
+                  for row in db.execute(sa.select(question_vectors).where(question_vectors.c.model == embedder.name,
+                                                                          question_vectors.c.event_id.in_(ids)))}
+    missing = [r for r in records if r.event_id not in stored]
+    if missing:
+        embedded = embedder.embed([r.question for r in missing]).astype(np.float32)
+        with ledger.engine.begin() as db:
+            db.execute(question_vectors.delete().where(question_vectors.c.event_id.in_([r.event_id for r in missing])))
+            db.execute(question_vectors.insert(), [
+                {"event_id": r.event_id, "model": embedder.name, "vector": v.tobytes()} for r, v in zip(missing, embedded)])
+        stored.update({r.event_id: v for r, v in zip(missing, embedded)})
+    return stored
+
+
+def _store(ledger: Ledger, found: list, now: float) -> None:
+    with ledger.engine.begin() as db:
+        db.execute(topic_members.delete())
+        db.execute(topics.delete())
+        for label, words, rows, closeness in found:
+            topic_id = db.execute(topics.insert().values(label=label, keywords=json.dumps(words), size=len(rows),
+                                                         computed_at=now)).inserted_primary_key[0]
+            db.execute(topic_members.insert(), [
+                {"event_id": r.event_id, "topic_id": topic_id, "similarity": float(s)} for r, s in zip(rows, closeness)])
+
+
+# --- reading topics and knowledge gaps -----------------------------------------------------------
+
+
+def load_topics(ledger: Ledger, records: list[TicketRecord] | None = None) -> list[Topic]:
+    """The stored topics with their tickets, largest first."""
+    records = load_tickets(ledger) if records is None else records
+    by_event = {r.event_id: r for r in records}
+    with ledger.engine.connect() as db:
+        found = {row.id: Topic(id=row.id, label=row.label, keywords=json.loads(row.keywords))
+                 for row in db.execute(sa.select(topics))}
+        for member in db.execute(sa.select(topic_members).order_by(topic_members.c.similarity.desc())):
+            record = by_event.get(member.event_id)
+            if record is not None and member.topic_id in found:
+                found[member.topic_id].tickets.append(record)
+    return sorted((t for t in found.values() if t.tickets), key=lambda t: (-t.size, t.label))
+
+
+def topics_computed_at(ledger: Ledger) -> float | None:
+    with ledger.engine.connect() as db:
+        return db.execute(sa.select(sa.func.max(topics.c.computed_at))).scalar()
+
+
+@dataclass
+class KnowledgeGap:
+    topic: Topic
+    examples: list[str]
+    agent_answers: list[str]
+    title: str
+    outline: list[str]
+    article: dict | None = None  # the indexed article that now covers the topic, if any
+    deflection_before: float | None = None
+    deflection_after: float | None = None
+    tickets_before: int = 0
+    tickets_after: int = 0
+
+    @property
+    def gap_count(self) -> int:
+        return len(self.topic.gap_tickets)
+
+
+_GREETING = re.compile(r"(?i)^(hi|hello|hey|dear|thanks|thank you|best|regards|cheers|kind regards|sincerely)\b")
+
+
+def suggest_outline(answers: list[str], examples: list[str], limit: int = 6) -> list[str]:
+    """Bullet points for an article, from the sentences agents wrote most consistently."""
+    candidates = []
+    for answer in answers:
+        for sentence in sentences(answer):
+            if len(sentence) < 20 or _GREETING.match(sentence) or sentence.endswith(","):
+                continue
+            candidates.append(sentence)
+    if not candidates:
+        terms = Counter(t for e in examples for t in key_terms(e))
+        return [f"Answer the question customers ask: “{examples[0]}”" if examples else "Answer the question",
+                "Cover: " + ", ".join(t for t, _ in terms.most_common(6))]
+    support = Counter(t for a in answers for t in set(key_terms(a)))
+    ranked = sorted(enumerate(candidates),
+                    key=lambda item: (-sum(support[t] for t in set(key_terms(item[1]))) / (1 + len(key_terms(item[1])) ** 0.5),
+                                      item[0]))
+    outline, seen = [], []
+    for _, sentence in ranked:
+        terms = set(key_terms(sentence))
+        if any(len(terms & other) / max(1, len(terms | other)) > 0.6 for other in seen):
+            continue  # the same point in other words
+        seen.append(terms)
+        outline.append(sentence)
+        if len(outline) == limit:
+            break
+    order = {s: i for i, s in enumerate(candidates)}
+    return sorted(outline, key=order.get)  # in the order agents wrote them
+
+
+def suggest_title(topic: Topic) -> str:
+    """The most central gap question of the topic, as an article title."""
+    gap = topic.gap_tickets
+    label = (label_of(gap[0].question) if gap else topic.label).rstrip("…")
+    if re.match(r"(?i)^(how|what|why|when|where|can|do|does|is|are)\b", label):
+        return label[0].upper() + label[1:] + "?"
+    return label[0].upper() + label[1:] if label else "Untitled"
+
+
+def knowledge_gaps(ledger: Ledger, topic_list: list[Topic]) -> list[KnowledgeGap]:
+    """Topics where the bot escalated for lack of knowledge, most gap tickets first."""
+    articles = ledger.indexed_articles()
+    gaps = []
+    for topic in topic_list:
+        gap_tickets = topic.gap_tickets
+        if not gap_tickets:
+            continue
+        answers = [t.agent_reply for t in gap_tickets if t.agent_reply]
+        examples = [t.question.replace("\n", " — ") for t in gap_tickets[:5]]
+        gap = KnowledgeGap(topic=topic, examples=examples, agent_answers=answers[:5], title=suggest_title(topic),
+                           outline=suggest_outline(answers, [t.question for t in gap_tickets]))
+        gap.article = _covering_article(topic, articles, first_gap=min(t.created_at for t in gap_tickets))
+        if gap.article:
+            split = gap.article["first_indexed_at"]
+            before = [t for t in topic.tickets if t.created_at < split]
+            after = [t for t in topic.tickets if t.created_at >= split]
+            gap.tickets_before, gap.tickets_after = len(before), len(after)
+            gap.deflection_before = sum(t.deflected for t in before) / len(before) if before else None
+            gap.deflection_after = sum(t.deflected for t in after) / len(after) if after else None
+        gaps.append(gap)
+    return sorted(gaps, key=lambda g: (-g.gap_count, -g.topic.size, g.topic.label))
+
+
+def _covering_article(topic: Topic, articles: list[dict], first_gap: float) -> dict | None:
+    """An article indexed after the topic's first gap that later tickets of the topic cite, or
+    whose title carries most of the topic's keywords."""
+    for article in articles:
+        if article["first_indexed_at"] <= first_gap or article["removed_at"]:
+            continue
+        cited = any(
+            t.created_at >= article["first_indexed_at"] and t.sources
+            and str(t.sources[0].get("id", "")).split("#")[0] == article["article_id"]
+            for t in topic.tickets)
+        title_terms = set(key_terms(article["title"]))
+        keywords = set(topic.keywords[:3])
+        if cited or (keywords and len(keywords & title_terms) / len(keywords) >= 0.6):
+            return article
+    return None
+
+
+def gaps_csv(gaps: list[KnowledgeGap]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["topic", "tickets", "gap_tickets", "suggested_title", "outline", "example_questions",
+                     "agent_answers", "covering_article", "deflection_before", "deflection_after"])
+    for gap in gaps:
+        writer.writerow([
+            gap.topic.label, gap.topic.size, gap.gap_count, gap.title, "\n".join(f"- {line}" for line in gap.outline),
+            "\n".join(gap.examples), "\n---\n".join(gap.agent_answers),
+            gap.article["title"] if gap.article else "",
+            "" if gap.deflection_before is None else f"{gap.deflection_before:.3f}",
+            "" if gap.deflection_after is None else f"{gap.deflection_after:.3f}",
+        ])
+    return out.getvalue()
