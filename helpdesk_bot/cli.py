@@ -381,11 +381,10 @@ def admin_list_users() -> None:
 def outcomes() -> None:
     """Fetch reopens, agent feedback and CSAT for recent answers now (beat does it every 15 minutes)."""
     from helpdesk_bot.outcomes import check_outcomes
-    from helpdesk_bot.services import make_helpdesk, open_ledger
+    from helpdesk_bot.services import make_helpdesks, open_ledger
 
     settings = _settings()
-    helpdesk = make_helpdesk(settings)
-    click.echo(json.dumps(check_outcomes(open_ledger(settings), {helpdesk.name: helpdesk})))
+    click.echo(json.dumps(check_outcomes(open_ledger(settings), make_helpdesks(settings))))
 
 
 @main.command()
@@ -397,6 +396,63 @@ def topics() -> None:
 
     settings = _settings()
     click.echo(f"{refresh_topics(open_ledger(settings), make_embedder(settings))} topics")
+
+
+@main.group("zendesk-app")
+def zendesk_app() -> None:
+    """The agents' sidebar app for Zendesk (integrations/zendesk_app)."""
+
+
+@zendesk_app.command("package")
+@click.option("--url", "api_url", required=True, help="the https address of this product's web app")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("dist/helpdesk-bot-zendesk-app.zip"), show_default=True)
+def zendesk_app_package(api_url: str, output: Path) -> None:
+    """Validate the sidebar app and build the zip to upload to Zendesk."""
+    from integrations.zendesk_app.package import AppInvalid, build
+
+    try:
+        package = build(output, api_url)
+    except AppInvalid as exc:
+        raise click.ClickException("the app is not valid:\n  " + "\n  ".join(exc.problems)) from None
+    click.echo(f"{package.path}: {package.manifest['name']} {package.manifest['version']}, {len(package.files)} files; "
+               f"secure requests allowed to {', '.join(package.manifest['domainWhitelist'])}")
+    click.echo("Upload it in Admin Center → Apps and integrations → Zendesk Support apps → Upload private app, "
+               "and enter the value of ZENDESK_APP_SECRET as the shared secret.")
+
+
+@main.group()
+def zendesk() -> None:
+    """Connect a Zendesk account to this product."""
+
+
+@zendesk.command("setup")
+@click.option("--url", "product_url", required=True, help="the https address of this product's web app")
+@click.option("--dry-run", is_flag=True, help="print what would change; change nothing")
+@click.option("--json", "as_json", is_flag=True)
+def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
+    """Create or update the webhook and triggers, fetch the signing secret, check agent and group."""
+    from helpdesk_bot.policy import load_policy
+    from integrations.zendesk.setup import SetupError, ZendeskAdmin, check_product_url, format_report, run_setup
+
+    if problem := check_product_url(product_url):
+        raise click.BadParameter(problem, param_hint="--url")
+    try:
+        settings = Settings.from_env(require_webhook_secret=False)  # this command is what fetches it
+        admin = ZendeskAdmin.from_settings(settings)
+        try:
+            report = run_setup(admin, product_url, settings.zendesk_bot_agent_id,
+                               load_policy(settings.policy_file).escalation_group_id, dry_run=dry_run)
+        finally:
+            admin.close()
+    except (HelpdeskBotError, SetupError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(reveal_secret=not dry_run)))
+    else:
+        click.echo("\n".join(format_report(report, admin.base_url, settings.zendesk_webhook_secret)))
+    if report.problems:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

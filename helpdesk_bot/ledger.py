@@ -212,6 +212,25 @@ index_runs = sa.Table(
 )
 
 
+# Agents' verdicts on drafts, sent from the sidebar app (helpdesk_bot/agent_app.py). Append-only:
+# each click is kept, with the decision it was about when the app showed a stored draft.
+draft_feedback = sa.Table(
+    "draft_feedback",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("helpdesk", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.String(64), nullable=False),
+    sa.Column("decision_id", sa.Integer),  # None: a regenerated draft, never stored
+    sa.Column("verdict", sa.String(8), nullable=False),  # good | bad
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("agent_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_draft_feedback_ticket", "helpdesk", "ticket_id"),
+)
+
+DRAFT_VERDICTS = ("good", "bad")
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     id: int
@@ -598,6 +617,40 @@ class Ledger(_OutcomesMixin):
             query = query.where(decisions.c.helpdesk == helpdesk)
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query.order_by(decisions.c.id))]
+
+    def latest_decision(self, helpdesk: str, ticket_id: str) -> dict | None:
+        """The newest decision on a ticket (its draft, confidence and sources), or None."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(decisions).where(decisions.c.helpdesk == helpdesk, decisions.c.ticket_id == ticket_id)
+                             .order_by(decisions.c.id.desc()).limit(1)).first()
+        return dict(row._mapping) if row else None
+
+    # --- agents' feedback on drafts --------------------------------------------------------
+
+    def record_draft_feedback(self, helpdesk: str, ticket_id: str, verdict: str, reason: str, agent_id: str,
+                              decision_id: int | None = None) -> int:
+        """Keep an agent's verdict (good or bad, with a reason) on a ticket's draft; return its id.
+
+        Every click stays in `draft_feedback`; the agent's latest verdict is also what the
+        metrics read (`feedback`, as for the ai_draft_good/bad tags).
+        """
+        if verdict not in DRAFT_VERDICTS:
+            raise ValueError(f"verdict must be one of {DRAFT_VERDICTS}, got {verdict!r}")
+        with self.engine.begin() as db:
+            result = db.execute(draft_feedback.insert().values(
+                helpdesk=helpdesk, ticket_id=ticket_id, decision_id=decision_id, verdict=verdict,
+                reason=(reason or "")[:2000], agent_id=str(agent_id)[:64], created_at=time.time(),
+            ))
+            feedback_id = result.inserted_primary_key[0]
+        self.add_feedback(helpdesk, ticket_id, verdict, reason, source="sidebar", agent=str(agent_id))
+        return feedback_id
+
+    def draft_feedback_for(self, helpdesk: str, ticket_id: str) -> list[dict]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(draft_feedback).where(draft_feedback.c.helpdesk == helpdesk,
+                                                              draft_feedback.c.ticket_id == ticket_id)
+                              .order_by(draft_feedback.c.id))
+            return [dict(r._mapping) for r in rows]
 
     def add_dead_letter(self, event_id: int, error: str, human_notified: bool) -> None:
         with self.engine.begin() as db:

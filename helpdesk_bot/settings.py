@@ -78,6 +78,8 @@ class Settings:
     session_minutes: int = 60  # a dashboard session ends after this long without a request
     # LLM price in USD per million tokens (prompt, completion), for cost per ticket.
     llm_price_per_mtok: tuple[float, float] = (0.15, 0.60)
+    # The agents' sidebar app signs its requests with this shared secret (a secure app setting).
+    zendesk_app_secret: str | None = field(default=None, repr=False)
 
     @property
     def helpdesk(self) -> str:
@@ -97,7 +99,8 @@ class Settings:
         return "openai" if (self.openai_api_key or self.openai_base_url) else "extractive"
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> Settings:
+    def from_env(cls, env: dict | None = None, require_webhook_secret: bool = True) -> Settings:
+        """`require_webhook_secret=False` for `zendesk setup`, which is what fetches that secret."""
         env = dict(os.environ if env is None else env)
         data_dir = Path(_str(env, "HELPDESK_DATA_DIR", ".helpdesk-bot")).resolve()
         database_url = _str(env, "DATABASE_URL") or f"sqlite:///{data_dir / 'helpdesk.db'}"
@@ -141,18 +144,19 @@ class Settings:
             session_minutes=_int(env, "HELPDESK_SESSION_MINUTES", 60),
             llm_price_per_mtok=(_float(env, "LLM_PRICE_INPUT_PER_MTOK", 0.15),
                                 _float(env, "LLM_PRICE_OUTPUT_PER_MTOK", 0.60)),
+            zendesk_app_secret=_str(env, "ZENDESK_APP_SECRET"),
         )
-        settings.validate()
+        settings.validate(require_webhook_secret)
         return settings
 
-    def validate(self) -> None:
+    def validate(self, require_webhook_secret: bool = True) -> None:
         if self.zendesk_subdomain:
             if not (self.zendesk_oauth_token or (self.zendesk_email and self.zendesk_api_token)):
                 raise ConfigError(
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_OAUTH_TOKEN, "
                     "or ZENDESK_EMAIL and ZENDESK_API_TOKEN"
                 )
-            if not self.zendesk_webhook_secret:
+            if require_webhook_secret and not self.zendesk_webhook_secret:
                 raise ConfigError(
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
                     "(GET /api/v2/webhooks/{id}/signing_secret)"
@@ -168,6 +172,8 @@ class Settings:
             raise ConfigError(f"INTERCOM_ADMIN_ID must be an admin id (digits), got {self.intercom_admin_id!r}")
         if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
             raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
+        if self.zendesk_app_secret is not None and len(self.zendesk_app_secret) < 16:
+            raise ConfigError("ZENDESK_APP_SECRET must have at least 16 characters")
         if self.max_attempts < 1:
             raise ConfigError("HELPDESK_MAX_ATTEMPTS must be at least 1")
         if self.policy_path and not self.policy_path.is_file():
@@ -211,6 +217,21 @@ class Settings:
         if self.intercom_client_secret:
             return self.intercom_client_secret
         return sandbox_secret(self.data_dir, "intercom")
+
+    def agent_app_secret(self) -> str | None:
+        """The sidebar app's shared secret; the sandbox's own one when no Zendesk is configured.
+
+        None with a real Zendesk and no ZENDESK_APP_SECRET: the app's API then refuses everything.
+        """
+        if self.zendesk_app_secret:
+            return self.zendesk_app_secret
+        if self.zendesk_subdomain:
+            return None
+        path = self.data_dir / "sandbox_app_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(os.urandom(24).hex())
+        return path.read_text().strip()
 
 
 def sandbox_secret(data_dir: Path, helpdesk: str = "zendesk") -> str:

@@ -12,6 +12,7 @@ import logging
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     from helpdesk_bot.dashboard import init_dashboard
 
     init_dashboard(app, settings)
+    app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/agent_app.py)
 
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):

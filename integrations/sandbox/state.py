@@ -24,6 +24,7 @@ from .constants import (
 from .errors import ApiError, not_found, record_invalid
 from .formats import comment_html, html_to_text, iso, text_to_html, utc_now
 from .helpcenter import HelpCenter, HelpCenterSource
+from .admin import AdminState
 from .webhooks import WebhookAttempt, WebhookDispatcher
 
 RequestRecord = namedtuple("RequestRecord", "method path status")
@@ -73,6 +74,7 @@ class SandboxState:
         self.audits: dict[int, list[dict]] = {}
         self.help_center = HelpCenter(help_center)
         self.webhooks = WebhookDispatcher()
+        self.admin = AdminState()  # webhooks and triggers created through the API (admin.py)
         self.requests: list[RequestRecord] = []
         self._faults: list[Fault] = []
         self._idempotent_creates: dict[str, _IdempotentCreate] = {}
@@ -197,6 +199,7 @@ class SandboxState:
             self.audits[ticket_id].append(audit)
             if comment and comment["public"] and author["role"] == "end-user":
                 self.webhooks.comment_added(copy.deepcopy(ticket), copy.deepcopy(comment), copy.deepcopy(author))
+            self.admin.ticket_saved(copy.deepcopy(ticket), "Change", author, comment, self.users, self.webhooks.netloc)
             return {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}
 
     def change_tags(self, ticket_id: int, operation: str, tags, actor: dict) -> list[str]:
@@ -289,6 +292,8 @@ class SandboxState:
         self.tickets[ticket["id"]] = ticket
         self.audits[ticket["id"]] = [audit]
         self.webhooks.ticket_created(copy.deepcopy(ticket))
+        self.admin.ticket_saved(copy.deepcopy(ticket), "Create", self.users[comment["author_id"]], comment, self.users,
+                                self.webhooks.netloc)
         return {"ticket": copy.deepcopy(ticket), "audit": copy.deepcopy(audit)}
 
     def _requester(self, fields: dict, actor: dict) -> dict:

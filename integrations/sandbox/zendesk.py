@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter
 
+from .admin import register as register_admin
 from .constants import BOT_AGENT_ID
 from .errors import ApiError, bad_request, not_found
 from .formats import epoch
@@ -61,6 +62,7 @@ def create_app(state: SandboxState | None = None) -> Flask:
                                lambda e: _error_response(405, "InvalidEndpoint", "Method not allowed"))
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    register_admin(app)  # webhooks and triggers (admin.py)
     return app
 
 
