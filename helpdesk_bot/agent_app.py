@@ -159,14 +159,13 @@ def stored_draft_view(decision: dict, titles: dict[str, dict]) -> dict:
         chunk = titles.get(stored["id"], {})
         sources.append({"id": stored["id"], "title": chunk.get("title") or stored["id"], "url": chunk.get("url", ""),
                         "score": round(stored["score"], 4), "similarity": round(stored.get("dense", 0.0), 3),
-                        # decisions record citations only if the pipeline stores them with the sources
-                        "cited": bool(stored.get("cited", False))})
+                        "cited": int(stored.get("cited", 0))})  # n of the draft's [n] marker; 0: not cited
     components = [{"name": name, "value": value, "weight": WEIGHTS.get(name, 0.0), "detail": ""}
                   for name, value in json.loads(decision["components"]).items()]
     return {
         "ticket_id": decision["ticket_id"], "decision_id": decision["id"], "created_at": decision["created_at"],
         "regenerated": False, "draft": decision["draft"], "declined": not decision["draft"].strip(),
-        "draft_html": draft_html(decision["draft"], [s for s in sources if s["cited"]]),
+        "draft_html": draft_html(decision["draft"], sorted((s for s in sources if s["cited"]), key=lambda s: s["cited"])),
         "drafter": decision["drafter"], "confidence": decision["confidence"], "threshold": decision["threshold"],
         "action": decision["action"], "rule": decision["rule"], "reasons": json.loads(decision["reasons"]),
         "components": components, "sources": sources,
@@ -240,7 +239,7 @@ class _Parts:
             if self._helpdesk is None:
                 from helpdesk_bot.services import make_helpdesk
 
-                self._helpdesk = make_helpdesk(self.settings)
+                self._helpdesk = make_helpdesk(self.settings, "zendesk")  # the sidebar app is Zendesk's
             return self._helpdesk
 
     def source_titles(self) -> dict[str, dict]:

@@ -34,6 +34,9 @@ ESCALATION_REASONS = {
     "kill_switch": "kill switch",
     "outside_rollout": "outside the rollout share",
     "shadow": "shadow mode",
+    "repeated_answer": "would repeat an earlier answer",
+    "human_requested": "the customer asked for a person",
+    "not_helped": "the customer said the answer did not help",
 }
 # An escalation is for lack of knowledge when the drafter declined, or when retrieval or the
 # question's coverage was this weak (components are 0..1).

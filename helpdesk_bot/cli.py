@@ -67,10 +67,13 @@ def beat(loglevel: str) -> None:
 @main.command()
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
 @click.option("--from-helpdesk", is_flag=True, help="index the helpdesk's published articles instead of a file")
+@click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
+              help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, status: bool, as_json: bool) -> None:
+def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_missing: bool, status: bool,
+          as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.knowledge import load_articles, sync_index
@@ -84,7 +87,7 @@ def index(source: Path | None, from_helpdesk: bool, keep_missing: bool, status: 
     if bool(source) == from_helpdesk:
         raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
     try:
-        articles = make_helpdesk(settings).articles() if from_helpdesk else load_articles(source)
+        articles = make_helpdesk(settings, helpdesk).articles() if from_helpdesk else load_articles(source)
         embedder = make_embedder(settings)
         store = open_store(settings, embedder, writable=True)
         try:
@@ -378,11 +381,10 @@ def admin_list_users() -> None:
 def outcomes() -> None:
     """Fetch reopens, agent feedback and CSAT for recent answers now (beat does it every 15 minutes)."""
     from helpdesk_bot.outcomes import check_outcomes
-    from helpdesk_bot.services import make_helpdesk, open_ledger
+    from helpdesk_bot.services import make_helpdesks, open_ledger
 
     settings = _settings()
-    helpdesk = make_helpdesk(settings)
-    click.echo(json.dumps(check_outcomes(open_ledger(settings), {helpdesk.name: helpdesk})))
+    click.echo(json.dumps(check_outcomes(open_ledger(settings), make_helpdesks(settings))))
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""`helpdesk-bot demo`: the whole product on embedded defaults, fed the sample tickets.
+"""`helpdesk-bot demo`: the whole product on embedded defaults, fed the sample tickets, then
+one Intercom conversation with follow-ups, a request for a person and a human takeover.
 
 Sandbox helpdesk → signed webhook → web app → Redis → Celery worker process → sandbox.
 Nothing is simulated between the webhook and the posted reply.
@@ -20,9 +21,11 @@ from pathlib import Path
 
 from werkzeug.serving import make_server
 
+from helpdesk_bot.domain import Message, TicketEvent
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
-from helpdesk_bot.services import broker_url, make_helpdesk, open_ledger, open_store
+from helpdesk_bot.pipeline import action_key
+from helpdesk_bot.services import broker_url, make_helpdesk, make_helpdesks, open_ledger, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
 
@@ -39,16 +42,22 @@ def run_demo(once: bool, port: int) -> int:
     base = Settings.from_env()
     data_dir = base.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)  # every demo starts from an empty ledger and index
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ZENDESK_", "INTERCOM_", "OPENAI_", "QDRANT_", "DATABASE_URL"))}
     env["HELPDESK_DATA_DIR"] = str(data_dir)
 
+    from integrations.sandbox.intercom import SandboxIntercom
+
     sandbox = SandboxHelpdesk(help_center=SAMPLE_DATA / "help_center.json").start()
+    intercom = SandboxIntercom(help_center=SAMPLE_DATA / "help_center.json").start()
     env["SANDBOX_URL"] = sandbox.url
+    env["INTERCOM_SANDBOX_URL"] = intercom.url
     settings = Settings.from_env(env)
     env["REDIS_URL"] = broker_url(settings)  # one embedded Redis for this process and the worker
     os.environ.update(env)
     settings = Settings.from_env(env)
-    _say(f"sandbox helpdesk  {sandbox.url}")
+    _say(f"sandbox Zendesk   {sandbox.url}")
+    _say(f"sandbox Intercom  {intercom.url}")
 
     embedder = make_embedder(settings)
     store = open_store(settings, embedder, writable=True)
@@ -68,8 +77,11 @@ def run_demo(once: bool, port: int) -> int:
         server = make_server("127.0.0.1", port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
-        sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
+        sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger", on_update=True)
+        intercom_url = f"http://127.0.0.1:{server.server_port}/webhooks/intercom"
+        intercom.configure_webhook(intercom_url, settings.intercom_webhook_secret())
         _say(f"web app          {webhook_url}")
+        _say(f"                 {intercom_url}")
         _wait_for_worker(app.extensions["celery"], worker)
         _say("worker ready")
 
@@ -88,6 +100,7 @@ def run_demo(once: bool, port: int) -> int:
         if latencies:
             _say(f"\n{decided}/{len(created)} tickets decided; webhook-to-posted time p50 "
                  f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+        conversed = _converse(intercom, ledger)
         try:
             _follow_up(sandbox, app, settings, embedder, created, results)
         except Exception as exc:  # the dashboard still shows the first answers
@@ -97,7 +110,7 @@ def run_demo(once: bool, port: int) -> int:
         dashboard_url = f"http://127.0.0.1:{server.server_port}/dashboard/"
         _say(f"\ndashboard        {dashboard_url}\n                 user {DEMO_ADMIN}   password {password}")
         if once:
-            return 0 if decided == len(created) else 1
+            return 0 if decided == len(created) and conversed else 1
         _say(f"\nStill serving. Create tickets in the sandbox (POST {sandbox.url}/api/v2/tickets.json) "
              f"or send signed webhooks to {webhook_url}. Ctrl-C to stop.")
         while worker.poll() is None:
@@ -112,6 +125,7 @@ def run_demo(once: bool, port: int) -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
         sandbox.stop()
+        intercom.stop()
 
 
 def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -> None:
@@ -148,8 +162,7 @@ def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -
     _say(f"{len(more)} more customers asked similar questions: "
          f"{sum(1 for d in decided.values() if d and d['action'] == 'auto_send')} answered by the bot")
 
-    helpdesk = make_helpdesk(settings)
-    counts = check_outcomes(ledger, {helpdesk.name: helpdesk})
+    counts = check_outcomes(ledger, make_helpdesks(settings))
     _say(f"outcomes job: {counts['checked']} answers checked, {counts['reopened']} reopened, "
          f"{counts['feedback']} feedback tags")
     refresh_topics(ledger, embedder)
@@ -204,7 +217,8 @@ def _print_results(sandbox, ledger, created: dict, results: dict) -> list[float]
         if decision is None:
             _say("   no decision (see `helpdesk-bot deadletter list`)\n")
             continue
-        action = ledger.action(f"zendesk:{ticket_id}:ticket.created")
+        first_message = Message("customer", "", id=str(sandbox.comments(ticket_id)[0]["id"]))
+        action = ledger.action(action_key(TicketEvent("zendesk", "", str(ticket_id)), first_message))
         if action and action["done_at"]:
             latencies.append((action["done_at"] - created_at) * 1000)
         components = json.loads(decision["components"])
@@ -220,6 +234,63 @@ def _print_results(sandbox, ledger, created: dict, results: dict) -> list[float]
             _say(f"   posted {kind}: {text[:160]}{'…' if len(text) > 160 else ''}")
         _say("")
     return latencies
+
+
+# One Intercom conversation: (who, what they do). The bot's turns are whatever it does.
+CONVERSATION = [
+    ("customer", "Hi, I switched phones and my authenticator app no longer gives me codes. How can I sign in?"),
+    ("customer", "Once I'm signed in, how do I set up 2FA again on the new phone?"),
+    ("customer", "Thanks! Can I talk to a person about requiring security keys for our whole team?"),
+    ("agent", "Hi Dana, Riley here. Happy to help with security keys: what plan is your workspace on?"),
+    ("customer", "We're on Business. And is there a way to export the audit log?"),
+]
+
+
+def _converse(intercom, ledger) -> bool:
+    """Play CONVERSATION on the sandbox Intercom, printing each turn and what the bot did."""
+    from helpdesk_bot.conversation import next_turn
+    from integrations.intercom import IntercomHelpdesk
+
+    reader = IntercomHelpdesk("demo", base_url=intercom.url)
+    _say("\nAn Intercom conversation after the first reply:\n")
+    conversation_id, seen, customer_messages = None, 0, 0
+    for who, text in CONVERSATION:
+        if who == "agent":
+            intercom.agent_reply(conversation_id, text)
+            _say(f"   Agent (Riley): {text}")
+            seen += 1
+            continue
+        if conversation_id is None:
+            conversation_id = intercom.start_conversation("dana@example.com", text, "Dana Whitfield")
+        else:
+            intercom.customer_reply(conversation_id, text)
+        customer_messages += 1
+        _say(f"   Customer: {text}")
+        if not _wait_for_events(ledger, conversation_id, customer_messages):
+            _say("   (the worker did not finish in time)")
+            return False
+        ticket = reader.fetch_ticket(conversation_id)
+        said = [m for m in ticket.messages[seen + 1:] if m.author == "bot"]
+        for message in said:
+            kind = "reply" if message.public else "internal note"
+            text = " ".join(message.text.split())
+            _say(f"   helpdesk-bot ({kind}): {text[:200]}{'…' if len(text) > 200 else ''}")
+        if not said:
+            _say(f"   helpdesk-bot stays silent: {next_turn(ticket).reason}")
+        seen = len(ticket.messages)
+    outcome = ledger.outcome("intercom", conversation_id) or {}
+    _say(f"\n   The ledger records the bot's first answer as {'reopened' if outcome.get('reopened') else 'not reopened'}.")
+    return True
+
+
+def _wait_for_events(ledger, conversation_id: str, count: int) -> bool:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        events = ledger.events_for("intercom", conversation_id)
+        if len(events) >= count and all(e.status in ("done", "dead") for e in events):
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _say(text: str) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Author = Literal["customer", "agent", "bot"]
+# "bot" is helpdesk-bot itself; "system" is the helpdesk's own automation (Intercom's Operator,
+# workflows), which neither answers the customer nor means a human has taken over.
+Author = Literal["customer", "agent", "bot", "system"]
 Action = Literal["auto_send", "escalate"]
 
 
@@ -14,6 +16,7 @@ class Message:
     author: Author
     text: str
     public: bool = True
+    id: str = ""  # the helpdesk's comment or conversation-part id
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,43 @@ class Ticket:
     status: str = "new"
     brand_id: str | None = None
     channel: str | None = None
+    human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
+
+    @property
+    def customer_messages(self) -> tuple[Message, ...]:
+        return tuple(m for m in self.messages if m.author == "customer" and m.public)
 
     @property
     def latest_customer_message(self) -> str:
-        for message in reversed(self.messages):
-            if message.author == "customer" and message.public:
-                return message.text
-        return ""
+        customer = self.customer_messages
+        return customer[-1].text if customer else ""
+
+    @property
+    def pending_customer_messages(self) -> tuple[Message, ...]:
+        """The customer's public messages since the bot last wrote publicly: what is to be answered."""
+        waiting: list[Message] = []
+        for message in self.messages:
+            if message.author == "bot" and message.public:
+                waiting = []
+            elif message.author == "customer" and message.public:
+                waiting.append(message)
+        return tuple(waiting)
+
+    @property
+    def is_follow_up(self) -> bool:
+        """Whether the bot has already answered publicly before the message now being answered."""
+        return any(m.author == "bot" and m.public for m in self.messages) and bool(self.pending_customer_messages)
 
     @property
     def question(self) -> str:
-        """What the customer is asking: the subject and their latest message."""
+        """What the customer is asking now: the subject and their latest message, or, after a bot
+        answer, only what they wrote since (the drafter and the confidence score read this)."""
+        if self.is_follow_up:
+            return "\n".join(m.text for m in self.pending_customer_messages)
         latest = self.latest_customer_message
         if self.subject and self.subject.strip().lower() not in latest.lower():
             return f"{self.subject}\n{latest}".strip()
         return latest
-
 
     @property
     def search_query(self) -> str:
@@ -61,7 +85,7 @@ class TicketEvent:
     helpdesk: str
     delivery_id: str  # the helpdesk's event or invocation id: our dedupe key
     ticket_id: str
-    kind: str = "ticket.created"
+    kind: str = "ticket.created"  # or "ticket.updated": the customer wrote again
 
 
 @dataclass(frozen=True)
@@ -124,7 +148,8 @@ class Decision:
     escalation_group_id: int | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     # Why, as a code the dashboard counts: "" when sent; else kill_switch, declined,
-    # always_human, below_threshold, outside_rollout or shadow.
+    # always_human, repeated_answer, below_threshold, outside_rollout or shadow; or, for a
+    # handover the conversation asked for, human_requested or not_helped.
     code: str = ""
     # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
     would_send: bool = False

@@ -505,6 +505,13 @@ class Ledger(_OutcomesMixin):
             row = db.execute(sa.select(ticket_events).where(ticket_events.c.id == event_id)).first()
         return _row_to_event(row) if row else None
 
+    def events_for(self, helpdesk: str, ticket_id: str) -> list[StoredEvent]:
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(ticket_events).where(ticket_events.c.helpdesk == helpdesk,
+                                                             ticket_events.c.ticket_id == ticket_id)
+                              .order_by(ticket_events.c.id))
+            return [_row_to_event(r) for r in rows]
+
     def set_status(self, event_id: int, status: str, error: str | None = None) -> None:
         values = {"status": status}
         if status in ("done", "dead"):
@@ -571,6 +578,11 @@ class Ledger(_OutcomesMixin):
         except IntegrityError:
             return None
 
+    def actions_of_event(self, event_id: int) -> list[dict]:
+        """The replies and notes an event claimed, done or not."""
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(sa.select(actions).where(actions.c.event_id == event_id))]
+
     def action(self, key: str) -> dict | None:
         with self.engine.connect() as db:
             row = db.execute(sa.select(actions).where(actions.c.key == key)).first()
@@ -604,7 +616,9 @@ class Ledger(_OutcomesMixin):
         row = dict(
             event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
             tags=json.dumps(sorted(ticket.tags)), question=redact_text(ticket.question),
-            sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword}
+            sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword,
+                                 # n of the draft's [n] marker for this source; 0: not cited
+                                 "cited": draft.cited.index(s.chunk.id) + 1 if s.chunk.id in draft.cited else 0}
                                 for s in outcome.sources]),
             draft=draft.text, drafter=draft.drafter, confidence=confidence.score,
             components=json.dumps(confidence.as_dict()), rule=decision.rule, threshold=decision.threshold,
@@ -640,10 +654,12 @@ class Ledger(_OutcomesMixin):
         elif exists.event_id == event_id:
             db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(action=action))
 
-    def decisions_for(self, ticket_id: str) -> list[dict]:
+    def decisions_for(self, ticket_id: str, helpdesk: str | None = None) -> list[dict]:
+        query = sa.select(decisions).where(decisions.c.ticket_id == ticket_id)
+        if helpdesk is not None:
+            query = query.where(decisions.c.helpdesk == helpdesk)
         with self.engine.connect() as db:
-            rows = db.execute(sa.select(decisions).where(decisions.c.ticket_id == ticket_id).order_by(decisions.c.id))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in db.execute(query.order_by(decisions.c.id))]
 
     def latest_decision(self, helpdesk: str, ticket_id: str) -> dict | None:
         """The newest decision on a ticket (its draft, confidence and sources), or None."""

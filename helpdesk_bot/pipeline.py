@@ -1,7 +1,9 @@
-"""The pipeline, top to bottom: fetch → retrieve → draft → score → decide → act → record.
+"""The pipeline, top to bottom: fetch → next turn → retrieve → draft → score → decide → act → record.
 
 The web app has already verified, normalised and recorded the webhook event and queued its
-id; a worker calls `handle_event` with that id (see workers/tasks.py).
+id; a worker calls `handle_event` with that id (see workers/tasks.py). The same path serves a
+new ticket and every customer message after it: `next_turn` (conversation.py) says whether
+the latest message is answered, handed over at once, or left to the human who has the ticket.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from dataclasses import dataclass
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.domain import Outcome, Ticket
+from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn
+from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
-from helpdesk_bot.errors import ActionInProgress, Throttled
+from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
 from helpdesk_bot.guardrails import hold_unsafe
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
@@ -54,7 +57,7 @@ class Answerer:
 @dataclass
 class Pipeline:
     answerer: Answerer
-    helpdesk: Helpdesk
+    helpdesks: dict[str, Helpdesk]  # by name: "zendesk", "intercom"
     ledger: Ledger
     action_lease_seconds: float = ACTION_LEASE_SECONDS
 
@@ -67,42 +70,74 @@ class Pipeline:
             return "already done"
         if stored.status == "dead":  # a human was told; only `deadletter replay` runs it again
             return "already dead-lettered"
+        helpdesk = self.helpdesk_for(stored.event)
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
-            ticket = self.helpdesk.fetch_ticket(stored.event.ticket_id)
-        outcome = self.answerer.answer(ticket, timings)
+            ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
+        turn = next_turn(ticket)
+        if turn.follow_up:  # the customer came back after a bot answer: the analytics count a reopen
+            self.ledger.record_reopen(ticket.helpdesk, ticket.id)
+        if turn.step == "stay_silent":
+            self.ledger.set_status(event_id, "done")
+            return f"silent: {turn.reason}"
+        key = action_key(stored.event, turn.message)
+        existing = self.ledger.action(key)
+        if existing and (existing["state"] == "done" or _held_by_another(existing, event_id, self.action_lease_seconds)):
+            # Another delivery of the same customer message answered it, or is answering it now.
+            self.ledger.set_status(event_id, "done")
+            return f"{existing['kind']} to this message {existing['state']} by event {existing['event_id']}"
+        if turn.step == "hand_over":
+            outcome = handover(ticket, turn, self.answerer.policy.current())
+        else:
+            outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
-            result = self.act(event_id, action_key(stored.event), outcome)
-        self.ledger.record_decision(event_id, outcome, timings)
+            result, acted = self.act(helpdesk, event_id, key, outcome, turn)
+        if acted:  # one decision per thing said, however many deliveries asked for it
+            self.ledger.record_decision(event_id, outcome, timings)
         self.ledger.set_status(event_id, "done")
         return result
 
-    def act(self, event_id: int, key: str, outcome: Outcome) -> str:
-        """Post the reply or the note, at most once per action key."""
+    def helpdesk_for(self, event: TicketEvent) -> Helpdesk:
+        try:
+            return self.helpdesks[event.helpdesk]
+        except KeyError:
+            raise PermanentError(f"no helpdesk named {event.helpdesk!r} is configured") from None
+
+    def act(self, helpdesk: Helpdesk, event_id: int, key: str, outcome: Outcome, turn: Turn) -> tuple[str, bool]:
+        """Post the reply or the note, at most once per action key; (what happened, whether this event acted)."""
         decision, ticket = outcome.decision, outcome.ticket
         kind = "reply" if decision.action == "auto_send" else "note"
-        body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket) if kind == "reply" else escalation_note(outcome)
+        if kind == "reply":
+            body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket)
+        elif turn.step == "hand_over":
+            body = handover_note(ticket, turn.reason)
+        else:
+            body = escalation_note(outcome)
+            if turn.follow_up:  # the agent needs the earlier turns too
+                body += conversation_summary(ticket)
         if self.ledger.claim_action(key, event_id, kind, body) is None:
             existing = self.ledger.action(key)
             if existing["state"] == "done":
-                return f"already {existing['kind']} posted"
+                return f"already {existing['kind']} posted", False
+            if _held_by_another(existing, event_id, self.action_lease_seconds):  # its own task finishes it, or is redelivered
+                return f"{existing['kind']} being posted by event {existing['event_id']}", False
             # Claimed but never finished: a worker died mid-call or is calling right now.
-            if self.helpdesk.has_bot_comment(ticket.id, existing["body"]):
+            if helpdesk.has_bot_comment(ticket.id, existing["body"]):
                 self.ledger.finish_action(key, {"reconciled": True})
-                return f"{existing['kind']} found already posted"
+                return f"{existing['kind']} found already posted", True
             if not self.ledger.reclaim_stale_action(key, existing["claimed_at"], self.action_lease_seconds):
                 raise ActionInProgress("another worker holds this ticket's action", retry_after=self.action_lease_seconds)
             kind, body = existing["kind"], existing["body"]  # finish what was started, as it was
         try:
             if kind == "reply":
-                result = self.helpdesk.post_reply(ticket.id, body, decision.status_after_reply, decision.tags)
+                result = helpdesk.post_reply(ticket.id, body, decision.status_after_reply, decision.tags)
             else:
-                result = self.helpdesk.post_note(ticket.id, body, decision.escalation_group_id, decision.tags)
+                result = helpdesk.post_note(ticket.id, body, decision.escalation_group_id, decision.tags)
         except Throttled:
             self.ledger.release_action(key)  # refused before anything was posted: a retry may act at once
             raise
         self.ledger.finish_action(key, result)
-        return f"{kind} posted"
+        return f"{kind} posted", True
 
     def report_failure(self, event_id: int, error: str, ai_unavailable: bool = False) -> None:
         """After the last attempt: a dead letter, and a note so a human picks the ticket up."""
@@ -116,12 +151,13 @@ class Pipeline:
                 f"<p>{escape(cause)}.</p><p>Reason: {escape(error[:500])}</p>"
                 "<p>The event is in the dead-letter list and can be replayed.</p>"
             )
-            key = f"{action_key(stored.event)}:failure"
+            key = failure_key(stored.event)
             try:
-                if self._outcome_posted(action_key(stored.event)):
+                if self._outcome_posted(stored):
                     notified = True  # the reply or note is on the ticket: a second comment would be noise
                 elif self.ledger.claim_action(key, event_id, "note", html) is not None:
-                    result = self.helpdesk.post_note(stored.event.ticket_id, html, self.answerer.policy.current().escalation_group_id, (ESCALATED_TAG,))
+                    group = self.answerer.policy.current().escalation_group_for(stored.event.helpdesk)
+                    result = self.helpdesk_for(stored.event).post_note(stored.event.ticket_id, html, group, (ESCALATED_TAG,))
                     self.ledger.finish_action(key, result)
                 notified = True
             except Exception:  # the helpdesk itself may be what failed; the dead letter remains
@@ -130,23 +166,53 @@ class Pipeline:
         self.ledger.set_status(event_id, "dead", error)
 
 
-    def _outcome_posted(self, key: str) -> bool:
-        """Whether the ticket already shows the bot's reply or note for this action."""
-        existing = self.ledger.action(key)
-        if existing is None:
-            return False
-        if existing["state"] == "done":
-            return True
-        stored = self.ledger.get_event(existing["event_id"])
-        if stored and self.helpdesk.has_bot_comment(stored.event.ticket_id, existing["body"]):
-            self.ledger.finish_action(key, {"reconciled": True})
-            return True
+    def _outcome_posted(self, stored) -> bool:
+        """Whether the ticket already shows the reply or note this event claimed."""
+        for action in self.ledger.actions_of_event(stored.id):
+            if action["key"].endswith(":failure"):
+                continue
+            if action["state"] == "done":
+                return True
+            if self.helpdesk_for(stored.event).has_bot_comment(stored.event.ticket_id, action["body"]):
+                self.ledger.finish_action(action["key"], {"reconciled": True})
+                return True
         return False
 
 
-def action_key(event) -> str:
-    """What must happen at most once: the bot's first answer on a ticket, whatever delivered it."""
+def action_key(event: TicketEvent, message: Message | None) -> str:
+    """What must happen at most once: the bot's answer to one customer message.
+
+    Keyed on the message, not on the delivery, so neither a redelivered webhook nor a
+    "created" and an "updated" webhook about the same message can make the bot speak twice.
+    """
+    if message is not None and message.id:
+        return f"{event.helpdesk}:{event.ticket_id}:message:{message.id}"
     return f"{event.helpdesk}:{event.ticket_id}:{event.kind}"
+
+
+def _held_by_another(action: dict, event_id: int, lease_seconds: float = ACTION_LEASE_SECONDS) -> bool:
+    """A fresh claim by another event: a concurrent delivery of the same customer message."""
+    return (action["state"] == "claimed" and action["event_id"] != event_id
+            and time.time() - action["claimed_at"] < lease_seconds)
+
+
+def failure_key(event: TicketEvent) -> str:
+    """One failure note per ticket creation, and one per follow-up delivery."""
+    if event.kind == "ticket.created":
+        return f"{event.helpdesk}:{event.ticket_id}:{event.kind}:failure"
+    return f"{event.helpdesk}:{event.ticket_id}:{event.kind}:{event.delivery_id}:failure"
+
+
+def handover(ticket: Ticket, turn: Turn, policy: Policy) -> Outcome:
+    """The outcome of handing over at once: no retrieval, no draft, nothing for an LLM to fail at."""
+    rule = policy.rule_for(ticket)
+    decision = Decision(action="escalate", threshold=rule.threshold if rule else policy.threshold, rule=turn.reason,
+                        reasons=(turn.reason,), escalation_group_id=policy.escalation_group_for(ticket.helpdesk),
+                        tags=(ESCALATED_TAG,), code=turn.code,
+                        policy_version=policy.version)
+    draft = Draft(text="", cited=(), declined=True, drafter="none", decline_reason=turn.reason)
+    return Outcome(ticket=ticket, sources=(), draft=draft, confidence=Confidence(score=0, components=()),
+                   decision=decision)
 
 
 def escalation_note(outcome: Outcome) -> str:

@@ -4,19 +4,24 @@ Precedence, first match wins:
 1. the kill switch is on → escalate (nothing is sent automatically);
 2. the draft was declined by the drafter → escalate (there is nothing to send);
 3. the ticket has an always-human tag → escalate;
-4. threshold: of the rules whose conditions all hold for the ticket (every tag on it, its
+4. the draft repeats an answer the bot already sent on the ticket → escalate (saying it
+   again would not help);
+5. threshold: of the rules whose conditions all hold for the ticket (every tag on it, its
    brand among `brands`, its channel among `channels`), the most specific sets it; a rule's
    specificity is its number of tags, plus one for a brand condition and one for a channel
    condition; equal specificity → the higher threshold (the safer one), then the first in
    the file; no matching rule → the default `threshold`;
-5. confidence < threshold → escalate;
-6. the ticket is outside the rollout share → escalate (the reply would have been sent);
-7. shadow mode (for the whole policy, or on the rule that set the threshold) → escalate with
+6. confidence < threshold → escalate;
+7. the ticket is outside the rollout share → escalate (the reply would have been sent);
+8. shadow mode (for the whole policy, or on the rule that set the threshold) → escalate with
    the draft in the note, recorded as what would have been sent;
-8. otherwise → auto-send.
+9. otherwise → auto-send.
 
 The rollout share is deterministic: a ticket's bucket comes from a hash of its helpdesk and
 id, so 10% is always the same tickets, and raising the share only adds tickets.
+
+Handed-over tickets go to `escalation_group_id`, or to the helpdesk's own in its table
+(`[intercom] escalation_group_id = <team id>`), so one policy serves both helpdesks.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import tomllib
 from dataclasses import dataclass, field
@@ -41,6 +47,7 @@ ESCALATED_TAG = "ai_escalated"
 SHADOW_TAG = "ai_shadow"
 REPLY_STATUSES = ("open", "pending", "hold", "solved")
 ROLLOUT_BUCKETS = 10_000  # the share is applied in steps of 0.01%
+HELPDESKS = ("zendesk", "intercom")  # each may have its own [table] in the policy file
 
 EXAMPLE = """\
 # helpdesk-bot policy: which drafts go straight to customers.
@@ -51,6 +58,9 @@ always_human_tags = ["legal", "security", "vip"]
 rollout = 100                  # percent of tickets the bot may answer by itself
 shadow = false                 # true: never send; post notes and record what would have been sent
 kill_switch = false            # true: nothing is sent automatically, everything goes to humans
+
+[intercom]                     # per helpdesk, if its escalation target differs
+escalation_group_id = 0        # Intercom team for handed-over conversations
 
 [[rules]]                      # the most specific matching rule wins
 tags = ["billing"]
@@ -101,6 +111,11 @@ class Policy:
     rollout: float = 100.0  # percent of tickets the bot may answer by itself
     shadow: bool = False
     kill_switch: bool = False
+    # (helpdesk, group id or None) pairs that override escalation_group_id for that helpdesk
+    helpdesk_escalation_groups: tuple[tuple[str, int | None], ...] = ()
+
+    def escalation_group_for(self, helpdesk: str) -> int | None:
+        return dict(self.helpdesk_escalation_groups).get(helpdesk, self.escalation_group_id)
 
     def current(self) -> Policy:
         """The policy in force: itself (a `PolicyFile` re-reads its file instead)."""
@@ -139,7 +154,7 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     rule = policy.rule_for(ticket)
     threshold, described = (rule.threshold, rule.describe()) if rule else (policy.threshold, "default threshold")
     escalate = dict(action="escalate", threshold=threshold, rule=described, policy_version=policy.version,
-                    escalation_group_id=policy.escalation_group_id, tags=(ESCALATED_TAG,))
+                    escalation_group_id=policy.escalation_group_for(ticket.helpdesk), tags=(ESCALATED_TAG,))
     if policy.kill_switch:
         return Decision(**{**escalate, "rule": "kill switch"}, code="kill_switch",
                         reasons=("the kill switch is on: nothing is sent automatically",))
@@ -150,6 +165,9 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     if human_tags:
         return Decision(**{**escalate, "rule": "always-human tags"}, code="always_human",
                         reasons=(f"tagged {', '.join(human_tags)}: always handled by a human",))
+    if repeats_an_earlier_answer(ticket, draft):
+        return Decision(**{**escalate, "rule": "repeated answer"}, code="repeated_answer",
+                        reasons=("the draft repeats an answer already sent on this ticket",))
     if confidence.score < threshold:
         weakest = sorted((c for c in confidence.components if c.weight), key=lambda c: c.value)[:2]
         reasons = (f"confidence {confidence.score} is below the {described} ({threshold})",) + tuple(
@@ -177,6 +195,18 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     )
 
 
+def repeats_an_earlier_answer(ticket: Ticket, draft: Draft) -> bool:
+    """Whether every word of the draft, in order, is already in one of the bot's public replies."""
+    wanted = _words(re.sub(r"\[\d+\]", " ", draft.text))
+    return bool(wanted.strip()) and any(
+        wanted in _words(m.text) for m in ticket.messages if m.author == "bot" and m.public
+    )
+
+
+def _words(text: str) -> str:
+    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+
+
 def _percent(share: float) -> str:
     return f"{share:g}%"
 
@@ -184,7 +214,7 @@ def _percent(share: float) -> str:
 # --- Loading and validating the TOML file -----------------------------------------------
 
 _KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules", "rollout", "shadow",
-         "kill_switch"}
+         "kill_switch", *HELPDESKS}
 _RULE_KEYS = {"tags", "brands", "channels", "threshold", "shadow"}
 
 
@@ -214,9 +244,17 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
     reply_status = raw.get("reply_status", "pending")
     if reply_status not in REPLY_STATUSES:
         raise ConfigError(f"{source}: reply_status must be one of {', '.join(REPLY_STATUSES)}, got {reply_status!r}")
-    group = raw.get("escalation_group_id", 0)
-    if not isinstance(group, int) or isinstance(group, bool) or group < 0:
-        raise ConfigError(f"{source}: escalation_group_id must be a helpdesk group id (integer), got {group!r}")
+    group = _group(raw.get("escalation_group_id", 0), f"{source}: escalation_group_id")
+    helpdesk_groups = []
+    for helpdesk in HELPDESKS:
+        if helpdesk not in raw:
+            continue
+        table = raw[helpdesk]
+        if not isinstance(table, dict) or set(table) - {"escalation_group_id"}:
+            raise ConfigError(f"{source}: [{helpdesk}] holds only `escalation_group_id`")
+        if "escalation_group_id" in table:
+            helpdesk_group = _group(table["escalation_group_id"], f"{source}: {helpdesk}.escalation_group_id")
+            helpdesk_groups.append((helpdesk, helpdesk_group or None))
     rollout = raw.get("rollout", 100)
     if not isinstance(rollout, (int, float)) or isinstance(rollout, bool) or not 0 <= rollout <= 100:
         raise ConfigError(f"{source}: rollout must be a percentage from 0 to 100, got {rollout!r}")
@@ -233,7 +271,14 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
         rollout=float(rollout),
         shadow=_bool(raw.get("shadow", False), f"{source}: shadow"),
         kill_switch=_bool(raw.get("kill_switch", False), f"{source}: kill_switch"),
+        helpdesk_escalation_groups=tuple(helpdesk_groups),
     )
+
+
+def _group(value, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{where} must be a helpdesk group id (integer), got {value!r}")
+    return value
 
 
 def _rule(rule, where: str) -> TagRule:
@@ -290,6 +335,8 @@ def policy_to_toml(policy: Policy) -> str:
         f"shadow = {_toml_bool(policy.shadow)}",
         f"kill_switch = {_toml_bool(policy.kill_switch)}",
     ]
+    for helpdesk, group in policy.helpdesk_escalation_groups:
+        lines += ["", f"[{helpdesk}]", f"escalation_group_id = {group or 0}"]
     for rule in policy.rules:
         lines += ["", "[[rules]]"]
         if rule.tags:
@@ -332,6 +379,12 @@ def describe_changes(old: Policy, new: Policy) -> list[str]:
             if name == "rollout":
                 before, after = _percent(before), _percent(after)
             changes.append(f"{label}: {_show(before)} → {_show(after)}")
+    old_groups, new_groups = dict(old.helpdesk_escalation_groups), dict(new.helpdesk_escalation_groups)
+    for helpdesk in HELPDESKS:
+        before = old_groups.get(helpdesk, old.escalation_group_id)
+        after = new_groups.get(helpdesk, new.escalation_group_id)
+        if (helpdesk in old_groups or helpdesk in new_groups) and before != after:
+            changes.append(f"{helpdesk} escalation group: {_show(before)} → {_show(after)}")
     if old.always_human_tags != new.always_human_tags:
         added, removed = new.always_human_tags - old.always_human_tags, old.always_human_tags - new.always_human_tags
         if added:

@@ -13,6 +13,7 @@ from helpdesk_bot.policy import PolicyFile
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.vectorstore import KnowledgeStore
+from integrations.intercom import IntercomHelpdesk
 from integrations.zendesk import ZendeskHelpdesk
 
 _embedded_redis = None
@@ -68,8 +69,17 @@ def open_store(settings: Settings, embedder=None, writable: bool = False) -> Kno
     return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
 
 
-def make_helpdesk(settings: Settings):
-    return ZendeskHelpdesk.from_settings(settings)
+HELPDESKS = {"zendesk": ZendeskHelpdesk, "intercom": IntercomHelpdesk}
+
+
+def make_helpdesk(settings: Settings, name: str | None = None):
+    """One helpdesk by name; by default the one whose articles are the knowledge."""
+    return HELPDESKS[name or settings.knowledge_helpdesk].from_settings(settings)
+
+
+def make_helpdesks(settings: Settings) -> dict:
+    """Every helpdesk, each the real one when configured, else its sandbox."""
+    return {name: make_helpdesk(settings, name) for name in HELPDESKS}
 
 
 def build_answerer(settings: Settings) -> Answerer:
@@ -85,5 +95,5 @@ def build_answerer(settings: Settings) -> Answerer:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     # A claim older than two helpdesk timeouts belongs to a worker that died mid-call.
-    return Pipeline(answerer=build_answerer(settings), helpdesk=make_helpdesk(settings), ledger=open_ledger(settings),
+    return Pipeline(answerer=build_answerer(settings), helpdesks=make_helpdesks(settings), ledger=open_ledger(settings),
                     action_lease_seconds=2 * settings.helpdesk_timeout)

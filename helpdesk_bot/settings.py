@@ -79,6 +79,12 @@ class Settings:
     zendesk_webhook_secret: str | None = field(repr=False)
     zendesk_bot_agent_id: int | None
     sandbox_url: str | None  # where the sandbox helpdesk listens when it stands in for Zendesk
+    # Intercom when an access token is set, else the sandbox Intercom.
+    intercom_access_token: str | None = field(repr=False)
+    intercom_client_secret: str | None = field(repr=False)
+    intercom_admin_id: str | None
+    intercom_region: str
+    intercom_sandbox_url: str | None
     include_restricted_articles: bool  # index articles limited to signed-in users or agents
     # Drafting: the OpenAI drafter when a key or a base URL is set, else extractive.
     openai_api_key: str | None = field(repr=False)
@@ -114,6 +120,15 @@ class Settings:
         return "zendesk" if self.zendesk_subdomain else "sandbox"
 
     @property
+    def intercom(self) -> str:
+        return "intercom" if self.intercom_access_token else "sandbox"
+
+    @property
+    def knowledge_helpdesk(self) -> str:
+        """Whose articles the nightly re-index reads: Intercom's only when it alone is configured."""
+        return "intercom" if self.intercom_access_token and not self.zendesk_subdomain else "zendesk"
+
+    @property
     def drafter(self) -> str:
         return "openai" if (self.openai_api_key or self.openai_base_url) else "extractive"
 
@@ -144,6 +159,11 @@ class Settings:
             zendesk_webhook_secret=_str(env, "ZENDESK_WEBHOOK_SECRET"),
             zendesk_bot_agent_id=_int(env, "ZENDESK_BOT_AGENT_ID", 0) or None,
             sandbox_url=_str(env, "SANDBOX_URL"),
+            intercom_access_token=_str(env, "INTERCOM_ACCESS_TOKEN"),
+            intercom_client_secret=_str(env, "INTERCOM_CLIENT_SECRET"),
+            intercom_admin_id=_str(env, "INTERCOM_ADMIN_ID"),
+            intercom_region=(_str(env, "INTERCOM_REGION", "us") or "us").lower(),
+            intercom_sandbox_url=_str(env, "INTERCOM_SANDBOX_URL"),
             include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
@@ -183,6 +203,15 @@ class Settings:
                     "ZENDESK_SUBDOMAIN is set: also set ZENDESK_WEBHOOK_SECRET "
                     "(GET /api/v2/webhooks/{id}/signing_secret)"
                 )
+        if self.intercom_access_token and not self.intercom_client_secret:
+            raise ConfigError(
+                "INTERCOM_ACCESS_TOKEN is set: also set INTERCOM_CLIENT_SECRET "
+                "(the app's client secret, which signs webhook notifications)"
+            )
+        if self.intercom_region not in ("us", "eu", "au"):
+            raise ConfigError(f"INTERCOM_REGION must be us, eu or au, got {self.intercom_region!r}")
+        if self.intercom_admin_id and not self.intercom_admin_id.isdigit():
+            raise ConfigError(f"INTERCOM_ADMIN_ID must be an admin id (digits), got {self.intercom_admin_id!r}")
         if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
             raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
         if self.zendesk_app_secret is not None and len(self.zendesk_app_secret) < 16:
@@ -229,6 +258,12 @@ class Settings:
             return self.zendesk_webhook_secret
         return sandbox_secret(self.data_dir)
 
+    def intercom_webhook_secret(self) -> str:
+        """The Intercom app's client secret; the sandbox Intercom's own one when none is set."""
+        if self.intercom_client_secret:
+            return self.intercom_client_secret
+        return sandbox_secret(self.data_dir, "intercom")
+
     def agent_app_secret(self) -> str | None:
         """The sidebar app's shared secret; the sandbox's own one when no Zendesk is configured.
 
@@ -245,9 +280,9 @@ class Settings:
         return path.read_text().strip()
 
 
-def sandbox_secret(data_dir: Path) -> str:
-    """A per-installation secret shared by the sandbox helpdesk and the web app."""
-    path = data_dir / "sandbox_webhook_secret"
+def sandbox_secret(data_dir: Path, helpdesk: str = "zendesk") -> str:
+    """A per-installation secret shared by a sandbox helpdesk and the web app."""
+    path = data_dir / ("sandbox_webhook_secret" if helpdesk == "zendesk" else f"sandbox_{helpdesk}_webhook_secret")
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(os.urandom(24).hex())

@@ -2,7 +2,8 @@
 
 A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
 account → parse → replayed signature? → duplicate delivery? → record → enqueue → 202.
-Everything slow happens in a worker; Zendesk gives up after about 10 s.
+Everything slow happens in a worker; Zendesk gives up after about 10 s and Intercom
+deprioritises endpoints slower than 500 ms.
 
 Only signed webhooks and health checks are open: every other endpoint must require a login
 (PUBLIC_ENDPOINTS is checked by tests/test_security.py).
@@ -19,12 +20,14 @@ from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.limits import RateLimiter, ReplayGuard, Verdict, redis_client
 from helpdesk_bot.settings import Settings
+from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
 
 MAX_BODY_BYTES = 1024 * 1024
 # Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say
 # nothing; the sign-in page and static files are how a login starts.
-PUBLIC_ENDPOINTS = frozenset({"zendesk", "healthz", "readyz", "static", "dashboard.static", "dashboard.login"})
+PUBLIC_ENDPOINTS = frozenset({"zendesk", "intercom", "intercom_validation", "healthz", "readyz", "static",
+                              "dashboard.static", "dashboard.login"})
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     app.extensions["settings"] = settings
     app.extensions["ledger"] = open_ledger(settings)
     app.extensions["webhook_secret"] = settings.webhook_secret()
+    app.extensions["intercom_secret"] = settings.intercom_webhook_secret()
     limits_store = redis_client(broker_url(settings))
     ip_limiter = RateLimiter(limits_store, "IP", *settings.webhook_ip_limit)
     account_limiter = RateLimiter(limits_store, "account", *settings.webhook_account_limit)
@@ -87,6 +91,23 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
             return jsonify(status="ignored: event type not handled"), 200
         # A captured delivery sent again, even under a new delivery id, is not processed twice.
         if not replay_guard.first_use("zendesk", request.headers.get(zendesk_webhook.SIGNATURE_HEADER, "")):
+            return jsonify(status="duplicate", reason="this signed delivery was already received"), 200
+        return _accept(app, event)
+
+    @app.route("/webhooks/intercom", methods=["HEAD"])
+    def intercom_validation():
+        # Intercom checks a new endpoint with a HEAD request before it sends notifications.
+        return "", 200
+
+    @app.post("/webhooks/intercom")
+    def intercom():
+        body = _raw_body()
+        intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
+        event = intercom_webhook.parse_event(body)
+        if event is None:
+            return jsonify(status="ignored: topic not handled"), 200
+        # Intercom signs no timestamp: the same signed body again is a replay (or a retry) of one notification.
+        if not replay_guard.first_use("intercom", request.headers.get(intercom_webhook.SIGNATURE_HEADER, "")):
             return jsonify(status="duplicate", reason="this signed delivery was already received"), 200
         return _accept(app, event)
 

@@ -1,4 +1,9 @@
-"""The one interface every helpdesk implements; the pipeline sees nothing else of a vendor."""
+"""The one interface every helpdesk implements; the pipeline sees nothing else of a vendor.
+
+Implementations: Zendesk (integrations/zendesk) and Intercom (integrations/intercom), where a
+ticket is a conversation. tests/test_helpdesk_contract.py runs the same assertions on both.
+Failures are the product's own: Throttled (429, with the wait), TransientError, PermanentError.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,18 @@ class Helpdesk(Protocol):
     name: str
 
     def fetch_ticket(self, ticket_id: str) -> Ticket:
-        """The ticket with its public conversation and internal notes."""
+        """The ticket with its public conversation and internal notes, oldest first.
+
+        Every message carries its helpdesk id and its author: the customer, the bot (its own
+        agent or admin), a human agent, or the helpdesk's automation ("system").
+        `human_assignee` is set when a human agent, not the bot, is assigned.
+        """
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
-        """Send a public reply to the customer, set the status, add tags."""
+        """Send a public reply to the customer, set the status, add tags.
+
+        Raises Throttled only if nothing was posted, so the caller may simply try again.
+        """
 
     def post_note(self, ticket_id: str, html: str, group_id: int | None, tags: tuple[str, ...]) -> dict:
         """Add an internal note for agents, route the ticket to a human group, add tags."""

@@ -1,5 +1,5 @@
-"""Shared fixtures: a real Redis, a sandbox Zendesk, the web app over HTTP and a Celery worker
-process, wired exactly as in production."""
+"""Shared fixtures: a real Redis, a sandbox Zendesk and a sandbox Intercom, the web app over
+HTTP and a Celery worker process, wired exactly as in production."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from helpdesk_bot.services import make_helpdesk, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.webapp import create_app
 from integrations.sandbox import ESCALATION_GROUP_ID, SandboxHelpdesk
+from integrations.sandbox.intercom import SUPPORT_TEAM_ID, SandboxIntercom
 
 SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
 
@@ -169,6 +170,8 @@ class Stack:
     worker: subprocess.Popen
     worker_log: Path
     enqueue: object
+    intercom: SandboxIntercom
+    intercom_webhook_url: str
 
     def processed(self, ticket_id: int, timeout: float = 30.0) -> dict:
         """Wait until the worker has finished the ticket's first event; return its ledger row."""
@@ -178,14 +181,30 @@ class Stack:
 
         return wait_for(finished, timeout, what=f"ticket {ticket_id} to be processed\n{self.worker_log.read_text()[-3000:]}")
 
-    def _events(self, ticket_id: int) -> list[dict]:
+    def _events(self, ticket_id: int, helpdesk: str | None = None) -> list[dict]:
         import sqlalchemy as sa
 
         from helpdesk_bot.ledger import ticket_events
 
+        query = sa.select(ticket_events).where(ticket_events.c.ticket_id == str(ticket_id))
+        if helpdesk is not None:
+            query = query.where(ticket_events.c.helpdesk == helpdesk)
         with self.ledger.engine.connect() as db:
-            rows = db.execute(sa.select(ticket_events).where(ticket_events.c.ticket_id == str(ticket_id)))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in db.execute(query.order_by(ticket_events.c.id))]
+
+    def settled(self, helpdesk: str, ticket_id, events: int, timeout: float = 30.0) -> list[dict]:
+        """Wait until the ticket has `events` recorded events and the worker finished them all."""
+        sandbox = self.intercom if helpdesk == "intercom" else self.sandbox
+        sandbox.wait_for_webhooks(timeout)
+
+        def finished():
+            rows = self._events(ticket_id, helpdesk)
+            return rows if len(rows) >= events and all(r["status"] in ("done", "dead") for r in rows) else None
+
+        rows = wait_for(finished, timeout, what=f"{events} events of {helpdesk} ticket {ticket_id} to be processed\n"
+                                                f"{self.worker_log.read_text()[-3000:]}")
+        assert len(rows) == events, rows
+        return rows
 
     def bot_comments(self, ticket_id: int) -> list[dict]:
         from integrations.sandbox import BOT_AGENT_ID
@@ -205,13 +224,17 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
     policy = data_dir / "policy.toml"
     policy.write_text(policy_toml or (
         f'threshold = 70\nescalation_group_id = {ESCALATION_GROUP_ID}\nalways_human_tags = ["vip"]\n'
+        f'[intercom]\nescalation_group_id = {SUPPORT_TEAM_ID}\n'
         '[[rules]]\ntags = ["legal"]\nthreshold = 100\n'
     ))
     sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
+    intercom = SandboxIntercom(help_center=SAMPLE_HELP_CENTER).start()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL"))},
+        **{k: v for k, v in os.environ.items()
+           if not k.startswith(("ZENDESK_", "INTERCOM_", "OPENAI_", "QDRANT_", "DATABASE_URL"))},
         "HELPDESK_DATA_DIR": str(data_dir),
         "SANDBOX_URL": sandbox.url,
+        "INTERCOM_SANDBOX_URL": intercom.url,
         "REDIS_URL": redis_url,
         "HELPDESK_POLICY": str(policy),
         "HELPDESK_MAX_ATTEMPTS": "3",
@@ -240,12 +263,14 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/zendesk"
-    sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger")
+    sandbox.configure_webhook(webhook_url, settings.webhook_secret(), "trigger", on_update=True)
+    intercom_webhook_url = f"http://127.0.0.1:{server.server_port}/webhooks/intercom"
+    intercom.configure_webhook(intercom_webhook_url, settings.intercom_webhook_secret())
 
     try:
         yield Stack(settings=settings, env=env, sandbox=sandbox, webhook_url=webhook_url,
                     ledger=app.extensions["ledger"], worker=worker, worker_log=worker_log,
-                    enqueue=app.extensions["enqueue"])
+                    enqueue=app.extensions["enqueue"], intercom=intercom, intercom_webhook_url=intercom_webhook_url)
     finally:
         server.shutdown()
         worker.terminate()
@@ -254,6 +279,7 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
         except subprocess.TimeoutExpired:
             worker.kill()
         sandbox.stop()
+        intercom.stop()
 
 
 @pytest.fixture(scope="session")

@@ -199,6 +199,22 @@ def test_openai_request_carries_the_prompt_schema_and_sources(llm, drafter):
     assert "<ticket>\ncustomer: How can I download an invoice as a PDF?\n</ticket>" in user
 
 
+def test_openai_drafter_reads_the_earlier_turns_of_a_follow_up(llm, drafter):
+    llm.reply = (200, {}, reply(True, "Click Company details [S1].", ["S1"]))
+    follow_up = Ticket(helpdesk="sandbox", id="101", subject="Invoice PDF", requester_name="Maria Lopez", messages=(
+        Message("customer", "How can I download an invoice as a PDF?"),
+        Message("bot", "Open Settings, choose Billing and click Invoice history. [1]"),
+        Message("agent", "internal: VIP customer", public=False),
+        Message("customer", "And where do I add our VAT number?"),
+    ))
+    drafter.draft(follow_up, SOURCES)
+    user = llm.requests[-1]["json"]["messages"][1]["content"]
+    assert ("<ticket>\ncustomer: How can I download an invoice as a PDF?\n"
+            "bot: Open Settings, choose Billing and click Invoice history. [1]\n"
+            "customer: And where do I add our VAT number?\n</ticket>") in user
+    assert "VIP" not in user  # internal notes never reach the model
+
+
 def test_openai_citation_is_renumbered_to_the_chunk_id(llm, drafter):
     llm.reply = (200, {}, reply(True, "Open Settings, choose Billing and click Invoice history [S2].", ["S2"]))
     draft = drafter.draft(INVOICE_QUESTION, SOURCES)

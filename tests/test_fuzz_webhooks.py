@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.webapp import create_app
+from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
 
 SECRET = "fuzz-signing-secret"
@@ -61,6 +62,32 @@ def _zendesk_forgeries(body: bytes) -> list[dict]:
     ]
 
 
+def _intercom_sign(body: bytes, secret: str = SECRET) -> dict:
+    return {intercom_webhook.SIGNATURE_HEADER: intercom_webhook.signature(secret, body),
+            "Content-Type": "application/json"}
+
+
+def _intercom_forgeries(body: bytes) -> list[dict]:
+    genuine = _intercom_sign(body)[intercom_webhook.SIGNATURE_HEADER]
+    return [
+        _intercom_sign(body, secret="someone-elses-secret"),
+        _intercom_sign(body + b" "),  # signed over another body
+        {intercom_webhook.SIGNATURE_HEADER: genuine.replace("sha1=", "sha256="), "Content-Type": "application/json"},
+        {intercom_webhook.SIGNATURE_HEADER: genuine[:-1], "Content-Type": "application/json"},
+        {"Content-Type": "application/json"},  # unsigned
+    ]
+
+
+def _intercom_body(conversation_id: int) -> bytes:
+    return json.dumps({
+        "type": "notification_event", "id": f"notif_{conversation_id}", "topic": "conversation.user.created",
+        "app_id": "fuzzapp", "data": {"type": "notification_event_data", "item": {
+            "type": "conversation", "id": str(conversation_id),
+            "source": {"body": "<p>Where are my invoices?</p>", "author": {"type": "user", "id": "u1"}}}},
+        "delivery_attempts": 1, "first_sent_at": 1700000000, "created_at": 1700000000,
+    }).encode()
+
+
 WEBHOOK_ENDPOINTS = [
     WebhookEndpoint(
         name="zendesk",
@@ -71,6 +98,14 @@ WEBHOOK_ENDPOINTS = [
         signature_headers=(zendesk_webhook.SIGNATURE_HEADER, zendesk_webhook.TIMESTAMP_HEADER),
         delivery_id_header=zendesk_webhook.INVOCATION_HEADER,
     ),
+    WebhookEndpoint(
+        name="intercom",
+        path="/webhooks/intercom",
+        sign=_intercom_sign,
+        forge=_intercom_forgeries,
+        valid_body=_intercom_body,
+        signature_headers=(intercom_webhook.SIGNATURE_HEADER,),
+    ),
 ]
 
 
@@ -78,6 +113,7 @@ WEBHOOK_ENDPOINTS = [
 def client(tmp_path_factory, redis_url):
     data_dir = tmp_path_factory.mktemp("fuzz")
     env = {"HELPDESK_DATA_DIR": str(data_dir), "REDIS_URL": redis_url, "ZENDESK_WEBHOOK_SECRET": SECRET,
+           "INTERCOM_CLIENT_SECRET": SECRET,
            "HELPDESK_WEBHOOK_RATE_LIMIT": "1000000/60", "HELPDESK_ACCOUNT_RATE_LIMIT": "1000000/60"}
     queued: list[int] = []
     app = create_app(Settings.from_env(env), enqueue=queued.append)

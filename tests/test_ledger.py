@@ -238,6 +238,12 @@ def test_mark_replayed_resets_the_event_and_hides_the_letter(ledger, event_id):
     assert replayed["replayed_at"] is not None
 
 
+def test_decisions_can_be_read_per_helpdesk(ledger, event_id):
+    ledger.record_decision(event_id, outcome(), {"retrieve": 1.0})
+    assert len(ledger.decisions_for("35436", "zendesk")) == 1
+    assert ledger.decisions_for("35436", "intercom") == []
+
+
 # --- agents' feedback on drafts, and the latest decision per ticket ----------------------------
 
 

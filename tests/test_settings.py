@@ -166,3 +166,37 @@ def test_policy_path_that_exists_is_kept(env, tmp_path):
     policy = tmp_path / "policy.toml"
     policy.write_text("threshold = 80\n", encoding="utf-8")
     assert settings(env, HELPDESK_POLICY=str(policy)).policy_path == policy
+
+
+# --- Intercom -------------------------------------------------------------------------------
+
+INTERCOM = {"INTERCOM_ACCESS_TOKEN": "dG9rOmFiYw==", "INTERCOM_CLIENT_SECRET": "client-secret"}
+
+
+def test_intercom_is_the_sandbox_until_a_token_is_set(env):
+    s = settings(env)
+    assert (s.intercom, s.intercom_region, s.knowledge_helpdesk) == ("sandbox", "us", "zendesk")
+    assert s.intercom_webhook_secret() != s.webhook_secret()  # each sandbox signs with its own
+    assert s.intercom_webhook_secret() == settings(env).intercom_webhook_secret()
+
+
+def test_intercom_with_a_token_and_client_secret(env):
+    s = settings(env, **INTERCOM, INTERCOM_REGION="EU", INTERCOM_ADMIN_ID="991267715")
+    assert (s.intercom, s.intercom_region, s.intercom_admin_id) == ("intercom", "eu", "991267715")
+    assert s.intercom_webhook_secret() == "client-secret"
+    assert s.knowledge_helpdesk == "intercom"  # Intercom alone: its articles are the knowledge
+    assert settings(env, **INTERCOM, **ZENDESK).knowledge_helpdesk == "zendesk"
+
+
+@pytest.mark.parametrize("changes, named", [
+    ({"INTERCOM_ACCESS_TOKEN": "tok"}, "INTERCOM_CLIENT_SECRET"),
+    ({**INTERCOM, "INTERCOM_REGION": "mars"}, "INTERCOM_REGION"),
+    ({**INTERCOM, "INTERCOM_ADMIN_ID": "bot@example.com"}, "INTERCOM_ADMIN_ID"),
+])
+def test_intercom_without_what_it_needs_is_refused_by_name(env, changes, named):
+    assert named in config_error(env, **changes)
+
+
+def test_intercom_secrets_stay_out_of_repr(env):
+    text = repr(settings(env, **INTERCOM))
+    assert "dG9rOmFiYw==" not in text and "client-secret" not in text

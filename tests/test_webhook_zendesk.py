@@ -190,7 +190,32 @@ def test_event_envelope_without_event_id_uses_the_invocation_id():
 
 
 def test_other_event_types_are_acknowledged_with_none():
-    assert parse_event({}, fixture("event_ticket_comment_added.json")) is None
+    payload = json.loads(fixture("event_ticket_comment_added.json"))
+    payload["type"] = "zen:event-type:ticket.status_changed"
+    assert parse_event({}, json.dumps(payload).encode()) is None
+
+
+def test_customer_comment_event_is_a_ticket_update():
+    event = parse_event({}, fixture("event_ticket_comment_added.json"))
+    assert (event.ticket_id, event.kind, event.delivery_id) == ("35436", "ticket.updated", "01HV80A1B2C3D4E5F6G7H8J9K0")
+
+
+@pytest.mark.parametrize("change", [{"is_public": False}, {"author": {"id": "1", "is_staff": True, "name": "Riley"}}])
+def test_comment_events_by_agents_or_private_are_acknowledged_with_none(change):
+    payload = json.loads(fixture("event_ticket_comment_added.json"))
+    payload["event"]["comment"].update(change)
+    assert parse_event({}, json.dumps(payload).encode()) is None
+
+
+@pytest.mark.parametrize("body, kind", [
+    (b'{"ticket_id": "35436"}', "ticket.created"),
+    (b'{"ticket_id": "35436", "event": "ticket.created"}', "ticket.created"),
+    (b'{"ticket_id": "35436", "event": "ticket.updated"}', "ticket.updated"),
+    (b'{"ticket_id": "35436", "event": "ticket.solved"}', None),
+])
+def test_trigger_body_names_its_event(body, kind):
+    event = parse_event({INVOCATION_HEADER: "1"}, body)
+    assert (event.kind if event else None) == kind
 
 
 def test_same_body_twice_gives_the_same_delivery_id():

@@ -163,7 +163,8 @@ def test_the_sidebar_shows_the_draft_and_inserts_it_into_the_reply(browser, uplo
         [[name, html]] = zaf_calls(page, "invoke")[-1:]
         assert name == "ticket.editor.insert"
         assert first_line[:40] in html and html.startswith("<p>")
-        assert not re.search(r"\[\d+\]", html)  # the stored draft's citations are unknown: no dangling [1]
+        # The stored draft keeps its citation markers, each backed by a source link.
+        assert "[1]" in html and re.search(r'<a href="[^"]+/hc/en-us/articles/\d+', html)
         # Every request went through the proxy with a token the product accepted.
         assert [(s["method"], s["status"]) for s in proxy.sent] == [("GET", 200)]
         [request] = zaf_calls(page, "request")

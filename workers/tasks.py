@@ -104,13 +104,14 @@ def reindex_help_center() -> dict:
 
     p = pipeline()
     embedder = p.answerer.retriever.embedder
-    articles = p.helpdesk.articles()
+    helpdesk = p.helpdesks[settings.knowledge_helpdesk]
+    articles = helpdesk.articles()
     store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
     try:
         report = sync_index(store, embedder, articles)
     finally:
         store.close()
-    p.ledger.record_index_run(f"nightly: {p.helpdesk.name}", report.as_dict())
+    p.ledger.record_index_run(f"nightly: {helpdesk.name}", report.as_dict())
     p.ledger.record_indexed_articles(articles)
     log.info("re-index: %s", report.as_dict())
     return report.as_dict()
@@ -122,7 +123,7 @@ def check_outcomes() -> dict:
     from helpdesk_bot.outcomes import check_outcomes as check
 
     p = pipeline()
-    counts = check(p.ledger, {p.helpdesk.name: p.helpdesk})
+    counts = check(p.ledger, p.helpdesks)
     log.info("outcomes: %s", counts)
     return counts
 

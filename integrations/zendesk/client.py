@@ -92,8 +92,10 @@ class ZendeskHelpdesk:
             else:
                 author = "agent"
             text = comment.plain_body or html_to_text(comment.html_body or "") or comment.body or ""
-            messages.append(Message(author=author, text=text.strip(), public=bool(comment.public)))
+            messages.append(Message(author=author, text=text.strip(), public=bool(comment.public), id=str(comment.id)))
         via = getattr(raw, "via", None)
+        # Zendesk may assign a ticket to the agent who solves it, the bot included: not a takeover.
+        assignee = raw.assignee_id if raw.assignee_id and raw.assignee_id != self.bot_agent_id else None
         return Ticket(
             helpdesk=self.name,
             id=str(raw.id),
@@ -104,6 +106,7 @@ class ZendeskHelpdesk:
             status=raw.status or "new",
             brand_id=str(raw.brand_id) if raw.brand_id else None,
             channel=getattr(via, "channel", None),
+            human_assignee=str(assignee) if assignee else None,
         )
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:

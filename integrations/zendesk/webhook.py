@@ -26,8 +26,13 @@ SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 INVOCATION_HEADER = "X-Zendesk-Webhook-Invocation-Id"
 
-# Event-style types that start a bot conversation; other zen:event-types are acknowledged.
-HANDLED_EVENT_TYPES = {"zen:event-type:ticket.created": "ticket.created"}
+# Event-style types the bot acts on; other zen:event-types are acknowledged.
+HANDLED_EVENT_TYPES = {
+    "zen:event-type:ticket.created": "ticket.created",
+    "zen:event-type:ticket.comment_added": "ticket.updated",
+}
+# What a trigger body may name in its "event" field (README: the two triggers).
+TRIGGER_EVENTS = ("ticket.created", "ticket.updated")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -75,7 +80,7 @@ def parse_event(headers, body: bytes) -> TicketEvent | None:
 
     if isinstance(payload.get("type"), str) and payload["type"].startswith("zen:event-type:"):
         kind = HANDLED_EVENT_TYPES.get(payload["type"])
-        if kind is None:
+        if kind is None or not _from_the_customer(payload.get("event")):
             return None
         detail = payload.get("detail")
         ticket_id = detail.get("id") if isinstance(detail, dict) else None
@@ -86,7 +91,9 @@ def parse_event(headers, body: bytes) -> TicketEvent | None:
         ticket_id = payload.get("ticket_id")
         if ticket_id is None and isinstance(payload.get("ticket"), dict):
             ticket_id = payload["ticket"].get("id")
-        kind = "ticket.created"
+        kind = payload.get("event") or "ticket.created"
+        if kind not in TRIGGER_EVENTS:
+            return None
         delivery_id = None
 
     ticket_id = _ticket_id(ticket_id)
@@ -94,6 +101,19 @@ def parse_event(headers, body: bytes) -> TicketEvent | None:
     # invocation), else the body itself: a trigger firing twice sends identical bodies.
     delivery_id = str(delivery_id or headers.get(INVOCATION_HEADER) or "sha256:" + hashlib.sha256(body).hexdigest())
     return TicketEvent(helpdesk="zendesk", delivery_id=delivery_id[:200], ticket_id=ticket_id, kind=kind)
+
+
+def _from_the_customer(event) -> bool:
+    """A comment_added event matters only for a public comment by the requester's side.
+
+    The bot's own comments and agents' notes fire the same event; the worker would ignore
+    them too, but there is no need to queue them. Events without a comment pass.
+    """
+    comment = event.get("comment") if isinstance(event, dict) else None
+    if not isinstance(comment, dict):
+        return True
+    author = comment.get("author") if isinstance(comment.get("author"), dict) else {}
+    return comment.get("is_public") is not False and author.get("is_staff") is not True
 
 
 def _ticket_id(value) -> str:

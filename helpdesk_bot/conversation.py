@@ -1,0 +1,161 @@
+"""The conversation after the first reply: what the customer's latest message calls for.
+
+`next_turn` is a pure function of the ticket, in this order (first match wins):
+1. a human agent is assigned, or has written on the ticket → stay silent, it is theirs;
+2. the bot already handed the ticket over → stay silent;
+3. nothing from the customer is waiting for an answer → stay silent;
+4. the customer asks for a person → hand over at once, whatever else they wrote;
+5. after a bot answer, the customer says it did not help → hand over;
+6. after a bot answer, the customer only says thanks → stay silent;
+7. otherwise → answer, with the whole conversation as context.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from helpdesk_bot.domain import Message, Ticket
+from helpdesk_bot.policy import ESCALATED_TAG
+from helpdesk_bot.text import escape
+
+Step = Literal["answer", "hand_over", "stay_silent"]
+FollowUp = Literal["question", "not_helped", "human_requested", "thanks"]
+
+# --- What a customer message says --------------------------------------------------------
+
+_PERSON = (r"(?:a |an |the |some |one of your |your )?(?:real |actual |live |human |support |customer service )?"
+           r"(?:person|human|humans|people|agent|someone|somebody|representative|rep|operator|staff|"
+           r"team member|member of (?:staff|the team|your team)|support team|support agent)")
+_ASK_FOR_PERSON = [
+    # "can I talk to a person", "let me speak with someone", "connect me to an agent"
+    rf"\b(?:talk|speak|chat|get through)\s+(?:to|with)\s+{_PERSON}\b",
+    rf"\b(?:connect|transfer|pass|put|hand|escalate|forward|redirect|send)\s+(?:me|this|my \w+)\s+"
+    rf"(?:on\s+)?(?:to|with|through to)\s+{_PERSON}\b",
+    # "I want a human", "I need a real person to help me", but not "I need a person to approve"
+    r"\b(?:want|need|prefer|get me|give me|request|like)\s+(?:to\s+(?:have|reach)\s+)?"
+    r"(?:a |an |some )?(?:real |actual |live |human )?(?:person|human|representative|operator)\b"
+    r"(?!\s+(?:to\s+(?!help|talk|speak|assist|call|contact)|who|that|for|in|on|from|responsible))",
+    r"\b(?:get|give) me\s+(?:a |an )?(?:real |live |human )?agent\b",
+    r"\b(?:real|actual|live)\s+(?:person|human|agent|people)\b",
+    r"\bhuman\s+(?:agent|being|support|help)\b",
+    r"\b(?:stop|no more|not)\s+(?:the\s+|a\s+|this\s+)?(?:bot|robot|automated)\b",
+    r"\bare you a (?:bot|robot)\b",
+    r"^\W*(?:human|agent|operator|representative|person)\W*(?:please\W*)?$",
+]
+_ASK_FOR_PERSON_RE = [re.compile(p, re.IGNORECASE) for p in _ASK_FOR_PERSON]
+# "I don't need to talk to a person" is not a request for one.
+_NO_PERSON_RE = re.compile(r"\b(?:don'?t|do not|no need to|won'?t)\s+(?:need|want|have)\s+to\s+(?:talk|speak)\b",
+                           re.IGNORECASE)
+
+_NOT_HELPED_RE = re.compile(
+    r"\b(?:did ?n[o']t|does ?n[o']t|do ?n[o']t|did not|does not|do not|wo ?n[o']t|is ?n[o']t|was ?n[o']t|not)\s+"
+    r"(?:really\s+|actually\s+|quite\s+)?(?:help|helpful|work|working|answer|solve|fix|apply|relevant|what i)\w*\b"
+    r"|\bstill\s+(?:not|no|n[o']t|can'?t|cannot|unable|broken|the same|having|getting|stuck|doesn'?t|don'?t|won'?t)\b"
+    r"|\b(?:not|wasn'?t|isn'?t)\s+what\s+i\s+(?:asked|meant|need|wanted|was asking)\b"
+    r"|\b(?:wrong|useless|unhelpful|irrelevant)\s+(?:answer|reply|response|article|link)\b"
+    r"|\b(?:that|this|it)(?:'s| is| was)\s+(?:wrong|useless|unhelpful|irrelevant|not it|not right)\b"
+    r"|\bno\s+(?:luck|joy|change|difference)\b"
+    r"|\b(?:already|i've|i have)\s+(?:tried|done)\s+(?:that|this|those|it)\b",
+    re.IGNORECASE,
+)
+
+_THANKS_RE = re.compile(
+    r"^\W*(?:(?:ok(?:ay)?|great|perfect|awesome|brilliant|excellent|super|cool|nice|wonderful|lovely|amazing|yes|yep)\W+)*"
+    r"(?:thanks?|thank you|thx|ty|cheers|many thanks|much appreciated|appreciated|that (?:worked|works|helped|did it|fixed it)|"
+    r"it (?:worked|works)|(?:all )?(?:sorted|solved|fixed|resolved)|got it|found it|all good|perfect|great)\b",
+    re.IGNORECASE,
+)
+_THANKS_MAX_WORDS = 15
+
+
+def asks_for_a_person(text: str) -> bool:
+    """Whether the customer asks to be put through to a human, in any of the usual phrasings."""
+    if _NO_PERSON_RE.search(text):
+        return False
+    return any(pattern.search(text) for pattern in _ASK_FOR_PERSON_RE)
+
+
+def says_not_helped(text: str) -> bool:
+    """Whether a follow-up says the previous answer did not solve the problem."""
+    return bool(_NOT_HELPED_RE.search(text))
+
+
+def only_thanks(text: str) -> bool:
+    """A short thank-you or "that worked", with no new question in it."""
+    words = text.split()
+    return (bool(_THANKS_RE.search(text)) and "?" not in text and len(words) <= _THANKS_MAX_WORDS
+            and not says_not_helped(text) and not re.search(r"\bbut\b|\balso\b|\bhow\b", text, re.IGNORECASE))
+
+
+def classify_follow_up(text: str) -> FollowUp:
+    if asks_for_a_person(text):
+        return "human_requested"
+    if says_not_helped(text):
+        return "not_helped"
+    if only_thanks(text):
+        return "thanks"
+    return "question"
+
+
+# --- What the bot does next --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    step: Step
+    reason: str
+    message: Message | None = None  # the customer message this turn answers or hands over
+    follow_up: FollowUp | None = None  # set when that message came after a bot answer
+    code: str = ""  # a handover's reason as a decision code the dashboard counts
+
+
+def next_turn(ticket: Ticket) -> Turn:
+    """Decide what the latest customer message calls for; a pure function of the ticket."""
+    agents = [m for m in ticket.messages if m.author == "agent"]
+    if ticket.human_assignee:
+        return Turn("stay_silent", f"a human agent ({ticket.human_assignee}) is assigned")
+    if agents:
+        return Turn("stay_silent", "a human agent has written on the ticket")
+    if ESCALATED_TAG in ticket.tags:
+        return Turn("stay_silent", "the ticket was already handed to a human")
+    waiting = ticket.pending_customer_messages
+    if not waiting:
+        return Turn("stay_silent", "no customer message is waiting for an answer")
+    message = waiting[-1]
+    text = "\n".join(m.text for m in waiting)
+    follow_up = classify_follow_up(text) if ticket.is_follow_up else None
+    if asks_for_a_person(text):
+        return Turn("hand_over", "the customer asked for a person", message, follow_up, code="human_requested")
+    if follow_up == "not_helped":
+        return Turn("hand_over", "the customer says the answer did not help", message, follow_up, code="not_helped")
+    if follow_up == "thanks":
+        return Turn("stay_silent", "the customer says the answer helped", message, follow_up)
+    return Turn("answer", "a follow-up question" if follow_up else "a new ticket", message, follow_up)
+
+
+# --- The note a human reads when the bot hands over ---------------------------------------
+
+SUMMARY_CHARS = 300
+_LABELS = {"customer": "Customer", "bot": "helpdesk-bot", "agent": "Agent", "system": "Automation"}
+
+
+def handover_note(ticket: Ticket, reason: str) -> str:
+    """An internal note: why the bot handed over, and the conversation so far in short."""
+    return f"<p><strong>helpdesk-bot handed this ticket to a human</strong>: {escape(reason)}.</p>" + conversation_summary(ticket)
+
+
+def conversation_summary(ticket: Ticket) -> str:
+    """Who said what, each public message cut to a few lines, for the agent who takes over."""
+    turns = [m for m in ticket.messages if m.public and m.text.strip()]
+    customer = sum(1 for m in turns if m.author == "customer")
+    answers = sum(1 for m in turns if m.author == "bot")
+    lines = "".join(f"<li><strong>{_LABELS[m.author]}:</strong> {escape(_shorten(m.text))}</li>" for m in turns)
+    return (f"<p>The customer wrote {customer} message(s); the bot answered {answers} time(s). "
+            f"Conversation so far:</p><ol>{lines}</ol>")
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rsplit(" ", 1)[0] + "…"

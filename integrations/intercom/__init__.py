@@ -1,0 +1,5 @@
+"""Intercom: webhook intake and the helpdesk client."""
+
+from integrations.intercom.client import IntercomHelpdesk
+
+__all__ = ["IntercomHelpdesk"]
