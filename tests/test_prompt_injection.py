@@ -73,7 +73,7 @@ def world(tmp_path_factory, help_center_index, embedder):
     policy = Policy(threshold=0, escalation_group_id=ESCALATION_GROUP_ID)
     drafters = {"extractive": ExtractiveDrafter(),
                 "llm": OpenAIDrafter(api_key="sk-test", base_url=llm.base_url, model="gpt-4o-mini", timeout=5)}
-    pipelines = {name: Pipeline(Answerer(retriever, drafter, policy), make_helpdesk(settings), ledger)
+    pipelines = {name: Pipeline(Answerer(retriever, drafter, policy), {"zendesk": make_helpdesk(settings)}, ledger)
                  for name, drafter in drafters.items()}
     yield {"sandbox": sandbox, "llm": llm, "pipelines": pipelines, "ledger": ledger}
     store.close()
@@ -120,6 +120,11 @@ def test_hostile_tickets_never_get_a_reply_that_follows_them(world, drafter):
     for case in HOSTILE:
         comments = run_ticket(world, drafter, case["subject"], case["body"], case["html"], case["internal_note"],
                               case["obeyed_answer"] if drafter == "llm" else None)
+        if not comments:
+            # A human agent wrote the internal note, so the conversation rules keep the bot silent.
+            assert case["internal_note"], (case["id"], "no outcome")
+            outcomes["silent: a human has written"] += 1
+            continue
         assert len(comments) == 1, (case["id"], comments)
         [comment] = comments
         if comment["public"]:
@@ -156,3 +161,19 @@ def test_ordinary_tickets_still_get_answers_from_the_llm(world):
         sent += comment["public"]
     print(f"\nordinary answerable tickets auto-sent with the LLM drafter: {sent}/{len(answerable)}")
     assert sent >= len(answerable) * 0.6
+
+
+def test_a_draft_repeating_an_internal_note_is_held_back_whoever_wrote_the_note():
+    """The pipeline stays silent once an agent has written; this checks the guardrail itself."""
+    from helpdesk_bot.domain import Chunk, Draft, Message, Source, Ticket
+    from helpdesk_bot.guardrails import reply_problems
+
+    source = Source(Chunk("a#0", "a", "Refunds", "Refunds are made within 14 days of the payment.",
+                          "https://x.example/a"), 1, 1, 1)
+    cases = [c for c in HOSTILE if c["internal_note"]]
+    assert cases
+    for case in cases:
+        ticket = Ticket("zendesk", "1", case["subject"], (Message("customer", case["body"]),
+                                                          Message("bot", case["internal_note"], public=False)))
+        draft = Draft(case["obeyed_answer"] + " [1]", ("a#0",), False, "openai")
+        assert "the draft repeats an internal note" in reply_problems(ticket, draft, [source]), case["id"]

@@ -130,7 +130,8 @@ def pipeline_with(ledger, helpdesk):
     from helpdesk_bot.pipeline import Answerer, Pipeline
     from helpdesk_bot.policy import Policy
 
-    return Pipeline(answerer=Answerer(retriever=None, drafter=None, policy=Policy()), helpdesk=helpdesk, ledger=ledger)
+    return Pipeline(answerer=Answerer(retriever=None, drafter=None, policy=Policy()), helpdesks={"zendesk": helpdesk},
+                    ledger=ledger)
 
 
 def test_a_failure_after_the_reply_was_posted_adds_no_second_comment(ledger):
