@@ -1,13 +1,11 @@
-"""Webhook intake limits shared by every web process: rate limits and the signature replay guard.
+"""Webhook rate limits shared by every web process.
 
-Both keep their counters in Redis (the broker), so several gunicorn workers and hosts share
-them. When Redis cannot be reached they fall back to this process's memory rather than
+The counters live in Redis (the broker), so several gunicorn workers and hosts share them. When Redis cannot be reached they fall back to this process's memory rather than
 refusing webhooks: the event is still recorded and deduplicated in the ledger.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -25,7 +23,7 @@ class Verdict:
 
 
 class _MemoryCounters:
-    """Per-process stand-in for Redis INCR/EXPIRE and SET NX EX while Redis is unreachable."""
+    """Per-process stand-in for Redis INCR/EXPIRE while Redis is unreachable."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -40,9 +38,6 @@ class _MemoryCounters:
                 count, expires = 0, now + ttl
             self._values[key] = (count + 1, expires)
             return count + 1
-
-    def add(self, key: str, ttl: int) -> bool:
-        return self.incr(key, ttl) == 1
 
 
 class _Store:
@@ -60,15 +55,6 @@ class _Store:
             except redis.RedisError as exc:
                 self._warn(exc)
         return self.memory.incr(key, ttl)
-
-    def add(self, key: str, ttl: int) -> bool:
-        """Set the key if it is new; True when it was."""
-        if self.client is not None:
-            try:
-                return bool(self.client.set(key, b"1", nx=True, ex=ttl))
-            except redis.RedisError as exc:
-                self._warn(exc)
-        return self.memory.add(key, ttl)
 
     def _warn(self, exc: Exception) -> None:
         if time.time() - self._warned > 60:  # once a minute, not once a request
@@ -92,18 +78,6 @@ class RateLimiter:
 
     def describe(self) -> str:
         return f"{self.limit} requests per {self.window} s per {self.scope}"
-
-
-class ReplayGuard:
-    """Remembers each accepted signature for the replay window: the same one again is a replay."""
-
-    def __init__(self, client: redis.Redis | None, window_seconds: int):
-        self.store, self.window = _Store(client), window_seconds
-
-    def first_use(self, scope: str, signature: str) -> bool:
-        digest = hashlib.sha256(signature.encode("utf-8", "surrogatepass")).hexdigest()
-        # Kept twice the window: a signature is only accepted while its timestamp is in the window.
-        return self.store.add(f"helpdesk-bot:signature:{scope}:{digest}", 2 * self.window)
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -1,7 +1,7 @@
 """The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/dashboard).
 
 A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
-account → parse → replayed signature? → duplicate delivery? → record → enqueue → 202.
+account → parse → duplicate delivery? → record → enqueue → 202.
 Everything slow happens in a worker; Zendesk gives up after about 10 s and Intercom
 deprioritises endpoints slower than 500 ms.
 
@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput
-from helpdesk_bot.limits import RateLimiter, ReplayGuard, Verdict, redis_client
+from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
@@ -48,7 +48,6 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     limits_store = redis_client(broker_url(settings))
     ip_limiter = RateLimiter(limits_store, "IP", *settings.webhook_ip_limit)
     account_limiter = RateLimiter(limits_store, "account", *settings.webhook_account_limit)
-    replay_guard = ReplayGuard(limits_store, zendesk_webhook.REPLAY_WINDOW_SECONDS)
     if enqueue is None:
         from workers.celery_app import create_celery, queue_answer
 
@@ -89,9 +88,6 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         event = zendesk_webhook.parse_event(request.headers, body)
         if event is None:
             return jsonify(status="ignored: event type not handled"), 200
-        # A captured delivery sent again, even under a new delivery id, is not processed twice.
-        if not replay_guard.first_use("zendesk", request.headers.get(zendesk_webhook.SIGNATURE_HEADER, "")):
-            return jsonify(status="duplicate", reason="this signed delivery was already received"), 200
         return _accept(app, event)
 
     @app.route("/webhooks/intercom", methods=["HEAD"])
@@ -106,9 +102,6 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         event = intercom_webhook.parse_event(body)
         if event is None:
             return jsonify(status="ignored: topic not handled"), 200
-        # Intercom signs no timestamp: the same signed body again is a replay (or a retry) of one notification.
-        if not replay_guard.first_use("intercom", request.headers.get(intercom_webhook.SIGNATURE_HEADER, "")):
-            return jsonify(status="duplicate", reason="this signed delivery was already received"), 200
         return _accept(app, event)
 
     @app.get("/healthz")

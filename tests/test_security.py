@@ -63,8 +63,8 @@ def test_every_endpoint_but_signed_webhooks_and_health_needs_a_login(tmp_path, r
 
 
 def test_public_endpoints_are_only_webhooks_health_static_and_sign_in():
-    assert PUBLIC_ENDPOINTS <= {"zendesk", "intercom", "healthz", "readyz", "static", "dashboard.static",
-                                "dashboard.login"}
+    assert PUBLIC_ENDPOINTS <= {"zendesk", "intercom", "intercom_validation", "healthz", "readyz", "static",
+                                "dashboard.static", "dashboard.login"}
 
 
 def test_secrets_are_not_in_settings_repr_or_the_web_apps_logs(tmp_path, redis_url, caplog):

@@ -45,6 +45,8 @@ def parse_event(body: bytes) -> TicketEvent | None:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"body is not valid JSON: {exc}") from None
+    except RecursionError:  # json.loads recurses once per level of nesting
+        raise BadInput("body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict):
         raise BadInput("body must be a JSON object")
     topic = payload.get("topic")
