@@ -1,7 +1,8 @@
 """Webhook rate limits shared by every web process.
 
-The counters live in Redis (the broker), so several gunicorn workers and hosts share them. When Redis cannot be reached they fall back to this process's memory rather than
-refusing webhooks: the event is still recorded and deduplicated in the ledger.
+The counters live in Redis (the broker), so several gunicorn workers and hosts share them.
+When Redis cannot be reached they fall back to this process's memory rather than refusing
+webhooks: the event is still recorded and deduplicated in the ledger.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class _MemoryCounters:
     def incr(self, key: str, ttl: int) -> int:
         now = time.time()
         with self._lock:
-            self._values = {k: v for k, v in self._values.items() if v[1] > now} if len(self._values) > 10_000 else self._values
+            if len(self._values) > 10_000:  # forget expired windows now and then
+                self._values = {k: v for k, v in self._values.items() if v[1] > now}
             count, expires = self._values.get(key, (0, now + ttl))
             if expires <= now:
                 count, expires = 0, now + ttl

@@ -212,6 +212,24 @@ class Stack:
         return [c for c in self.sandbox.comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
 
 
+# zenpy reads these from the process environment on every request: a test that points zenpy at
+# its own sandbox must give the previous values back, or later tests talk to a stopped one.
+ZENPY_ENVIRONMENT = ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "SANDBOX_URL")
+
+
+@contextmanager
+def restored_environment(names=ZENPY_ENVIRONMENT):
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @contextmanager
 def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | None = None,
                   policy_toml: str | None = None, index: Path | None = None):
@@ -244,7 +262,10 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
         **(extra_env or {}),
     }
     settings = Settings.from_env(env)
+    saved_environment = restored_environment()
+    saved_environment.__enter__()  # given back when the stack stops
     os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
+    make_helpdesk(settings)  # points this process's zenpy at this stack's sandbox
 
     if index is not None:
         shutil.copytree(index / "knowledge", data_dir / "knowledge")  # a published index, for the worker
@@ -280,13 +301,14 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
             worker.kill()
         sandbox.stop()
         intercom.stop()
+        saved_environment.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
 def help_center_index(tmp_path_factory, embedder) -> Path:
     """A data dir with the sample help center indexed once, for stacks to copy."""
     data_dir = tmp_path_factory.mktemp("index")
-    with SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER) as sandbox:
+    with restored_environment(), SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER) as sandbox:
         settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
         store = open_store(settings, embedder, writable=True)
         sync_index(store, embedder, make_helpdesk(settings).articles())

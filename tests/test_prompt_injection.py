@@ -29,7 +29,7 @@ from helpdesk_bot.settings import Settings
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
 from openai_standin import OpenAIStandIn
 
-from conftest import SAMPLE_HELP_CENTER
+from conftest import SAMPLE_HELP_CENTER, restored_environment
 
 HOSTILE = [json.loads(line) for line in (Path(__file__).parent / "data" / "hostile_tickets.jsonl").read_text().splitlines()]
 SAMPLE_TICKETS = json.loads((SAMPLE_HELP_CENTER.parent / "tickets.json").read_text())
@@ -61,6 +61,11 @@ KNOWLEDGE_LINKS = knowledge_links()
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, help_center_index, embedder):
+    with restored_environment():
+        yield from _world(tmp_path_factory, help_center_index, embedder)
+
+
+def _world(tmp_path_factory, help_center_index, embedder):
     data_dir = tmp_path_factory.mktemp("injection")
     shutil.copytree(help_center_index / "knowledge", data_dir / "knowledge")
     sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()

@@ -28,8 +28,6 @@ def ledger(database_url):
 
 
 def event(ledger: Ledger, n: int, status: str, age: float) -> int:
-    import sqlalchemy as sa
-
     from helpdesk_bot.ledger import ticket_events
 
     event_id, _ = ledger.record_event(TicketEvent("zendesk", f"delivery-{n}", str(n)))
@@ -174,7 +172,9 @@ def test_a_posted_note_with_a_table_is_recognised_when_reconciling(tmp_path):
     from helpdesk_bot.settings import Settings
     from integrations.sandbox import SandboxHelpdesk
 
-    with SandboxHelpdesk() as sandbox:
+    from conftest import restored_environment
+
+    with restored_environment(), SandboxHelpdesk() as sandbox:
         helpdesk = make_helpdesk(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "SANDBOX_URL": sandbox.url}))
         ticket_id = str(sandbox.create_ticket("Help", "A question", "c@example.com"))
         note = ("<p><strong>Handed over.</strong> Confidence 41/100.</p><ul><li>weak coverage</li></ul>"
