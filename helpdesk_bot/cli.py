@@ -295,6 +295,15 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
     click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
                f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
     click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check the configuration and each configured service; say what is wrong and how to fix it."""
+    from helpdesk_bot.doctor import render, run_checks
+
+    checks = run_checks()
+    click.echo(json.dumps([c.as_dict() for c in checks]) if as_json else render(checks))
+    sys.exit(1 if any(c.status == "fail" for c in checks) else 0)
 
 
 @main.group()

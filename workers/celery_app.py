@@ -27,6 +27,8 @@ def create_celery(settings: Settings) -> Celery:
         # Redis redelivers an unacknowledged task after this long; longer than any task runs.
         broker_transport_options={"visibility_timeout": 900},
         beat_schedule=beat_schedule(),
+        # Beat replicas may run side by side: only the holder of a Redis lock sends (workers/beat_lock.py).
+        beat_scheduler="workers.beat_lock:SingleBeatScheduler",
         timezone="UTC",
     )
     return app

@@ -1,0 +1,109 @@
+"""Indexing throughput against the embedding model's own throughput on the same texts, and the
+no-op re-index (every article unchanged) against the full index.
+
+The baseline embeds the corpus's chunk texts directly (`embedder.embed`), before and after the
+full `sync_index` into an empty store; the full index does the same embedding plus chunking and
+writing to the store. Then `sync_index` runs again over the same articles. The no-op re-index
+is also timed on the cached 20,000-chunk index.
+
+    python -m benchmarks.bench_indexing [--chunks 2000] [--noop-chunks 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from benchmarks.common import CACHE_DIR, clean_env, emit, fresh_dir, log, machine, median
+from benchmarks.corpus import build_corpus, cached_index, copy_index, store_fingerprint
+from helpdesk_bot.embedding import default_embedder
+from helpdesk_bot.knowledge import chunk_article, embedding_input, sync_index
+from helpdesk_bot.services import open_store
+from helpdesk_bot.settings import Settings
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def run(chunks: int, noop_chunks: int) -> dict:
+    embedder = default_embedder()
+    embedder.embed(["warm up"])
+    corpus = build_corpus(chunks)
+    texts = [embedding_input(c) for a in corpus.articles for c in chunk_article(a)]
+    work = fresh_dir(CACHE_DIR / "runs" / "indexing")
+    settings = Settings.from_env(clean_env(HELPDESK_DATA_DIR=str(work / "data")))
+
+    embed_before, _ = _timed(lambda: embedder.embed(texts))
+    log(f"model alone: {len(texts)} chunks in {embed_before:.1f} s")
+    store = open_store(settings, embedder)
+    full, report = _timed(lambda: sync_index(store, embedder, corpus.articles))
+    log(f"full index: {report.chunks} chunks in {full:.1f} s")
+    embed_after, _ = _timed(lambda: embedder.embed(texts))
+    log(f"model alone again: {embed_after:.1f} s")
+    noops = []
+    for _ in range(3):
+        seconds, noop_report = _timed(lambda: sync_index(store, embedder, corpus.articles))
+        assert noop_report.chunks == 0 and noop_report.unchanged == len(corpus.articles), noop_report
+        noops.append(seconds)
+    store.close()
+    embed_seconds = (embed_before + embed_after) / 2
+    model_rate = len(texts) / embed_seconds
+    index_rate = report.chunks / full
+    noop = median(noops)
+
+    result = {
+        "store": store_fingerprint(),
+        "embedder": embedder.name,
+        "articles": len(corpus.articles),
+        "chunks": report.chunks,
+        "model_chunks_per_s": round(model_rate, 1),
+        "model_seconds": [round(embed_before, 2), round(embed_after, 2)],
+        "index_chunks_per_s": round(index_rate, 1),
+        "index_seconds": round(full, 2),
+        "index_vs_model": round(index_rate / model_rate, 3),
+        "noop_seconds": round(noop, 3),
+        "noop_vs_full": round(noop / full, 4),
+    }
+
+    if noop_chunks:
+        big = build_corpus(noop_chunks)
+        index_dir, info = cached_index(big, embedder)
+        big_settings = Settings.from_env(clean_env(HELPDESK_DATA_DIR=str(copy_index(index_dir, work / "big"))))
+        open_seconds, store = _timed(lambda: open_store(big_settings, embedder))
+        big_noops = []
+        for _ in range(3):
+            seconds, big_report = _timed(lambda: sync_index(store, embedder, big.articles))
+            assert big_report.chunks == 0, big_report
+            big_noops.append(seconds)
+        store.close()
+        estimated_full = info["points"] / index_rate
+        result[f"noop_{noop_chunks}_chunks"] = {
+            "chunks": info["points"],
+            "noop_seconds": round(median(big_noops), 3),
+            "full_seconds_estimated": round(estimated_full, 1),
+            "noop_vs_full": round(median(big_noops) / estimated_full, 4),
+            "open_seconds": round(open_seconds, 2),
+        }
+        log(f"no-op re-index of {info['points']} chunks: {median(big_noops):.2f} s")
+
+    result.update({
+        "targets": {"index_vs_model_min": 0.80, "noop_vs_full_max": 0.05},
+        "meets_targets": result["index_vs_model"] >= 0.80 and result["noop_vs_full"] <= 0.05,
+        "machine": machine(),
+    })
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("--noop-chunks", type=int, default=20_000, help="0 to skip the no-op on the cached index")
+    args = parser.parse_args()
+    emit("indexing", run(args.chunks, args.noop_chunks))
+
+
+if __name__ == "__main__":
+    main()
