@@ -117,3 +117,23 @@ class SingleBeatScheduler(PersistentScheduler):
                 self.lock.release()  # a standby takes over at its next check, not after the expiry
             except redis.RedisError:
                 pass
+
+
+def probe() -> None:
+    """Liveness of a beat: exit 0 while some beat holds the lock, 1 (saying why) when none does.
+
+    A running beat renews the lock every third of its lifetime, so a missing lock means the
+    beat in this pod (the only one, or the standby that should have taken over) is stuck.
+    """
+    import sys
+
+    from helpdesk_bot.services import broker_url
+    from helpdesk_bot.settings import Settings
+
+    try:
+        holder = LeaderLock(redis_client(broker_url(Settings.from_env()))).current_holder()
+    except Exception as exc:  # noqa: BLE001 (any failure is a failed probe, said plainly)
+        sys.exit(f"beat probe: cannot read the beat lock: {exc}")
+    if holder is None:
+        sys.exit("beat probe: no beat holds the lock")
+    print(f"beat lock held by {holder}")
