@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 import redis
 import sqlalchemy as sa
 
 from benchmarks import loadgen
 from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir, free_port, log, machine, median,
-                               redis_server, summary)
+                               redis_server, summary, wait_for)
 
 SECRET = "bench-webhook-secret"
 # The Procfile's web process: 2 workers x 4 threads.
@@ -79,8 +80,14 @@ def run(database: str, rounds: int, seconds: float, connections: int, rate: floa
             def checked(name: str, result: dict, before: int) -> None:
                 if name != "intake":
                     return
-                recorded = count_events(database_url) - before
-                queued = broker.llen("celery")
+                def settled():  # requests still in flight when the load stopped finish first
+                    first = (count_events(database_url), broker.llen("celery"))
+                    time.sleep(0.3)
+                    second = (count_events(database_url), broker.llen("celery"))
+                    return second if first == second else None
+
+                recorded, queued = wait_for(settled, 10, what="intake to settle")
+                recorded -= before
                 broker.delete("celery")  # no worker runs here: keep Redis small between rounds
                 result["recorded"], result["queued"] = recorded, queued
                 # wrk stops counting with requests still in flight: those are recorded but not counted.

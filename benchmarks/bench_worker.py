@@ -22,9 +22,8 @@ import sqlalchemy as sa
 
 from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir, free_port, log, machine, median,
                                redis_server, summary, wait_for)
-from benchmarks.corpus import build_corpus, cached_index, copy_index, questions
+from benchmarks.corpus import product_embedder, build_corpus, cached_index, copy_index, questions
 from helpdesk_bot.domain import TicketEvent
-from helpdesk_bot.embedding import default_embedder
 from helpdesk_bot.ledger import ticket_events
 from helpdesk_bot.services import open_ledger
 from helpdesk_bot.settings import Settings
@@ -48,7 +47,7 @@ def run(tickets: int, rounds: int, concurrency: int, llm_seconds: float, chunks:
     from workers.celery_app import create_celery
 
     corpus = build_corpus(chunks)
-    index_dir, index_info = cached_index(corpus, default_embedder())
+    index_dir, index_info = cached_index(corpus, product_embedder())
     work = fresh_dir(CACHE_DIR / "runs" / "worker")
     data_dir = copy_index(index_dir, work / "data")
     asks = questions(corpus, tickets * rounds + 10, seed=11)

@@ -158,6 +158,22 @@ def background(args: list[str], env: dict | None = None, log_file: Path | None =
             out.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def contention() -> dict:
+    """How busy the machine is: other processes' load slows every wall-clock figure."""
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    n = 0
+    while time.perf_counter() - start_wall < 0.5:  # a fixed CPU-bound loop: on an idle core, cpu/wall is ~1
+        n += sum(range(1000))
+    cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+    return {"load_1min": round(os.getloadavg()[0], 2), "cpu_share_of_a_core": round(cpu / wall, 2)}
+
+
 def clean_env(**overrides: str) -> dict:
     """The environment without any real service configured, plus `overrides`."""
     env = {k: v for k, v in os.environ.items()

@@ -246,7 +246,8 @@ class CachedEmbedder:
         self.vectors: dict[bytes, np.ndarray] = {}
         if path.exists():
             data = np.load(path)
-            self.vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
+            # numpy's fixed-width bytes drop trailing NULs; a SHA-1 digest is always 20 bytes.
+            self.vectors = {k.ljust(20, b"\0"): v for k, v in zip(data["keys"].tolist(), data["vectors"])}
 
     @staticmethod
     def _key(text: str) -> bytes:
@@ -272,6 +273,14 @@ class CachedEmbedder:
         tmp = self.path.with_suffix(".tmp.npz")
         np.savez(tmp, keys=np.array(keys, dtype="S20"), vectors=np.vstack([self.vectors[k] for k in keys]))
         tmp.replace(self.path)
+
+
+def product_embedder():
+    """The product's default embedder, as `make_embedder` builds it from empty settings."""
+    from helpdesk_bot.embedding import make_embedder
+    from helpdesk_bot.settings import Settings
+
+    return make_embedder(Settings.from_env(clean_env()))
 
 
 def store_fingerprint() -> str:
@@ -308,10 +317,12 @@ def cached_index(corpus: Corpus, embedder) -> tuple[Path, dict]:
     cached = CachedEmbedder(embedder, CACHE_DIR / f"vectors-{embedder.name}.npz")
     settings = Settings.from_env(clean_env(HELPDESK_DATA_DIR=str(data_dir)))
     started = time.perf_counter()
-    store = open_store(settings, embedder)
+    store = open_store(settings, embedder, writable=True)
     report = sync_index(store, cached, corpus.articles)
-    count = store.count()
-    store.close()
+    store.close()  # an embedded store publishes its new version here
+    reader = open_store(settings, embedder)
+    count = reader.count()
+    reader.close()
     info = {"articles": len(corpus.articles), "chunks": report.chunks, "points": count,
             "build_seconds": round(time.perf_counter() - started, 1), "store": store_fingerprint()}
     if count != corpus.chunk_count:

