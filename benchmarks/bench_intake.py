@@ -23,12 +23,14 @@ from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir
                                redis_server, summary, wait_for)
 
 SECRET = "bench-webhook-secret"
-# The Procfile's web process: 2 workers x 4 threads.
-GUNICORN = ["--workers", "2", "--threads", "4", "--worker-class", "gthread"]
 
 
-def gunicorn(app: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *GUNICORN, app]
+def gunicorn_options(workers: int, threads: int) -> list[str]:
+    return ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
+
+
+def gunicorn(app: str, port: int, options: list[str]) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *options, app]
 
 
 def count_events(database_url: str) -> int:
@@ -49,7 +51,9 @@ def reset_database(database_url: str) -> None:
     engine.dispose()
 
 
-def run(database: str, rounds: int, seconds: float, connections: int, rate: float, rate_seconds: float) -> dict:
+def run(database: str, rounds: int, seconds: float, connections: int, rate: float, rate_seconds: float,
+        workers: int, threads: int) -> dict:
+    options = gunicorn_options(workers, threads)
     work = fresh_dir(CACHE_DIR / "runs" / "intake")
     database_url = f"sqlite:///{work / 'data' / 'helpdesk.db'}" if database == "sqlite" else database
     if database_url.startswith("postgresql://"):
@@ -65,9 +69,9 @@ def run(database: str, rounds: int, seconds: float, connections: int, rate: floa
                         DATABASE_URL=database_url)
         bare_port, intake_port = free_port(), free_port()
         broker = redis.Redis.from_url(redis_url)
-        with background(gunicorn("benchmarks.bare_app:app", bare_port), env=env, log_file=work / "bare.log",
+        with background(gunicorn("benchmarks.bare_app:app", bare_port, options), env=env, log_file=work / "bare.log",
                         ready_port=bare_port), \
-             background(gunicorn("helpdesk_bot.wsgi:app", intake_port), env=env, log_file=work / "intake.log",
+             background(gunicorn("helpdesk_bot.wsgi:app", intake_port, options), env=env, log_file=work / "intake.log",
                         ready_port=intake_port):
             urls = {"bare": f"http://127.0.0.1:{bare_port}/webhooks/zendesk",
                     "intake": f"http://127.0.0.1:{intake_port}/webhooks/zendesk"}
@@ -121,7 +125,7 @@ def run(database: str, rounds: int, seconds: float, connections: int, rate: floa
     ratios = [i["rps"] / b["rps"] for i, b in zip(runs["intake"], runs["bare"])]
     return {
         "database": database_url.split(":", 1)[0],
-        "server": "gunicorn " + " ".join(GUNICORN),
+        "server": "gunicorn " + " ".join(options),
         "load": (f"wrk -t1 -c{connections} -d{seconds}s" if use_wrk else f"python closed loop, {connections} connections")
                 + f"; then open loop at {rate:.0f}/s for {rate_seconds:.0f} s",
         "rounds": rounds,
@@ -148,8 +152,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--rate-seconds", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both apps")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker, for both apps (the Procfile: 4)")
     args = parser.parse_args()
-    emit("intake", run(args.database, args.rounds, args.seconds, args.connections, args.rate, args.rate_seconds))
+    emit("intake", run(args.database, args.rounds, args.seconds, args.connections, args.rate, args.rate_seconds,
+                       args.workers, args.threads))
 
 
 if __name__ == "__main__":
