@@ -144,17 +144,21 @@ async def _fixed_rate(host: str, port: int, path: str, webhook: SignedWebhook, r
     async def one(n: int, due: float) -> None:
         nonlocal opened, errors
         async with limit:
-            if idle:
-                reader, writer = idle.pop()
-            else:
-                reader, writer = await asyncio.open_connection(host, port)
-                opened += 1
-            try:
-                status = await _request(reader, writer, _raw_request(host, port, path, webhook, headers, n))
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                errors += 1
-                writer.close()
-                return
+            reused = bool(idle)
+            for attempt in range(2):  # a kept-alive connection the server closed meanwhile: once more, fresh
+                if reused and attempt == 0:
+                    reader, writer = idle.pop()
+                else:
+                    reader, writer = await asyncio.open_connection(host, port)
+                    opened += 1
+                try:
+                    status = await _request(reader, writer, _raw_request(host, port, path, webhook, headers, n))
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    writer.close()
+                    if not reused or attempt == 1:
+                        errors += 1
+                        return
             latencies.append((time.perf_counter() - due) * 1000)
             statuses[status] = statuses.get(status, 0) + 1
             idle.append((reader, writer))
