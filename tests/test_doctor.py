@@ -21,7 +21,28 @@ LLM_KEY = "sk-doctor-test"
 
 
 @pytest.fixture(scope="module")
-def services(tmp_path_factory, redis_url, embedder):
+def database_url(tmp_path_factory):
+    """PostgreSQL when TEST_DATABASE_URL is set (in a schema of its own: the server is shared), else SQLite."""
+    url = os.environ.get("TEST_DATABASE_URL", "").strip()
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('doctor-db') / 'helpdesk.db'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = f"doctor_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine("postgresql+psycopg://" + url.split("://", 1)[1])
+    with admin.begin() as db:
+        db.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    with admin.begin() as db:
+        db.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory, redis_url, embedder, database_url):
     data_dir = tmp_path_factory.mktemp("doctor")
     sandbox = SandboxHelpdesk().start()
     llm = StandinServer(api_key=LLM_KEY).start()
@@ -32,7 +53,7 @@ def services(tmp_path_factory, redis_url, embedder):
            if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL", "REDIS_URL", "SANDBOX_"))},
         "HELPDESK_DATA_DIR": str(data_dir),
         "REDIS_URL": redis_url,
-        "DATABASE_URL": os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{data_dir / 'helpdesk.db'}",
+        "DATABASE_URL": database_url,
         "SANDBOX_URL": sandbox.url,
         "OPENAI_BASE_URL": llm.base_url,
         "OPENAI_API_KEY": LLM_KEY,
