@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +34,12 @@ def answer_for(messages: list[dict]) -> dict:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
     server: StandinServer
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (~40 ms) on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         if not self._authorised():
