@@ -54,7 +54,7 @@ def run_checks(env: dict | None = None) -> list[Check]:
     checks = [Check("configuration", "ok", _describe(settings), seconds=round(time.perf_counter() - started, 3))]
     for name, check in (("policy", check_policy), ("redis", check_redis), ("database", check_database),
                         ("qdrant", check_qdrant), ("embedding model", check_embedder), ("helpdesk", check_helpdesk),
-                        ("llm", check_llm)):
+                        ("intercom", check_intercom), ("llm", check_llm)):
         checks.append(_run(name, check, settings))
     return checks
 
@@ -197,7 +197,7 @@ def check_helpdesk(settings: Settings) -> str:
     from helpdesk_bot.errors import PermanentError, TransientError
     from helpdesk_bot.services import make_helpdesk
 
-    helpdesk = make_helpdesk(settings)
+    helpdesk = make_helpdesk(settings, "zendesk")
     where = (f"{settings.zendesk_subdomain}.zendesk.com" if settings.helpdesk == "zendesk"
              else f"sandbox helpdesk at {settings.sandbox_url or 'http://127.0.0.1:8765'}")
     try:
@@ -218,6 +218,24 @@ def check_helpdesk(settings: Settings) -> str:
         raise Warned(f"{detail}; ZENDESK_BOT_AGENT_ID is {settings.zendesk_bot_agent_id}, another user",
                      "make sure that user may comment on tickets, or unset ZENDESK_BOT_AGENT_ID")
     return detail
+
+
+def check_intercom(settings: Settings) -> str:
+    """Intercom only when it is configured: the sandbox stands in for it otherwise."""
+    if not settings.intercom_access_token:
+        return "not configured (set INTERCOM_ACCESS_TOKEN to answer Intercom conversations)"
+    from helpdesk_bot.errors import PermanentError, TransientError
+    from helpdesk_bot.services import make_helpdesk
+
+    helpdesk = make_helpdesk(settings, "intercom")
+    try:
+        me = helpdesk._request("GET", "/me")
+    except TransientError as exc:
+        raise Failed(f"cannot reach Intercom: {_one_line(exc)}", "check INTERCOM_REGION and the network")
+    except PermanentError as exc:
+        raise Failed(f"Intercom refused the access token: {_one_line(exc)}",
+                     "set INTERCOM_ACCESS_TOKEN to a token of your Intercom app (Developer Hub → Authentication)")
+    return f"signed in as {me.get('name')} <{me.get('email')}> (admin {me.get('id')})"
 
 
 def check_llm(settings: Settings) -> str:

@@ -50,7 +50,7 @@ def services(tmp_path_factory, redis_url, embedder, database_url):
     policy.write_text('threshold = 80\nalways_human_tags = ["legal"]\n[[rules]]\ntags = ["billing"]\nthreshold = 90\n')
     env = {
         **{k: v for k, v in os.environ.items()
-           if not k.startswith(("ZENDESK_", "OPENAI_", "QDRANT_", "DATABASE_URL", "REDIS_URL", "SANDBOX_"))},
+           if not k.startswith(("ZENDESK_", "INTERCOM_", "OPENAI_", "QDRANT_", "DATABASE_URL", "REDIS_URL", "SANDBOX_"))},
         "HELPDESK_DATA_DIR": str(data_dir),
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
@@ -83,7 +83,7 @@ def test_every_check_passes_against_working_services(services):
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert {name: c["status"] for name, c in checks.items()} == {
         "configuration": "ok", "policy": "ok", "redis": "ok", "database": "ok", "qdrant": "ok",
-        "embedding model": "ok", "helpdesk": "ok", "llm": "ok",
+        "embedding model": "ok", "helpdesk": "ok", "intercom": "ok", "llm": "ok",
     }, checks
     assert "threshold 80, 1 rule(s), always-human tags legal" in checks["policy"]["detail"]
     assert "Redis " in checks["redis"]["detail"]
@@ -103,7 +103,7 @@ def test_a_wrong_redis_port_fails_with_what_to_do(services):
     assert "Connection refused" in redis_line
     assert lines[lines.index(redis_line) + 1].strip() == (
         "fix: start Redis there, or set REDIS_URL to a reachable server (e.g. redis://redis:6379/0)")
-    assert lines[-1] == "1 failed, 0 warning(s), 7 ok"
+    assert lines[-1] == "1 failed, 0 warning(s), 8 ok"
 
 
 def test_each_broken_service_is_named_with_its_fix(services, tmp_path):
