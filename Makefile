@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test chaos audit install install-test browser serve worker beat clean
+.PHONY: demo test chaos audit install install-test browser serve worker beat bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 			|| echo "could not install chromium: the browser tests will be skipped"; \
 	else echo "no /usr/bin/chromium and no way to install it: the browser tests will be skipped"; fi
+
+# Performance benchmarks (BENCHMARKS.md); not part of `make test`. The first run embeds a
+# 20,000-chunk synthetic help center (several minutes) and caches it in .bench-cache/.
+# `wrk` (apt-get install wrk) drives the intake benchmark when present.
+bench: install
+	$(BIN)/python -m benchmarks
 
 # The chaos run: 500 tickets through 2 worker processes, SIGKILLs at random moments and a
 # Redis restart; asserts nothing is lost or duplicated and prints the counts (docs/reliability.md).

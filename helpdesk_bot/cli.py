@@ -30,11 +30,13 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option("--threads", default=16, show_default=True, type=int,
+              help="threads per worker; requests mostly wait, and more of them make bigger intake batches")
+def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the web app (webhooks, health) under gunicorn."""
     _settings()  # fail here, with the setting's name, rather than in every gunicorn worker
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-                               "--threads", "4", "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
+                               "--threads", str(threads), "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
 
 
 @main.command()
@@ -295,6 +297,17 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
     click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
                f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
     click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check the configuration and each configured service; say what is wrong and how to fix it."""
+    from helpdesk_bot.doctor import render, run_checks
+
+    checks = run_checks()
+    click.echo(json.dumps([c.as_dict() for c in checks]) if as_json else render(checks))
+    sys.exit(1 if any(c.status == "fail" for c in checks) else 0)
 
 
 @main.group()

@@ -103,10 +103,9 @@ class Settings:
     llm_price_per_mtok: tuple[float, float] = (0.15, 0.60)
     # The agents' sidebar app signs its requests with this shared secret (a secure app setting).
     zendesk_app_secret: str | None = field(default=None, repr=False)
-    # Reliability: how long Redis waits before handing a dead worker's task to another, how
-    # often beat looks for events whose message was lost, and when a queued event counts as lost.
+    # Reliability: how long Redis waits before handing a dead worker's task to another, and
+    # when a queued event counts as lost (how often beat looks: HELPDESK_REQUEUE_SECONDS).
     visibility_timeout: int = 900
-    requeue_interval: float = 60.0
     requeue_after: int = 1800
     retry_backoff: float = 2.0  # the first retry's wait; it doubles with each attempt
     helpdesk_timeout: float = 15.0
@@ -180,7 +179,6 @@ class Settings:
                                 _float(env, "LLM_PRICE_OUTPUT_PER_MTOK", 0.60)),
             zendesk_app_secret=_str(env, "ZENDESK_APP_SECRET"),
             visibility_timeout=_int(env, "HELPDESK_VISIBILITY_TIMEOUT", 900),
-            requeue_interval=_positive_float(env, "HELPDESK_REQUEUE_INTERVAL", 60.0),
             requeue_after=_int(env, "HELPDESK_REQUEUE_AFTER", 1800),
             retry_backoff=_positive_float(env, "HELPDESK_RETRY_BACKOFF", 2.0),
             helpdesk_timeout=_positive_float(env, "ZENDESK_TIMEOUT_SECONDS", 15.0),

@@ -17,7 +17,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from helpdesk_bot.agent_app import agent_app
-from helpdesk_bot.errors import BadInput
+from helpdesk_bot.errors import BadInput, TransientError
+from helpdesk_bot.intake import Intake, celery_enqueue_many, one_by_one
 from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
@@ -53,7 +54,12 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
 
         celery = app.extensions["celery"] = create_celery(settings)
         enqueue = lambda event_id: queue_answer(celery, event_id)  # noqa: E731
+        enqueue_many = celery_enqueue_many(celery)
+    else:
+        enqueue_many = one_by_one(enqueue)
     app.extensions["enqueue"] = enqueue
+    # Deliveries arriving together are recorded and queued together (helpdesk_bot/intake.py).
+    app.extensions["intake"] = Intake(app.extensions["ledger"], enqueue_many)
     from helpdesk_bot.dashboard import init_dashboard
 
     init_dashboard(app, settings)
@@ -131,13 +137,12 @@ def _raw_body() -> bytes:
 
 
 def _accept(app: Flask, event):
-    ledger = app.extensions["ledger"]
-    event_id, new = ledger.record_event(event)
+    # Recorded, then queued, then answered; if the broker is down the event stays recorded
+    # and the beat job queues it later.
+    try:
+        event_id, new = app.extensions["intake"].accept(event)
+    except TransientError as exc:  # overloaded: Zendesk retries a delivery that failed
+        return jsonify(error=str(exc)), 503
     if not new:
         return jsonify(status="duplicate", event_id=event_id), 200
-    try:
-        app.extensions["enqueue"](event_id)
-        ledger.mark_queued(event_id)
-    except Exception:  # the broker is down: the event is recorded; the beat job queues it later
-        log.exception("could not queue event %s; it stays recorded and will be queued again", event_id)
     return jsonify(status="accepted", event_id=event_id), 202

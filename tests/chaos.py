@@ -207,7 +207,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         # Short clocks so recovery happens within the run: a killed worker's task is handed
         # to another after 10 s, beat sweeps every 2 s, a claim expires after 2 × 3 s.
         "HELPDESK_VISIBILITY_TIMEOUT": "10",
-        "HELPDESK_REQUEUE_INTERVAL": "2",
+        "HELPDESK_REQUEUE_SECONDS": "2",
         "HELPDESK_REQUEUE_AFTER": "120",
         "ZENDESK_TIMEOUT_SECONDS": "3",
         "HELPDESK_WEBHOOK_RATE_LIMIT": f"{10 * tickets + 100}/60",

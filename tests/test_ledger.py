@@ -276,3 +276,22 @@ def test_draft_feedback_is_kept_click_by_click(ledger):
 def test_a_verdict_other_than_good_or_bad_is_refused(ledger):
     with pytest.raises(ValueError, match="verdict"):
         ledger.record_draft_feedback("zendesk", "1", "meh", "", "7")
+
+
+def test_record_events_records_a_batch_in_order_and_spots_duplicates(ledger):
+    known_id, _ = ledger.record_event(event("known"))
+    results = ledger.record_events([event("a", "1"), event("known"), event("b", "2"), event("a", "1"),
+                                    event("a", "1", helpdesk="intercom")])
+    (a, a_new), (known, known_new), (b, b_new), (a_again, a_again_new), (other, other_new) = results
+    assert (a_new, known_new, b_new, a_again_new, other_new) == (True, False, True, False, True)
+    assert known == known_id and a_again == a and len({a, b, other, known}) == 4
+    assert ledger.get_event(b).event == event("b", "2") and ledger.get_event(b).status == "received"
+    assert ledger.record_events([]) == []
+
+
+def test_mark_queued_many_moves_only_received_events(ledger):
+    (first, _), (second, _) = ledger.record_events([event("x"), event("y")])
+    ledger.set_status(second, "done")
+    ledger.mark_queued_many([first, second])
+    assert ledger.get_event(first).status == "queued"
+    assert ledger.get_event(second).status == "done"

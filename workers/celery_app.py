@@ -30,7 +30,9 @@ def create_celery(settings: Settings) -> Celery:
         # Redis hands an unacknowledged task (its worker was killed) to another worker after
         # this long; longer than any task runs (HELPDESK_VISIBILITY_TIMEOUT).
         broker_transport_options=redis_transport_options(settings.visibility_timeout),
-        beat_schedule=beat_schedule(requeue_interval=settings.requeue_interval),
+        beat_schedule=beat_schedule(),
+        # Beat replicas may run side by side: only the holder of a Redis lock sends (workers/beat_lock.py).
+        beat_scheduler="workers.beat_lock:SingleBeatScheduler",
         timezone="UTC",
     )
     return app

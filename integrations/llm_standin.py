@@ -1,0 +1,140 @@
+"""A local stand-in for an OpenAI-compatible server: `/v1/models` and `/v1/chat/completions`
+in OpenAI's wire format, answering after a fixed delay, so the real `openai` client (and the
+product's OpenAI drafter) runs against it in benchmarks, tests and the doctor's checks.
+
+    python -m integrations.llm_standin --port 8766 [--delay 1.5] [--api-key KEY]
+
+The reply follows the drafter's JSON schema: it answers with the first sentence of source S1
+and cites it, or declines when the prompt holds no sources.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+MODEL = "standin-1"
+_SOURCE = re.compile(r"^\[S1\][^\n]*\n([^\n]+)", re.MULTILINE)
+
+
+def answer_for(messages: list[dict]) -> dict:
+    prompt = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+    match = _SOURCE.search(prompt)
+    if not match:
+        return {"can_answer": False, "answer": "", "citations": [], "reason": "no sources were given"}
+    first = re.split(r"(?<=[.!?])\s", match.group(1).strip(), maxsplit=1)[0]
+    return {"can_answer": True, "answer": f"{first} [S1]", "citations": ["S1"], "reason": ""}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+    server: StandinServer
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (~40 ms) on a kept-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if not self._authorised():
+            return
+        if self.path.rstrip("/") == "/v1/models":
+            return self._json(200, {"object": "list", "data": [{"id": self.server.model, "object": "model",
+                                                                "created": 1700000000, "owned_by": "standin"}]})
+        self._json(404, _error("not found", "invalid_request_error"))
+
+    def do_POST(self):  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if not self._authorised():
+            return
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._json(404, _error("not found", "invalid_request_error"))
+        try:
+            body = json.loads(raw)
+            messages = body["messages"]
+        except (ValueError, KeyError, TypeError):
+            return self._json(400, _error("body must be JSON with `messages`", "invalid_request_error"))
+        time.sleep(self.server.delay)  # the model's own time
+        with self.server.lock:
+            self.server.calls += 1
+        content = json.dumps(answer_for(messages))
+        self._json(200, {
+            "id": f"chatcmpl-standin-{self.server.calls}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", self.server.model),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": len(content) // 4,
+                      "total_tokens": (len(raw) + len(content)) // 4},
+        })
+
+    def _authorised(self) -> bool:
+        if self.server.api_key and self.headers.get("Authorization") != f"Bearer {self.server.api_key}":
+            self._json(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+            return False
+        return True
+
+    def _json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):  # one line per request would drown a benchmark's output
+        pass
+
+
+def _error(message: str, kind: str, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, api_key: str | None = None,
+                 model: str = MODEL):
+        super().__init__((host, port), _Handler)
+        self.delay, self.api_key, self.model = delay, api_key, model
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/v1"
+
+    def start(self) -> StandinServer:
+        threading.Thread(target=self.serve_forever, name="llm-standin", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m integrations.llm_standin", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each completion takes")
+    parser.add_argument("--api-key", help="require this bearer token")
+    args = parser.parse_args(argv)
+    server = StandinServer(args.host, args.port, args.delay, args.api_key)
+    print(f"LLM stand-in at {server.base_url} (delay {args.delay} s)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()
