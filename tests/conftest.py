@@ -321,3 +321,24 @@ def stack(tmp_path_factory, redis_url, embedder, help_center_index):
     """The product on a sandbox Zendesk: web app (HTTP), real Redis, a Celery worker process."""
     with running_stack(tmp_path_factory.mktemp("helpdesk"), redis_url, embedder, index=help_center_index) as running:
         yield running
+
+
+CHROMIUM = Path(os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium driven by Playwright (which cannot download its own browser here)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("HELPDESK_BROWSER_TESTS") == "1":
+            pytest.fail(f"HELPDESK_BROWSER_TESTS=1 but there is no Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs it (apt-get install chromium); "
+                    "set HELPDESK_BROWSER_TESTS=1 to make its absence a failure")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()

@@ -4,34 +4,15 @@ Celery worker process and the sandbox helpdesk (tests/conftest.py)."""
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = Path(os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium"))
 QUESTION = ("Locked out after getting a new phone",
             "I switched phones and my authenticator app no longer gives me codes. How can I sign in?")
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("HELPDESK_BROWSER_TESTS") == "1":
-            pytest.fail(f"HELPDESK_BROWSER_TESTS=1 but there is no Chromium at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs it (apt-get install chromium); "
-                    "set HELPDESK_BROWSER_TESTS=1 to make its absence a failure")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # The browser cannot be downloaded here: Playwright drives Debian's Chromium.
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ Redis, a Celery worker process and the sandbox Zendesk, so the draft shown is a 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import zipfile
@@ -26,7 +25,6 @@ from helpdesk_bot.agent_app import HELPDESK
 from integrations.sandbox import HUMAN_AGENT_ID
 from integrations.zendesk_app.package import build
 
-CHROMIUM = Path(os.environ.get("HELPDESK_CHROMIUM", "/usr/bin/chromium"))
 STANDIN = Path(__file__).parent / "zaf_standin.js"
 SDK_URL = "https://static.zdassets.com/zendesk_app_framework_sdk/2.0/zaf_sdk.min.js"
 APP_ORIGIN = "https://1000001.apps.zdusercontent.com"  # where Zendesk serves an uploaded app's assets
@@ -34,23 +32,6 @@ AGENT = {"id": HUMAN_AGENT_ID, "name": "Riley Morgan", "email": "riley@orbitask.
 
 pytestmark = pytest.mark.browser
 
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        if os.environ.get("HELPDESK_BROWSER_TESTS") == "1":
-            pytest.fail(f"HELPDESK_BROWSER_TESTS=1 but there is no Chromium at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no Chromium at {CHROMIUM}: `make test` installs it (apt-get install chromium); "
-                    "set HELPDESK_BROWSER_TESTS=1 to make its absence a failure")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        # Playwright cannot download its browser here: it drives Debian's Chromium.
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
