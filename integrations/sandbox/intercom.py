@@ -26,10 +26,10 @@ from html import escape
 import requests
 from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from .formats import epoch, slugify
 from .helpcenter import HelpCenterSource, load_source
+from .serving import ServedInThread
 
 APP_ID = "sbx4ic0m"
 WORKSPACE_ID = APP_ID
@@ -709,41 +709,17 @@ def _http_error(error: HTTPException) -> Response:
 # --- The server and the customer's side ----------------------------------------------------
 
 
-class SandboxIntercom:
+class SandboxIntercom(ServedInThread):
     def __init__(self, help_center: HelpCenterSource = None, webhook_url: str | None = None,
                  webhook_secret: str | None = None):
         self.state = IntercomState(help_center)
         self.state.notifier.configure(webhook_url, webhook_secret)
         self.app = create_app(self.state)
-        self.url = ""
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         # The helpers below act through the HTTP API like any client.
         self._session = requests.Session()
         self._session.headers.update({"Authorization": "Bearer sandbox", "Intercom-Version": "2.14"})
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> SandboxIntercom:
-        """Serve in a daemon thread; port 0 picks a free port. Returns self."""
-        self._server = make_server(host, port, self.app, threaded=True)
-        self.url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-intercom", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-        self._session.close()
-
-    def __enter__(self) -> SandboxIntercom:
-        return self if self._server else self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+    thread_name = "sandbox-intercom"
 
     # Webhooks
 

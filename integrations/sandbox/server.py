@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-
 import requests
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from .constants import BOT_AGENT_EMAIL, HUMAN_AGENT_ID
+from .serving import ServedInThread
 from .helpcenter import HelpCenterSource
 from .state import SandboxState
 from .zendesk import create_app
 
 
-class SandboxHelpdesk:
+class SandboxHelpdesk(ServedInThread):
     def __init__(self, help_center: HelpCenterSource = None, webhook_url: str | None = None,
                  webhook_secret: str | None = None, webhook_style: str = "trigger",
                  webhook_on_update: bool = False):
@@ -22,40 +20,16 @@ class SandboxHelpdesk:
         self.app = create_app(self.state)
         self.url = ""
         self.netloc = ""
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         # The helpers below act through the HTTP API like any client, as the bot agent.
         self._session = requests.Session()
         self._session.auth = (f"{BOT_AGENT_EMAIL}/token", "sandbox")
 
     # Lifecycle
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> SandboxHelpdesk:
-        """Serve in a daemon thread; port 0 picks a free port. Returns self."""
-        self._server = make_server(host, port, self.app, threaded=True)
-        client_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        self.netloc = f"{client_host}:{self._server.server_port}"
-        self.url = f"http://{self.netloc}"
-        self.state.webhooks.netloc = self.netloc
-        # A short poll interval keeps stop() fast (werkzeug's default is 0.5 s).
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="sandbox-helpdesk", daemon=True)
-        self._thread.start()
-        return self
+    thread_name = "sandbox-helpdesk"
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=5)
-            self._server = self._thread = None
-        self._session.close()
-
-    def __enter__(self) -> SandboxHelpdesk:
-        return self if self._server else self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
+    def _started(self) -> None:
+        self.state.webhooks.netloc = self.netloc  # webhooks name the sandbox's host in their URLs
 
     # Webhooks
 
