@@ -14,6 +14,7 @@ import fcntl
 import functools
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -775,13 +776,23 @@ class Ledger(_OutcomesMixin):
 
 def _sqlite_pragmas(connection, _record) -> None:
     cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer
+    cursor.execute("PRAGMA busy_timeout=30000")
+    # Readers don't block the writer in WAL mode. Switching a new file to WAL needs an exclusive
+    # lock and SQLite answers "database is locked" at once, without its busy handler, when
+    # another process is doing the same: so wait here.
+    for attempt in range(100):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 99:
+                raise
+            time.sleep(0.05)
     # In WAL mode, NORMAL syncs at checkpoints instead of at every commit: a process crash
     # loses nothing, a power cut may lose the last commits. FULL costs one fsync per
     # transaction (~10 ms on a cloud disk), which caps webhook intake near 100 requests/s.
     # For full durability under load, use PostgreSQL (DATABASE_URL).
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
