@@ -21,14 +21,13 @@ import os
 import re
 import threading
 
-import requests
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
-from .constants import ACCOUNT_ID, FIRST_GENERATED_ID
+from .constants import FIRST_GENERATED_ID
 from .errors import ApiError, not_found, record_invalid
-from .formats import ISO_FORMAT, iso, new_ulid, utc_now
+from .formats import iso, new_ulid, utc_now
 from .pagination import cursor_page, paginate
-from .webhooks import WebhookDispatcher, sign_zendesk_webhook
+from .webhooks import WebhookDispatcher, post_signed
 
 admin_api = Blueprint("zendesk_admin_api", __name__, url_prefix="/api/v2")
 
@@ -233,21 +232,7 @@ class _TriggerWebhook(WebhookDispatcher):
         return invocation_id
 
     def _post(self, invocation_id: str, body: bytes) -> tuple[int | None, str | None]:
-        timestamp = utc_now().strftime(ISO_FORMAT)
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "Zendesk Webhook",
-            "X-Zendesk-Account-Id": str(ACCOUNT_ID),
-            "X-Zendesk-Webhook-Id": self.webhook_id,
-            "X-Zendesk-Webhook-Invocation-Id": invocation_id,
-            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
-            "X-Zendesk-Webhook-Signature": sign_zendesk_webhook(self.secret, timestamp, body),
-        }
-        try:
-            response = requests.post(self.url, data=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return response.status_code, None
+        return post_signed(self.url, self.secret, self.webhook_id, invocation_id, body, self.timeout)
 
 
 # --- conditions ------------------------------------------------------------------------------------

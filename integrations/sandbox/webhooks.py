@@ -190,18 +190,24 @@ class WebhookDispatcher:
                 self._idle.notify_all()
 
     def _post(self, invocation_id: str, body: bytes) -> tuple[int | None, str | None]:
-        timestamp = utc_now().strftime(ISO_FORMAT)
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            "User-Agent": "Zendesk Webhook",
-            "X-Zendesk-Account-Id": str(ACCOUNT_ID),
-            "X-Zendesk-Webhook-Id": WEBHOOK_ID,
-            "X-Zendesk-Webhook-Invocation-Id": invocation_id,
-            "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
-            "X-Zendesk-Webhook-Signature": sign_zendesk_webhook(self.secret, timestamp, body),
-        }
-        try:
-            response = requests.post(self.url, data=body, headers=headers, timeout=self.timeout)
-        except requests.RequestException as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return response.status_code, None
+        return post_signed(self.url, self.secret, WEBHOOK_ID, invocation_id, body, self.timeout)
+
+
+def post_signed(url: str, secret: str, webhook_id: str, invocation_id: str, body: bytes,
+                timeout: float) -> tuple[int | None, str | None]:
+    """One delivery as Zendesk makes it: its headers, signed; (status, None) or (None, the error)."""
+    timestamp = utc_now().strftime(ISO_FORMAT)
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Zendesk Webhook",
+        "X-Zendesk-Account-Id": str(ACCOUNT_ID),
+        "X-Zendesk-Webhook-Id": webhook_id,
+        "X-Zendesk-Webhook-Invocation-Id": invocation_id,
+        "X-Zendesk-Webhook-Signature-Timestamp": timestamp,
+        "X-Zendesk-Webhook-Signature": sign_zendesk_webhook(secret, timestamp, body),
+    }
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    return response.status_code, None
