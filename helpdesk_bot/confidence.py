@@ -24,7 +24,12 @@ WEIGHTS = {
     "question_coverage": 0.25,
     "draft_support": 0.25,
     "keyword_match": 0.15,
+    "retrieval_margin": 0.10,
 }
+
+# A lead of 0.10 in fused score (half keyword, half cosine) over the next article is a clear
+# winner; below that, two articles compete and the first is often the wrong one.
+MARGIN_CEILING = 0.10
 
 
 def _scale(value: float, low: float, high: float) -> float:
@@ -35,6 +40,56 @@ def retrieval_strength(sources: list[Source]) -> Component:
     top = max((s.dense for s in sources), default=0.0)
     return Component("retrieval_strength", _scale(top, DENSE_FLOOR, DENSE_CEILING), WEIGHTS["retrieval_strength"],
                      f"best passage similarity {top:.2f}")
+
+
+def best_per_article(sources: list[Source]) -> list[Source]:
+    """The best-ranked passage of each article, in ranking order."""
+    seen: dict[str, Source] = {}
+    for source in sorted(sources, key=lambda s: s.score, reverse=True):
+        seen.setdefault(source.chunk.article_id, source)
+    return list(seen.values())
+
+
+def retrieval_margin(sources: list[Source]) -> Component:
+    """How far the best article leads the next one: near-ties are where wrong answers come from."""
+    articles = best_per_article(sources)
+    if len(articles) < 2:
+        value = 1.0 if articles else 0.0
+        detail = "only one article matched" if articles else "nothing retrieved"
+    else:
+        lead = articles[0].score - articles[1].score
+        value = _scale(lead, 0.0, MARGIN_CEILING)
+        detail = f"best article leads the next ({articles[1].chunk.title[:60]!r}) by {lead:.2f}"
+    return Component("retrieval_margin", value, WEIGHTS["retrieval_margin"], detail)
+
+
+def rankings_agree(sources: list[Source]) -> Component:
+    """Shown, not weighed: whether meaning and wording point at the same article.
+
+    On the evaluation sets it did not separate right from wrong answers once the margin was
+    counted, so it only informs the agent reading the note.
+    """
+    articles = best_per_article(sources)
+    if not articles:
+        return Component("rankings_agree", 0.0, 0.0, "nothing retrieved")
+    by_meaning = max(articles, key=lambda s: s.dense).chunk
+    by_wording = max(articles, key=lambda s: s.keyword).chunk
+    agree = by_meaning.article_id == by_wording.article_id == articles[0].chunk.article_id
+    detail = ("the closest in meaning is also the best keyword match" if agree
+              else f"closest in meaning: {by_meaning.title[:60]!r}; best keyword match: {by_wording.title[:60]!r}")
+    return Component("rankings_agree", float(agree), 0.0, detail)
+
+
+def citations(draft: Draft, sources: list[Source]) -> Component:
+    """A gate: an answer that cites none of the retrieved passages is never sent by itself."""
+    if draft.declined:
+        return Component("citations", 0.0, 0.0, "no draft")
+    valid = cited_sources(draft, sources)
+    if not valid:
+        return Component("citations", 0.0, 0.0, "the draft cites none of the retrieved sources")
+    dropped = len(draft.cited) - len(valid)
+    detail = f"cites {len(valid)} retrieved source(s)" + (f"; {dropped} citation(s) to unknown sources" if dropped else "")
+    return Component("citations", len(valid) / len(draft.cited), 0.0, detail)
 
 
 def question_coverage(ticket: Ticket, sources: list[Source]) -> Component:
@@ -88,9 +143,12 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     signals = risk_signals(ticket)
     components = (
         retrieval_strength(sources),
+        retrieval_margin(sources),
+        rankings_agree(sources),
         question_coverage(ticket, sources),
         draft_support(draft, sources),
         keyword_match(sources),
+        citations(draft, sources),
         drafter_answered(draft),
         risk(signals),
     )
@@ -100,6 +158,9 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     if draft.declined:
         value = 0
         caps.append(f"the drafter declined: {draft.decline_reason}")
+    elif not cited_sources(draft, sources):
+        value = 0
+        caps.append("the draft cites none of the retrieved sources: score held at 0")
     for signal in signals:
         if value > signal.cap:
             caps.append(f"{signal.reason}: score held at {signal.cap}")

@@ -310,7 +310,8 @@ def test_openai_unreachable_server_is_ai_unavailable():
 
 # --- confidence --------------------------------------------------------------------------------
 
-COMPONENTS = ("retrieval_strength", "question_coverage", "draft_support", "keyword_match", "drafter_answered", "risk")
+COMPONENTS = ("retrieval_strength", "retrieval_margin", "rankings_agree", "question_coverage", "draft_support",
+              "keyword_match", "citations", "drafter_answered", "risk")
 COPIED = answered("To download an invoice, open Settings, choose Billing and click Invoice history. [1]", "invoices#0")
 
 
@@ -380,3 +381,42 @@ def test_retrieval_strength_uses_the_best_source():
     strength = next(c for c in score(INVOICE_QUESTION, weak_first, COPIED).components if c.name == "retrieval_strength")
     assert strength.value == 1.0
     assert strength.detail == "best passage similarity 0.65"
+
+
+def component(confidence, name: str):
+    return next(c for c in confidence.components if c.name == name)
+
+
+def test_a_near_tie_between_two_articles_lowers_the_score():
+    clear = score(INVOICE_QUESTION, [source(INVOICES, fused=0.8), source(PASSWORDS, fused=0.5)], COPIED)
+    tied = score(INVOICE_QUESTION, [source(INVOICES, fused=0.8), source(PASSWORDS, fused=0.79)], COPIED)
+    assert component(clear, "retrieval_margin").value == 1.0
+    assert component(tied, "retrieval_margin").value == pytest.approx(0.1)
+    assert "'Resetting your password'" in component(tied, "retrieval_margin").detail
+    assert tied.score < clear.score
+
+
+def test_margin_compares_articles_not_passages_of_the_same_article():
+    second_passage = Chunk(id="invoices#1", article_id="invoices", title=INVOICES.title, heading="", text="PDF")
+    margin = component(score(INVOICE_QUESTION, [source(INVOICES, fused=0.8), source(second_passage, fused=0.79),
+                                                source(PASSWORDS, fused=0.6)], COPIED), "retrieval_margin")
+    assert margin.value == 1.0  # 0.8 against the password article's 0.6
+
+
+def test_a_single_matching_article_has_the_full_margin():
+    assert component(score(INVOICE_QUESTION, [source(INVOICES)], COPIED), "retrieval_margin").value == 1.0
+
+
+def test_rankings_agreement_is_shown_but_not_weighed():
+    disagree = [source(INVOICES, dense=0.3, keyword=1.0, fused=0.7), source(PASSWORDS, dense=0.6, keyword=0.2, fused=0.4)]
+    agreement = component(score(INVOICE_QUESTION, disagree, COPIED), "rankings_agree")
+    assert agreement.value == 0.0 and agreement.weight == 0.0
+    assert "closest in meaning: 'Resetting your password'" in agreement.detail
+    assert component(score(INVOICE_QUESTION, [source(INVOICES)], COPIED), "rankings_agree").value == 1.0
+
+
+def test_a_draft_citing_nothing_retrieved_is_held_at_0():
+    confidence = score(INVOICE_QUESTION, [source(INVOICES, dense=0.9)], answered(COPIED.text, "somewhere#3"))
+    assert confidence.score == 0
+    assert component(confidence, "citations").value == 0.0
+    assert confidence.caps == ("the draft cites none of the retrieved sources: score held at 0",)
