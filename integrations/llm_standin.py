@@ -1,11 +1,14 @@
 """A local stand-in for an OpenAI-compatible server: `/v1/models` and `/v1/chat/completions`
-in OpenAI's wire format, answering after a fixed delay, so the real `openai` client (and the
-product's OpenAI drafter) runs against it in benchmarks, tests and the doctor's checks.
+in OpenAI's wire format (bodies, error bodies, `Retry-After`), answering after a fixed delay,
+so the real `openai` client (and the product's OpenAI drafter) runs against it in benchmarks,
+tests and the doctor's checks.
 
     python -m integrations.llm_standin --port 8766 [--delay 1.5] [--api-key KEY]
 
-The reply follows the drafter's JSON schema: it answers with the first sentence of source S1
-and cites it, or declines when the prompt holds no sources.
+The reply follows the drafter's JSON schema: it answers like a careful model, with the first
+sentence of source S1, cited, or declines when the prompt holds no sources. Tests replace
+`responder` to make it answer otherwise (obey what a ticket tells it, say), script a raw
+HTTP `reply`, or `inject` faults: error statuses, slow answers, connection resets.
 """
 
 from __future__ import annotations
@@ -14,16 +17,27 @@ import argparse
 import json
 import re
 import socket
+import struct
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "standin-1"
 _SOURCE = re.compile(r"^\[S1\][^\n]*\n([^\n]+)", re.MULTILINE)
 
 
-def answer_for(messages: list[dict]) -> dict:
-    prompt = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")
+@dataclass
+class LLMFault:
+    status: int | None = None  # answer this HTTP status with an OpenAI error body
+    retry_after: float | None = None
+    delay: float = 0.0  # sleep first: longer than the client's timeout is a timeout
+    reset: bool = False  # drop the connection with a TCP reset
+
+
+def answer_for(request: dict) -> dict:
+    prompt = "\n".join(str(m.get("content", "")) for m in request["messages"] if m.get("role") == "user")
     match = _SOURCE.search(prompt)
     if not match:
         return {"can_answer": False, "answer": "", "citations": [], "reason": "no sources were given"}
@@ -58,13 +72,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, _error("not found", "invalid_request_error"))
         try:
             body = json.loads(raw)
-            messages = body["messages"]
+            body["messages"]
         except (ValueError, KeyError, TypeError):
             return self._json(400, _error("body must be JSON with `messages`", "invalid_request_error"))
-        time.sleep(self.server.delay)  # the model's own time
-        with self.server.lock:
-            self.server.calls += 1
-        content = json.dumps(answer_for(messages))
+        server = self.server
+        with server.lock:
+            server.calls += 1
+            server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                    "json": body})
+            fault = server.faults.popleft() if server.faults else None
+        if fault and self._fail(fault):
+            return None
+        time.sleep(server.delay)  # the model's own time
+        if server.reply:
+            status, headers, payload = server.reply
+            return self._json(status, payload, headers)
+        content = json.dumps(server.responder(body))
         self._json(200, {
             "id": f"chatcmpl-standin-{self.server.calls}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", self.server.model),
@@ -79,11 +102,30 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def _json(self, status: int, payload: dict) -> None:
+    def _fail(self, fault: LLMFault) -> bool:
+        """Play `fault`; False when it was only a delay and the answer should follow."""
+        time.sleep(fault.delay)
+        if fault.reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return True
+        if fault.status:
+            kinds = {429: ("rate_limit_exceeded", "Rate limit reached for requests"),
+                     503: ("server_error", "The engine is currently overloaded, please try again later")}
+            code, message = kinds.get(fault.status, ("server_error", "The server had an error while processing your request."))
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            self._json(fault.status, _error(message, code, code), headers)
+            return True
+        return False
+
+    def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
 
@@ -105,6 +147,10 @@ class StandinServer(ThreadingHTTPServer):
         self.delay, self.api_key, self.model = delay, api_key, model
         self.calls = 0
         self.lock = threading.Lock()
+        self.requests: list[dict] = []  # every completion request: path, headers (lower-case), json
+        self.faults: deque[LLMFault] = deque()
+        self.responder = answer_for  # request body -> the drafter's JSON answer
+        self.reply: tuple[int, dict, dict] | None = None  # a scripted raw answer: status, headers, body
 
     @property
     def base_url(self) -> str:
@@ -117,6 +163,16 @@ class StandinServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def inject(self, fault: LLMFault, times: int = 1) -> None:
+        with self.lock:
+            self.faults.extend([fault] * times)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+            self.requests.clear()
+            self.responder, self.reply = answer_for, None
 
 
 def main(argv=None) -> None:

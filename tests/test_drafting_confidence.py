@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -17,6 +15,7 @@ from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Chunk, Draft, Message, Source, Ticket
 from helpdesk_bot.drafting import RESPONSE_SCHEMA, SYSTEM_PROMPT, ExtractiveDrafter, OpenAIDrafter
 from helpdesk_bot.errors import AIUnavailable
+from integrations.llm_standin import StandinServer
 
 INVOICES = Chunk(
     id="invoices#0",
@@ -116,27 +115,6 @@ def test_extractive_drafter_declines_when_the_sources_miss_the_question():
 # --- OpenAIDrafter against a loopback stand-in -------------------------------------------------
 
 
-class ChatCompletions(BaseHTTPRequestHandler):
-    """POST /v1/chat/completions, answering with whatever the test scripted on the server."""
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        length = int(self.headers.get("Content-Length", 0))
-        self.server.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                     "json": json.loads(self.rfile.read(length))})
-        status, headers, body = self.server.reply
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
 def completion(content: str, prompt_tokens: int = 321, completion_tokens: int = 45) -> dict:
     return {
         "id": "chatcmpl-test",
@@ -160,19 +138,15 @@ def api_error(message: str, kind: str) -> dict:
 
 @pytest.fixture(scope="module")
 def llm_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ChatCompletions)
-    server.requests, server.reply = [], (200, {}, reply(False, reason="not scripted"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = StandinServer().start()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 @pytest.fixture
 def llm(llm_server):
     """The stand-in with a clean request log; set `llm.reply = (status, headers, body)`."""
-    llm_server.requests.clear()
+    llm_server.clear()
     return llm_server
 
 

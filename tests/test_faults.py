@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import free_port, running_stack, wait_for
-from openai_standin import LLMFault, OpenAIStandIn
+from integrations.llm_standin import LLMFault, StandinServer
 
 QUESTION = ("Download invoices", "Where can I download our invoices as PDF?")
 
@@ -108,7 +108,7 @@ def cli(stack, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def llm():
-    standin = OpenAIStandIn().start()
+    standin = StandinServer().start()
     yield standin
     standin.stop()
 

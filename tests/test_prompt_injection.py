@@ -27,7 +27,7 @@ from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.services import make_helpdesk, open_store
 from helpdesk_bot.settings import Settings
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
-from openai_standin import OpenAIStandIn
+from integrations.llm_standin import StandinServer
 
 from conftest import SAMPLE_HELP_CENTER, restored_environment
 
@@ -69,7 +69,7 @@ def _world(tmp_path_factory, help_center_index, embedder):
     data_dir = tmp_path_factory.mktemp("injection")
     shutil.copytree(help_center_index / "knowledge", data_dir / "knowledge")
     sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
-    llm = OpenAIStandIn().start()
+    llm = StandinServer().start()
     settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
     store = open_store(settings, embedder)
     retriever = Retriever(store, embedder)

@@ -18,7 +18,7 @@ from helpdesk_bot.domain import Chunk, Message, Source, Ticket
 from helpdesk_bot.drafting import OpenAIDrafter
 from helpdesk_bot.redaction import find_pii, iban_valid, luhn_valid, redact, redact_log_records
 from helpdesk_bot.scrubbing import scrub_sentry_event
-from openai_standin import OpenAIStandIn
+from integrations.llm_standin import StandinServer
 
 DATA = Path(__file__).parent / "data"
 
@@ -87,7 +87,7 @@ def test_iban_checksum(iban, valid):
 
 
 def test_the_llm_never_sees_personal_data():
-    standin = OpenAIStandIn().start()
+    standin = StandinServer().start()
     try:
         drafter = OpenAIDrafter(api_key="sk-test", base_url=standin.base_url, model="m", timeout=5)
         ticket = Ticket(helpdesk="zendesk", id="1", subject="Refund to DE75512108001245126199", messages=(
