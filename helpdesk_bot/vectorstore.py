@@ -29,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from helpdesk_bot.domain import Chunk
+from helpdesk_bot.domain import ARTICLE, Chunk
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.text import index_terms
 
@@ -76,6 +76,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """A ticket's brand and locale: it retrieves what is written for them, and what is for everyone."""
+
+    brand: str | None = None
+    locale: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("brand", self.brand), ("locale", self.locale)) if v}
+
+
+@dataclass(frozen=True)
 class Point:
     id: str
     dense: list[float]
@@ -88,7 +99,7 @@ class Engine(Protocol):
     def delete_articles(self, article_ids: list[str]) -> None: ...
     def payloads(self, fields: list[str]) -> list[dict]: ...
     def count(self) -> int: ...
-    def nearest(self, using: str, vector, limit: int) -> list[tuple[dict, float, list[float]]]: ...
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None) -> list[tuple[dict, float, list[float]]]: ...
     def close(self) -> None: ...
 
 
@@ -124,7 +135,8 @@ class KnowledgeStore:
                 keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}"),
                 payload={"chunk_id": chunk.id, "article_id": chunk.article_id, "title": chunk.title,
                          "heading": chunk.heading, "text": chunk.text, "url": chunk.url,
-                         "content_hash": content_hash[chunk.article_id]},
+                         "content_hash": content_hash[chunk.article_id],
+                         "kind": chunk.kind, "locale": chunk.locale, "brand": chunk.brand},
             )
             for chunk, vector in zip(chunks, vectors)
         ])
@@ -133,18 +145,20 @@ class KnowledgeStore:
         if article_ids:
             self.engine.delete_articles(article_ids)
 
-    def article_hashes(self) -> dict[str, str]:
-        """The content hash of every indexed article, to re-embed only what changed."""
-        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash"])}
+    def article_hashes(self, kind: str | None = None) -> dict[str, str]:
+        """The content hash of every indexed article (of one kind), to re-embed only what changed."""
+        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash", "kind"])
+                if kind is None or (p.get("kind") or ARTICLE) == kind}  # indexes of older versions hold no kind
 
     def count(self) -> int:
         return self.engine.count()
 
-    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5) -> list[Hit]:
+    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5, scope: Scope | None = None) -> list[Hit]:
         """Hybrid search: dense and keyword candidates, fused by normalised score."""
+        scope = scope if scope and scope.fields() else None
         try:
-            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES)
-            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES)
+            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES, scope)
+            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES, scope)
         except AIUnavailable:
             raise
         except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
@@ -167,7 +181,21 @@ class KnowledgeStore:
 
 def _chunk(payload: dict) -> Chunk:
     return Chunk(id=payload["chunk_id"], article_id=payload["article_id"], title=payload["title"],
-                 text=payload["text"], url=payload.get("url", ""), heading=payload.get("heading", ""))
+                 text=payload["text"], url=payload.get("url", ""), heading=payload.get("heading", ""),
+                 kind=payload.get("kind") or ARTICLE, locale=payload.get("locale"), brand=payload.get("brand"))
+
+
+def _scope_filter(models, scope: Scope | None, unset):
+    """Each scoped field matches the ticket's value or is unset (null or missing: for everyone).
+
+    `unset(key)` is the engine's is-empty condition; the other classes are alike in both.
+    """
+    if scope is None:
+        return None
+    return models.Filter(must=[
+        models.Filter(should=[models.FieldCondition(key=key, match=models.MatchValue(value=value)), unset(key)])
+        for key, value in scope.fields().items()
+    ])
 
 
 # --- Qdrant server (and qdrant-client's local mode) ----------------------------------------
@@ -224,15 +252,19 @@ class ServerEngine:
             if offset is None:
                 return out
 
+    def _unset(self, key: str):
+        return self.models.IsEmptyCondition(is_empty=self.models.PayloadField(key=key))
+
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._collection_exists() else 0
 
-    def nearest(self, using: str, vector, limit: int):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
         if not self._collection_exists():  # nothing indexed yet
             return []
         if isinstance(vector, SparseVector):
             vector = self.models.SparseVector(indices=vector.indices, values=vector.values)
         response = self.client.query_points(self.collection, query=vector, using=using, limit=limit,
+                                            query_filter=_scope_filter(self.models, scope, self._unset),
                                             with_payload=True, with_vectors=[DENSE])
         return [(p.payload, float(p.score), p.vector[DENSE]) for p in response.points]
 
@@ -349,7 +381,7 @@ class EmbeddedEngine:
         shard = self._reader()
         return shard.count(self.q.CountRequest(exact=True)) if shard is not None else 0
 
-    def nearest(self, using: str, vector, limit: int):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
         shard = self._reader()
         if shard is None:  # nothing indexed yet
             return []
@@ -357,7 +389,7 @@ class EmbeddedEngine:
         if isinstance(vector, SparseVector):
             vector = q.SparseVector(indices=vector.indices, values=vector.values)
         points = shard.query(q.QueryRequest(limit=limit, query=q.Query.Nearest(vector, using=using),
-                                            with_payload=True, with_vector=[DENSE]))
+                                            filter=_scope_filter(q, scope, q.IsEmptyCondition), with_payload=True, with_vector=[DENSE]))
         return [(p.payload, float(p.score), p.vector[DENSE]) for p in points]
 
     def close(self) -> None:

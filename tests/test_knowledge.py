@@ -238,7 +238,7 @@ def test_first_sync_adds_every_article(store, minilm):
 def test_second_sync_embeds_nothing(store, minilm):
     sync_index(store, minilm, ARTICLES)
     report = sync_index(store, minilm, ARTICLES)
-    assert {k: v for k, v in report.as_dict().items() if k != "seconds"} == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": []}
+    assert {k: v for k, v in report.as_dict().items() if k != "seconds"} == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": [], "mode": "full"}
     assert store.count() == total_chunks(ARTICLES)
 
 

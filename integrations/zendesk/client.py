@@ -15,7 +15,7 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
 from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
-from helpdesk_bot.knowledge import Article
+from helpdesk_bot.knowledge import Article, HelpCenterChanges
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -147,22 +147,41 @@ class ZendeskHelpdesk:
         )
 
     def articles(self) -> list[Article]:
-        """Published, public Help Center articles with their category › section breadcrumb.
+        """Published, public Help Center articles with their category › section breadcrumb."""
+        hc = self.client.help_center
+        return self._articles(self._call(lambda: list(hc.articles())))
 
-        The API lists drafts to agents too, and articles restricted to a user segment (signed-in
-        users, agents only): both are skipped unless `include_restricted` is set, because a
-        reply must never quote what the customer may not read.
+    def article_changes(self, start_time: int) -> HelpCenterChanges:
+        """The articles changed since `start_time` (incremental export), and every published id.
+
+        The export returns an article on any change, metadata included, so the index compares
+        content hashes; it never returns deleted or archived articles, hence the id listing.
         """
         hc = self.client.help_center
-        listed = self._call(lambda: list(hc.articles()))
+        export = hc.articles.incremental(start_time=start_time)
+        changed = self._call(lambda: list(export))
+        # zenpy keeps the last page's top-level fields on the generator (update_attrs in
+        # zenpy/lib/generator.py): end_time is the next start_time.
+        end_time = int(getattr(export, "end_time", None) or start_time)
+        published = {str(a.id) for a in self._call(lambda: list(hc.articles())) if self._published(a)}
+        return HelpCenterChanges(changed=self._articles(changed) if changed else [], published=published,
+                                 end_time=end_time)
+
+    def _published(self, article) -> bool:
+        """The API lists drafts to agents too, and articles restricted to a user segment (signed-in
+        users, agents only): both are left out unless `include_restricted` is set, because a
+        reply must never quote what the customer may not read."""
+        return not article.draft and (self.include_restricted or article.user_segment_id is None)
+
+    def _articles(self, listed) -> list[Article]:
+        hc = self.client.help_center
         categories = {c.id: c.name for c in self._call(lambda: list(hc.categories()))}
         sections = {s.id: f"{categories.get(s.category_id, '')} › {s.name}".strip(" ›")
                     for s in self._call(lambda: list(hc.sections()))}
         return [
             Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
                     breadcrumb=sections.get(a.section_id, ""))
-            for a in listed
-            if not a.draft and (self.include_restricted or a.user_segment_id is None)
+            for a in listed if self._published(a)
         ]
 
     def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
