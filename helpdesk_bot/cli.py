@@ -71,16 +71,18 @@ def beat(loglevel: str) -> None:
 @click.option("--from-helpdesk", is_flag=True,
               help="index the helpdesk's published articles (those changed since the last run) instead of a file")
 @click.option("--full", is_flag=True, help="with --from-helpdesk: read every article, not only the changed ones")
+@click.option("--past-tickets", is_flag=True,
+              help="index the helpdesk's solved tickets (question and agent answer, redacted) since the last run")
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, full: bool, helpdesk: str | None, keep_missing: bool,
-          status: bool, as_json: bool) -> None:
+def index(source: Path | None, from_helpdesk: bool, full: bool, past_tickets: bool, helpdesk: str | None,
+          keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
-    from helpdesk_bot.indexing import index_help_center
+    from helpdesk_bot.indexing import index_help_center, index_past_tickets
     from helpdesk_bot.knowledge import load_articles, sync_index
     from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
@@ -89,12 +91,17 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, helpdesk: str | 
     if status:
         _index_status(settings, ledger, as_json)
         return
-    if bool(source) == from_helpdesk:
-        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
+    if bool(source) + from_helpdesk + past_tickets != 1:
+        raise click.UsageError("give a SOURCE file or folder, --from-helpdesk or --past-tickets (or --status)")
     progress = None if as_json else _progress("embedding chunks")
     try:
         embedder = make_embedder(settings)
-        if from_helpdesk:
+        if past_tickets:
+            chosen = make_helpdesk(settings, helpdesk)
+            if not hasattr(chosen, "past_resolutions"):
+                raise click.UsageError(f"{chosen.name} has no past tickets to index (Zendesk only)")
+            report = index_past_tickets(settings, ledger, embedder, chosen, progress=progress)
+        elif from_helpdesk:
             report = index_help_center(settings, ledger, embedder, make_helpdesk(settings, helpdesk), full=full,
                                        progress=progress)
         else:

@@ -111,6 +111,18 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A solved ticket as knowledge: the customer's question and the agent's final public answer."""
+
+    ticket_id: str
+    subject: str
+    question: str
+    answer: str
+    link: str  # the ticket in the agents' interface
+    brand_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Source:
     """A chunk retrieved for a ticket, with the scores that ranked it."""
 

@@ -6,10 +6,11 @@ after the index it led to is published, so a run that fails is read again by the
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 from helpdesk_bot.embedding import Embedder
-from helpdesk_bot.knowledge import IndexReport, refresh_help_center
+from helpdesk_bot.knowledge import IndexReport, refresh_help_center, refresh_past_tickets
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.services import open_store
 from helpdesk_bot.settings import Settings
@@ -31,3 +32,20 @@ def index_help_center(settings: Settings, ledger: Ledger, embedder: Embedder, he
     if run.cursor is not None:
         ledger.save_sync_cursor(source, str(run.cursor))
     return report
+
+
+def index_past_tickets(settings: Settings, ledger: Ledger, embedder: Embedder, helpdesk,
+                       progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    """Tickets solved since the last run (the first run looks back HELPDESK_PAST_TICKETS_DAYS)."""
+    source = f"{helpdesk.name} past tickets"
+    cursor = ledger.sync_cursor(source)
+    start_time = int(cursor) if cursor else int(time.time()) - settings.past_tickets_days * 86400
+    store = open_store(settings, embedder, writable=True)
+    try:
+        run = refresh_past_tickets(store, embedder, helpdesk, start_time, progress)
+    finally:
+        store.close()
+    ledger.record_index_run(source, run.report.as_dict())
+    ledger.record_indexed_articles(run.articles, remove_missing=False, removed=run.report.removed_ids)
+    ledger.save_sync_cursor(source, str(run.cursor))
+    return run.report

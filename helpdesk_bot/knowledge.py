@@ -11,7 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import ARTICLE, Chunk
+from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, Resolution
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -353,3 +353,46 @@ def refresh_help_center(store: KnowledgeStore, embedder: Embedder, helpdesk, cur
     articles = helpdesk.articles()
     report = sync_index(store, embedder, articles, progress=progress)
     return HelpCenterRun(report, articles, started if incremental is not None else None)
+
+
+# --- Past tickets ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PastTickets:
+    resolutions: list[Resolution]  # the exported tickets that make good knowledge
+    exported: set[str]  # the id of every ticket the export returned, good or not
+
+
+def past_ticket_id(ticket_id: str) -> str:
+    return f"ticket:{ticket_id}"
+
+
+def past_ticket_article(resolution: Resolution) -> Article:
+    """A solved ticket as an article: the question and the answer in one passage, so a chunk that
+    matches the question carries its answer. Redacted here, title included: the chunk text is
+    redacted again on indexing, but a subject is indexed as it is."""
+    subject = redact(resolution.subject) or "(no subject)"
+    body = (f"<p>Customer question: {escape(redact(resolution.question))}</p>"
+            f"<p>Agent answer: {escape(redact(resolution.answer))}</p>")
+    return Article(id=past_ticket_id(resolution.ticket_id), title=f"Past ticket: {subject}", body_html=body,
+                   url=resolution.link, kind=PAST_TICKET, brand=resolution.brand_id)
+
+
+@dataclass
+class PastTicketsRun:
+    report: IndexReport
+    articles: list[Article]
+    cursor: int
+
+
+def refresh_past_tickets(store: KnowledgeStore, embedder: Embedder, helpdesk, start_time: int,
+                         progress: Callable[[int, int], None] | None = None) -> PastTicketsRun:
+    """Index the tickets solved since `start_time`; drop indexed ones that were reopened since."""
+    started = int(time.time()) - CURSOR_MARGIN_SECONDS
+    export = helpdesk.past_resolutions(start_time)
+    articles = [past_ticket_article(r) for r in export.resolutions]
+    no_longer_good = {past_ticket_id(t) for t in export.exported} - {a.id for a in articles}
+    kept = set(store.article_hashes(PAST_TICKET)) - no_longer_good
+    report = sync_index(store, embedder, articles, progress=progress, kind=PAST_TICKET, still_published=kept)
+    return PastTicketsRun(report, articles, started)

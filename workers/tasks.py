@@ -97,13 +97,19 @@ def broker_data_since() -> float:
 
 @celery_app.task
 def reindex_help_center() -> dict:
-    """Bring the knowledge index in line with the helpdesk's published articles."""
-    from helpdesk_bot.indexing import index_help_center
+    """Bring the knowledge index in line with the helpdesk's published articles (and its solved
+    tickets when HELPDESK_INDEX_PAST_TICKETS is on)."""
+    from helpdesk_bot.indexing import index_help_center, index_past_tickets
 
     p = pipeline()
+    embedder = p.answerer.retriever.embedder
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
-    report = index_help_center(settings, p.ledger, p.answerer.retriever.embedder, helpdesk)
+    report = index_help_center(settings, p.ledger, embedder, helpdesk)
     log.info("re-index: %s", report.as_dict())
+    if settings.index_past_tickets and hasattr(helpdesk, "past_resolutions"):
+        past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
+        log.info("past tickets: %s", past.as_dict())
+        return {**report.as_dict(), "past_tickets": past.as_dict()}
     return report.as_dict()
 
 

@@ -14,8 +14,9 @@ from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
-from helpdesk_bot.knowledge import Article, HelpCenterChanges
+from helpdesk_bot.domain import Message, Resolution, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.knowledge import Article, HelpCenterChanges, PastTickets
+from helpdesk_bot.policy import ANSWERED_TAG
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -41,7 +42,8 @@ class ZendeskHelpdesk:
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
                  oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False,
-                 timeout: float = TIMEOUT_SECONDS):
+                 timeout: float = TIMEOUT_SECONDS, agent_url: str | None = None):
+        self.agent_url = agent_url or f"https://{subdomain}.zendesk.com"  # where agents open a ticket
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
         self._per_thread = threading.local()
@@ -70,7 +72,8 @@ class ZendeskHelpdesk:
             os.environ["ZENPY_FORCE_SCHEME"] = scheme
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
             return cls("sandbox", email="bot@orbitask.example", token="sandbox",
-                       include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout)
+                       include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout,
+                       agent_url=url.rstrip("/"))
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
                    settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles,
                    timeout=settings.helpdesk_timeout)
@@ -185,26 +188,56 @@ class ZendeskHelpdesk:
         ]
 
     def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
-        """Past solved tickets as (the customer's question, the agent's final public answer).
-
-        From the cursor-based incremental export (Incremental Exports API); tickets the bot
-        answered itself, and tickets without a public agent answer, are left out.
-        """
+        """Past solved tickets as (the customer's question, the agent's final public answer), for the backtest."""
         out: list[tuple[Ticket, str]] = []
-        for raw in self._call(lambda: list(self.client.tickets.incremental(start_time=since))):
+        for _, asked, answer in self._answered_tickets(self._call(lambda: list(self.client.tickets.incremental(start_time=since)))):
+            out.append((asked, answer))
             if len(out) >= limit:
                 break
-            if raw.status not in ("solved", "closed") or "ai_answered" in (raw.tags or []):
+        return out
+
+    def past_resolutions(self, start_time: int) -> PastTickets:
+        """Tickets solved or closed since `start_time` that make good knowledge, and every ticket
+        the export returned: one that was indexed and no longer qualifies (reopened) leaves the index.
+
+        Reopened tickets are skipped: the answer did not settle the question.
+        """
+        exported = self._call(lambda: list(self.client.tickets.incremental(start_time=start_time)))
+        resolutions = [
+            Resolution(ticket_id=asked.id, subject=asked.subject, question="\n\n".join(m.text for m in asked.customer_messages),
+                       answer=answer, link=f"{self.agent_url}/agent/tickets/{asked.id}", brand_id=asked.brand_id)
+            for raw, asked, answer in self._answered_tickets(exported)
+            if not self._reopened(raw.id)
+        ]
+        return PastTickets(resolutions=resolutions, exported={str(t.id) for t in exported})
+
+    def _answered_tickets(self, exported):
+        """(raw, the question as asked, the final public agent answer) of solved tickets a human answered.
+
+        From the cursor-based incremental export (Incremental Exports API); tickets the bot
+        answered, and tickets without a public agent answer, are left out.
+        """
+        for raw in exported:
+            if raw.status not in ("solved", "closed") or ANSWERED_TAG in (raw.tags or []):
                 continue
             ticket = self.fetch_ticket(str(raw.id))
-            first_answer = next((i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public), None)
-            if first_answer is None:
+            if any(m.author == "bot" and m.public for m in ticket.messages):
                 continue
-            answer = [m.text for m in ticket.messages if m.author == "agent" and m.public][-1]
-            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:first_answer]})
+            answers = [i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public]
+            if not answers:
+                continue
+            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:answers[0]]})
             if asked.latest_customer_message:
-                out.append((asked, answer))
-        return out
+                yield raw, asked, ticket.messages[answers[-1]].text
+
+    def _reopened(self, ticket_id: int) -> bool:
+        """Whether the ticket ever went from solved back to open (a status Change event in its audits)."""
+        audits = self._call(lambda: list(self.client.tickets.audits(ticket=int(ticket_id))))
+        return any(
+            event.get("type") == "Change" and event.get("field_name") == "status"
+            and event.get("previous_value") == "solved" and event.get("value") != "closed"
+            for audit in audits for event in (audit.events or [])
+        )
 
     def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
         ticket = ZenpyTicket(id=int(ticket_id))
