@@ -31,6 +31,7 @@ class Ticket:
     brand_id: str | None = None
     channel: str | None = None
     human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
+    locale: str | None = None  # the requester's, lower case ("en-us"): which help center locale answers
 
     @property
     def customer_messages(self) -> tuple[Message, ...]:

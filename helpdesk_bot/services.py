@@ -85,7 +85,7 @@ def make_helpdesks(settings: Settings) -> dict:
 def build_answerer(settings: Settings) -> Answerer:
     embedder = make_embedder(settings)
     return Answerer(
-        retriever=Retriever(open_store(settings, embedder), embedder),
+        retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales),
         drafter=make_drafter(settings),
         # Re-read when the file changes: the dashboard's editor takes effect without a restart.
         policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),

@@ -7,6 +7,7 @@ setting the variable switches that part to the real service.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +129,11 @@ class Settings:
     # the first run looks back this many days, later ones start where the last one ended.
     index_past_tickets: bool = False
     past_tickets_days: int = 90
+    # Help center locales to index ("en-us", "de"); none: the help center's own listing, unscoped.
+    knowledge_locales: tuple[str, ...] = ()
+    # The brand whose help center ZENDESK_SUBDOMAIN serves: its articles then answer only that
+    # brand's tickets (past tickets carry their own brand); none: articles answer every brand.
+    knowledge_brand_id: str | None = None
 
     @property
     def helpdesk(self) -> str:
@@ -202,6 +208,9 @@ class Settings:
             webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
             index_past_tickets=_bool(env, "HELPDESK_INDEX_PAST_TICKETS"),
             past_tickets_days=_int(env, "HELPDESK_PAST_TICKETS_DAYS", 90),
+            knowledge_locales=tuple(dict.fromkeys(
+                part.strip().lower() for part in (_str(env, "HELPDESK_KNOWLEDGE_LOCALES") or "").split(",") if part.strip())),
+            knowledge_brand_id=_str(env, "HELPDESK_KNOWLEDGE_BRAND_ID"),
         )
         settings.validate(require_webhook_secret)
         return settings
@@ -243,6 +252,11 @@ class Settings:
             raise ConfigError("HELPDESK_SESSION_MINUTES must be at least 1")
         if min(self.llm_price_per_mtok) < 0:
             raise ConfigError("LLM_PRICE_INPUT_PER_MTOK and LLM_PRICE_OUTPUT_PER_MTOK must not be negative")
+        for locale in self.knowledge_locales:
+            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", locale):
+                raise ConfigError(f"HELPDESK_KNOWLEDGE_LOCALES: {locale!r} is not a help center locale such as en-us or de")
+        if self.knowledge_brand_id is not None and not self.knowledge_brand_id.isdigit():
+            raise ConfigError(f"HELPDESK_KNOWLEDGE_BRAND_ID must be a Zendesk brand id (digits), got {self.knowledge_brand_id!r}")
         if self.past_tickets_days < 1:
             raise ConfigError("HELPDESK_PAST_TICKETS_DAYS must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 16:

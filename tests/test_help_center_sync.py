@@ -149,3 +149,51 @@ def test_status_shows_the_run_mode_and_counts(run, monkeypatch):
     output = CliRunner().invoke(main, ["index", "--status"]).output
     assert "zendesk help center (incremental): 0 added, 0 updated, 6 unchanged, 0 removed, 0 errors" in output
     assert "zendesk help center (full): 6 added" in output
+
+
+def test_configured_locales_are_indexed_with_their_locale_and_the_brand(zendesk, database_url, embedder, tmp_path):
+    sandbox, http = zendesk
+    german = http.post(f"{sandbox.url}/api/v2/help_center/de/sections/{SECTION_ID}/articles.json",
+                       json={"article": {"title": "Passwort zurücksetzen", "locale": "de",
+                                         "body": "<p>Klicken Sie auf Passwort vergessen.</p>"}}).json()["article"]
+    settings = Settings.from_env({"SANDBOX_URL": sandbox.url, "HELPDESK_DATA_DIR": str(tmp_path),
+                                  "HELPDESK_KNOWLEDGE_LOCALES": "en-us, DE", "HELPDESK_KNOWLEDGE_BRAND_ID": "360000000042"})
+    assert settings.knowledge_locales == ("en-us", "de")
+    ledger = Ledger(database_url)
+    helpdesk = ZendeskHelpdesk.from_settings(settings)
+    try:
+        assert counts(index_help_center(settings, ledger, embedder, helpdesk)) == ("full", 7, 0, 0, 0)
+        http.put(f"{sandbox.url}/api/v2/help_center/articles/{german['id']}.json",
+                 json={"article": {"body": "<p>Klicken Sie auf der Anmeldeseite auf Passwort vergessen.</p>"}})
+        assert counts(index_help_center(settings, ledger, embedder, helpdesk)) == ("incremental", 0, 1, 6, 0)
+    finally:
+        ledger.dispose()
+    store = open_store(settings)
+    try:
+        payloads = {p["article_id"]: p for p in store.engine.payloads(["article_id", "locale", "brand"])}
+    finally:
+        store.close()
+    assert payloads[f"{german['id']}:de"]["locale"] == "de"
+    assert payloads[f"{FIRST}:en-us"]["locale"] == "en-us"
+    assert {p["brand"] for p in payloads.values()} == {"360000000042"}
+    calls = {r.path for r in sandbox.state.requests}
+    assert {"/api/v2/help_center/en-us/articles.json", "/api/v2/help_center/de/articles.json"} <= calls
+
+
+@pytest.mark.parametrize("env, setting", [
+    ({"HELPDESK_KNOWLEDGE_LOCALES": "en_US"}, "HELPDESK_KNOWLEDGE_LOCALES"),
+    ({"HELPDESK_KNOWLEDGE_BRAND_ID": "acme"}, "HELPDESK_KNOWLEDGE_BRAND_ID"),
+])
+def test_locale_and_brand_settings_are_validated(env, setting):
+    from helpdesk_bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=setting):
+        Settings.from_env(env)
+
+
+def test_a_zendesk_ticket_carries_its_requester_locale_for_retrieval(zendesk, tmp_path):
+    sandbox, _ = zendesk
+    helpdesk = ZendeskHelpdesk.from_settings(Settings.from_env({"SANDBOX_URL": sandbox.url,
+                                                                "HELPDESK_DATA_DIR": str(tmp_path)}))
+    ticket = helpdesk.fetch_ticket(str(sandbox.create_ticket("Hi", "Where are invoices?", "ana@example.com")))
+    assert ticket.locale == "en-us"  # the sandbox's users are en-US, as Zendesk spells it

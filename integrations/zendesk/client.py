@@ -12,6 +12,7 @@ import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
+from zenpy.lib.endpoint import PrimaryEndpoint
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
 from helpdesk_bot.domain import Message, Resolution, Ticket, TicketHistory, TimedMessage
@@ -42,13 +43,15 @@ class ZendeskHelpdesk:
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
                  oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False,
-                 timeout: float = TIMEOUT_SECONDS, agent_url: str | None = None):
+                 timeout: float = TIMEOUT_SECONDS, agent_url: str | None = None, locales: tuple[str, ...] = (),
+                 brand_id: str | None = None):
         self.agent_url = agent_url or f"https://{subdomain}.zendesk.com"  # where agents open a ticket
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
         self._per_thread = threading.local()
         self._bot_agent_id = bot_agent_id
         self.include_restricted = include_restricted
+        self.locales, self.brand_id = locales, brand_id  # of the help center articles
 
     @property
     def client(self) -> Zenpy:
@@ -73,10 +76,12 @@ class ZendeskHelpdesk:
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
             return cls("sandbox", email="bot@orbitask.example", token="sandbox",
                        include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout,
-                       agent_url=url.rstrip("/"))
+                       agent_url=url.rstrip("/"), locales=settings.knowledge_locales,
+                       brand_id=settings.knowledge_brand_id)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
                    settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles,
-                   timeout=settings.helpdesk_timeout)
+                   timeout=settings.helpdesk_timeout, locales=settings.knowledge_locales,
+                   brand_id=settings.knowledge_brand_id)
 
     @cached_property
     def bot_agent_id(self) -> int:
@@ -110,6 +115,7 @@ class ZendeskHelpdesk:
             brand_id=str(raw.brand_id) if raw.brand_id else None,
             channel=getattr(via, "channel", None),
             human_assignee=str(assignee) if assignee else None,
+            locale=(getattr(requester, "locale", None) or "").lower() or None,
         )
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
@@ -151,8 +157,7 @@ class ZendeskHelpdesk:
 
     def articles(self) -> list[Article]:
         """Published, public Help Center articles with their category › section breadcrumb."""
-        hc = self.client.help_center
-        return self._articles(self._call(lambda: list(hc.articles())))
+        return self._articles(self._listing())
 
     def article_changes(self, start_time: int) -> HelpCenterChanges:
         """The articles changed since `start_time` (incremental export), and every published id.
@@ -160,15 +165,32 @@ class ZendeskHelpdesk:
         The export returns an article on any change, metadata included, so the index compares
         content hashes; it never returns deleted or archived articles, hence the id listing.
         """
-        hc = self.client.help_center
-        export = hc.articles.incremental(start_time=start_time)
+        export = self.client.help_center.articles.incremental(start_time=start_time)
         changed = self._call(lambda: list(export))
         # zenpy keeps the last page's top-level fields on the generator (update_attrs in
         # zenpy/lib/generator.py): end_time is the next start_time.
         end_time = int(getattr(export, "end_time", None) or start_time)
-        published = {str(a.id) for a in self._call(lambda: list(hc.articles())) if self._published(a)}
+        listing = self._listing()
+        if self.locales:  # the export holds one translation of each article: read the locales' own
+            changed_ids = {a.id for a in changed}
+            changed = [a for a in listing if a.id in changed_ids]
+        published = {self._article_id(a) for a in listing if self._published(a)}
         return HelpCenterChanges(changed=self._articles(changed) if changed else [], published=published,
                                  end_time=end_time)
+
+    def _listing(self) -> list:
+        """Every article (agents see drafts too), in each configured locale."""
+        hc = self.client.help_center
+        if not self.locales:
+            return self._call(lambda: list(hc.articles()))
+        # zenpy 2.0.57 lists articles of one locale only through its generic query
+        # (GET /api/v2/help_center/{locale}/articles.json); same pages and objects as hc.articles().
+        return [article for locale in self.locales for article in self._call(
+            lambda: list(hc.articles._query_zendesk(PrimaryEndpoint(f"help_center/{locale}/articles"), "article")))]
+
+    def _article_id(self, article) -> str:
+        """Zendesk's translations of an article share its id: with several locales, the locale is part of ours."""
+        return f"{article.id}:{(article.locale or '').lower()}" if self.locales else str(article.id)
 
     def _published(self, article) -> bool:
         """The API lists drafts to agents too, and articles restricted to a user segment (signed-in
@@ -182,8 +204,9 @@ class ZendeskHelpdesk:
         sections = {s.id: f"{categories.get(s.category_id, '')} › {s.name}".strip(" ›")
                     for s in self._call(lambda: list(hc.sections()))}
         return [
-            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
-                    breadcrumb=sections.get(a.section_id, ""))
+            Article(id=self._article_id(a), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
+                    breadcrumb=sections.get(a.section_id, ""),
+                    locale=((a.locale or "").lower() or None) if self.locales else None, brand=self.brand_id)
             for a in listed if self._published(a)
         ]
 
