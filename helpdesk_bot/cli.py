@@ -71,6 +71,9 @@ def beat(loglevel: str) -> None:
 @click.option("--from-helpdesk", is_flag=True,
               help="index the helpdesk's published articles (those changed since the last run) instead of a file")
 @click.option("--full", is_flag=True, help="with --from-helpdesk: read every article, not only the changed ones")
+@click.option("--rebuild", is_flag=True,
+              help="with --from-helpdesk: build a new index from every article and swap it in (drops articles "
+                   "indexed from files; past tickets are read again by their next run)")
 @click.option("--past-tickets", is_flag=True,
               help="index the helpdesk's solved tickets (question and agent answer, redacted) since the last run")
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
@@ -78,7 +81,7 @@ def beat(loglevel: str) -> None:
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, full: bool, past_tickets: bool, helpdesk: str | None,
+def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
           keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
@@ -93,6 +96,8 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, past_tickets: bo
         return
     if bool(source) + from_helpdesk + past_tickets != 1:
         raise click.UsageError("give a SOURCE file or folder, --from-helpdesk or --past-tickets (or --status)")
+    if (full or rebuild) and not from_helpdesk:
+        raise click.UsageError("--full and --rebuild go with --from-helpdesk")
     progress = None if as_json else _progress("embedding chunks")
     try:
         embedder = make_embedder(settings)
@@ -103,7 +108,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, past_tickets: bo
             report = index_past_tickets(settings, ledger, embedder, chosen, progress=progress)
         elif from_helpdesk:
             report = index_help_center(settings, ledger, embedder, make_helpdesk(settings, helpdesk), full=full,
-                                       progress=progress)
+                                       rebuild=rebuild, progress=progress)
         else:
             articles = load_articles(source)
             store = open_store(settings, embedder, writable=True)

@@ -63,10 +63,10 @@ def open_ledger(settings: Settings) -> Ledger:
     return ledger
 
 
-def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
-    """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
+def open_store(settings: Settings, embedder=None, writable: bool = False, rebuild: bool = False) -> KnowledgeStore:
+    """The knowledge index; `writable` for indexing (published on close), `rebuild` to start empty."""
     embedder = embedder or make_embedder(settings)
-    return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable, rebuild=rebuild)
 
 
 HELPDESKS = {"zendesk": ZendeskHelpdesk, "intercom": IntercomHelpdesk}

@@ -197,3 +197,13 @@ def test_a_zendesk_ticket_carries_its_requester_locale_for_retrieval(zendesk, tm
                                                                 "HELPDESK_DATA_DIR": str(tmp_path)}))
     ticket = helpdesk.fetch_ticket(str(sandbox.create_ticket("Hi", "Where are invoices?", "ana@example.com")))
     assert ticket.locale == "en-us"  # the sandbox's users are en-US, as Zendesk spells it
+
+
+def test_rebuild_reads_everything_into_a_new_index_and_past_tickets_start_over(run):
+    run()
+    run.ledger.save_sync_cursor("zendesk past tickets", "1700000000")
+    report = run(rebuild=True)
+    assert counts(report) == ("rebuild", 6, 0, 0, 0)
+    assert len(indexed(run.settings)) == 6
+    assert run.ledger.sync_cursor("zendesk past tickets") is None
+    assert counts(run()) == ("incremental", 0, 0, 6, 0)
