@@ -20,12 +20,18 @@ from helpdesk_bot.vectorstore import KnowledgeStore
 
 
 @contextmanager
-def _writing(store: KnowledgeStore) -> Iterator[KnowledgeStore]:
-    """Publish the index if the run succeeds; drop what it wrote if it fails."""
+def _index_run(ledger: Ledger, source: str, store: KnowledgeStore) -> Iterator[KnowledgeStore]:
+    """Publish the index if the run succeeds; if it fails, drop what it wrote and record why,
+    so `index --status` shows the failed run next to the others."""
+    started = time.perf_counter()
     try:
         yield store
-    except BaseException:
+    except BaseException as exc:
         store.close(publish=False)
+        if isinstance(exc, Exception):
+            failed = IndexReport(mode="failed", errors=[f"{type(exc).__name__}: {exc}"[:500]],
+                                 seconds=round(time.perf_counter() - started, 3))
+            ledger.record_index_run(source, failed.as_dict())
         raise
     store.close()
 
@@ -40,14 +46,14 @@ def index_help_center(settings: Settings, ledger: Ledger, embedder: Embedder, he
     source = f"{helpdesk.name} help center"
     cursor = None if full or rebuild else ledger.sync_cursor(source)
     # Workers pick up the new version by themselves.
-    with _writing(open_store(settings, embedder, writable=True, rebuild=rebuild)) as store:
+    with _index_run(ledger, source, open_store(settings, embedder, writable=True, rebuild=rebuild)) as store:
         run = refresh_help_center(store, embedder, helpdesk, int(cursor) if cursor else None, progress)
     report = run.report
     if rebuild:
         report.mode = "rebuild"
         ledger.save_sync_cursor(f"{helpdesk.name} past tickets", None)
     ledger.record_index_run(source, report.as_dict())
-    ledger.record_indexed_articles(run.articles, remove_missing=report.mode == "full", removed=report.removed_ids)
+    ledger.record_indexed_articles(run.articles, remove_missing=report.mode != "incremental", removed=report.removed_ids)
     if run.cursor is not None:
         ledger.save_sync_cursor(source, str(run.cursor))
     return report
@@ -59,9 +65,10 @@ def index_past_tickets(settings: Settings, ledger: Ledger, embedder: Embedder, h
     source = f"{helpdesk.name} past tickets"
     cursor = ledger.sync_cursor(source)
     start_time = int(cursor) if cursor else int(time.time()) - settings.past_tickets_days * 86400
-    with _writing(open_store(settings, embedder, writable=True)) as store:
+    with _index_run(ledger, source, open_store(settings, embedder, writable=True)) as store:
         run = refresh_past_tickets(store, embedder, helpdesk, start_time, progress)
     ledger.record_index_run(source, run.report.as_dict())
-    ledger.record_indexed_articles(run.articles, remove_missing=False, removed=run.report.removed_ids)
+    # Not in indexed_articles: a knowledge gap counts as covered when an article is published,
+    # and a past ticket answering it must not stop the team from writing that article.
     ledger.save_sync_cursor(source, str(run.cursor))
     return run.report

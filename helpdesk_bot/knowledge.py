@@ -382,8 +382,7 @@ def past_ticket_article(resolution: Resolution) -> Article:
 @dataclass
 class PastTicketsRun:
     report: IndexReport
-    articles: list[Article]
-    cursor: int
+    cursor: int  # the next run's start_time
 
 
 def refresh_past_tickets(store: KnowledgeStore, embedder: Embedder, helpdesk, start_time: int,
@@ -395,4 +394,4 @@ def refresh_past_tickets(store: KnowledgeStore, embedder: Embedder, helpdesk, st
     no_longer_good = {past_ticket_id(t) for t in export.exported} - {a.id for a in articles}
     kept = set(store.article_hashes(PAST_TICKET)) - no_longer_good
     report = sync_index(store, embedder, articles, progress=progress, kind=PAST_TICKET, still_published=kept)
-    return PastTicketsRun(report, articles, started)
+    return PastTicketsRun(report, started)

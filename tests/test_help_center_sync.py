@@ -207,3 +207,20 @@ def test_rebuild_reads_everything_into_a_new_index_and_past_tickets_start_over(r
     assert len(indexed(run.settings)) == 6
     assert run.ledger.sync_cursor("zendesk past tickets") is None
     assert counts(run()) == ("incremental", 0, 0, 6, 0)
+
+
+def test_a_failed_run_is_recorded_publishes_nothing_and_keeps_the_cursor(run, zendesk):
+    from helpdesk_bot.errors import TransientError
+
+    sandbox, http = zendesk
+    run()
+    cursor = run.ledger.sync_cursor("zendesk help center")
+    http.put(f"{sandbox.url}/api/v2/help_center/articles/{FIRST}.json", json={"article": {"body": "<p>New.</p>"}})
+    sandbox.state.inject_fault("GET", r"/help_center/articles\.json$", 503)  # the id listing, after the export
+    with pytest.raises(TransientError):
+        run()
+    last = run.ledger.index_runs()[0]
+    assert last["source"] == "zendesk help center" and last["report"]["mode"] == "failed"
+    assert "503" in last["report"]["errors"][0]
+    assert run.ledger.sync_cursor("zendesk help center") == cursor
+    assert counts(run()) == ("incremental", 0, 1, 5, 0)  # the next run reads the same change

@@ -109,8 +109,7 @@ def test_next_run_starts_at_the_cursor_and_drops_a_ticket_reopened_since(index, 
     report = index()
     assert (report.added, report.deleted) == (0, 1)
     assert indexed_chunks(index.settings) == []
-    removed = {r["article_id"]: r["removed_at"] for r in index.ledger.indexed_articles()}
-    assert removed[f"ticket:{tickets['good']}"] is not None
+    assert index.ledger.indexed_articles() == []  # knowledge gaps wait for a real article
 
 
 def test_a_past_ticket_is_retrieved_but_customers_see_neither_its_subject_nor_its_link(index, tickets, embedder, sandbox):
