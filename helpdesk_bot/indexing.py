@@ -1,8 +1,9 @@
 """Index runs from the helpdesk: read what changed, bring the index in step, publish, record.
 
-The nightly task and `helpdesk-bot index` both run these. A run that fails publishes nothing,
-and a source's cursor is stored only after the index it led to is published, so the next run
-reads again what the failed one had read.
+The nightly task and `helpdesk-bot index` both run these. A run that fails is recorded and
+publishes nothing (the embedded index keeps its published version, a rebuild's new collection
+is dropped; a Qdrant server's collection takes writes as they come), and a source's cursor is
+stored only after a run succeeds, so the next run reads again what the failed one had read.
 """
 
 from __future__ import annotations

@@ -165,7 +165,8 @@ class ZendeskHelpdesk:
         The export returns an article on any change, metadata included, so the index compares
         content hashes; it never returns deleted or archived articles, hence the id listing.
         """
-        export = self.client.help_center.articles.incremental(start_time=start_time)
+        hc = self.client.help_center
+        export = self._call(lambda: hc.articles.incremental(start_time=start_time))  # reads the first page
         changed = self._call(lambda: list(export))
         # zenpy keeps the last page's top-level fields on the generator (update_attrs in
         # zenpy/lib/generator.py): end_time is the next start_time.
