@@ -33,7 +33,8 @@ class Retriever:
         """
         if not question.strip():
             return []
-        scope = Scope(brand=brand, locale=locale if locale and locale.lower() in self.locales else None)
+        locale = locale.lower() if locale else None
+        scope = Scope(brand=brand, locale=locale if locale in self.locales else None)
         vector = self.embedder.embed([question])[0]
         terms = key_terms(question)
         return [

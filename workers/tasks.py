@@ -106,11 +106,14 @@ def reindex_help_center() -> dict:
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
     report = index_help_center(settings, p.ledger, embedder, helpdesk)
     log.info("re-index: %s", report.as_dict())
-    if settings.index_past_tickets and hasattr(helpdesk, "past_resolutions"):
-        past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
-        log.info("past tickets: %s", past.as_dict())
-        return {**report.as_dict(), "past_tickets": past.as_dict()}
-    return report.as_dict()
+    if not settings.index_past_tickets:
+        return report.as_dict()
+    if not hasattr(helpdesk, "past_resolutions"):
+        log.warning("HELPDESK_INDEX_PAST_TICKETS is on, but %s has no past tickets to index (Zendesk only)", helpdesk.name)
+        return report.as_dict()
+    past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
+    log.info("past tickets: %s", past.as_dict())
+    return {**report.as_dict(), "past_tickets": past.as_dict()}
 
 
 @celery_app.task
