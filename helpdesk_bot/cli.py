@@ -68,16 +68,24 @@ def beat(loglevel: str) -> None:
 
 @main.command()
 @click.argument("source", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("--from-helpdesk", is_flag=True, help="index the helpdesk's published articles instead of a file")
+@click.option("--from-helpdesk", is_flag=True,
+              help="index the helpdesk's published articles (those changed since the last run) instead of a file")
+@click.option("--full", is_flag=True, help="with --from-helpdesk: read every article, not only the changed ones")
+@click.option("--rebuild", is_flag=True,
+              help="with --from-helpdesk: build a new index from every article and swap it in (drops articles "
+                   "indexed from files; past tickets are read again by their next run)")
+@click.option("--past-tickets", is_flag=True,
+              help="index the helpdesk's solved tickets (question and agent answer, redacted) since the last run")
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
-def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_missing: bool, status: bool,
-          as_json: bool) -> None:
+def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
+          keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
+    from helpdesk_bot.indexing import index_help_center, index_past_tickets
     from helpdesk_bot.knowledge import load_articles, sync_index
     from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
@@ -86,25 +94,40 @@ def index(source: Path | None, from_helpdesk: bool, helpdesk: str | None, keep_m
     if status:
         _index_status(settings, ledger, as_json)
         return
-    if bool(source) == from_helpdesk:
-        raise click.UsageError("give a SOURCE file or folder, or --from-helpdesk (or --status)")
+    if bool(source) + from_helpdesk + past_tickets != 1:
+        raise click.UsageError("give a SOURCE file or folder, --from-helpdesk or --past-tickets (or --status)")
+    if (full or rebuild) and not from_helpdesk:
+        raise click.UsageError("--full and --rebuild go with --from-helpdesk")
+    progress = None if as_json else _progress("embedding chunks")
     try:
-        articles = make_helpdesk(settings, helpdesk).articles() if from_helpdesk else load_articles(source)
         embedder = make_embedder(settings)
-        store = open_store(settings, embedder, writable=True)
-        try:
-            report = sync_index(store, embedder, articles, remove_missing=not keep_missing,
-                                progress=None if as_json else _progress("embedding chunks"))
-        finally:
-            store.close()
+        if past_tickets:
+            chosen = make_helpdesk(settings, helpdesk)
+            if not hasattr(chosen, "past_resolutions"):
+                raise click.UsageError(f"{chosen.name} has no past tickets to index (Zendesk only)")
+            report = index_past_tickets(settings, ledger, embedder, chosen, progress=progress)
+        elif from_helpdesk:
+            report = index_help_center(settings, ledger, embedder, make_helpdesk(settings, helpdesk), full=full,
+                                       rebuild=rebuild, progress=progress)
+        else:
+            articles = load_articles(source)
+            store = open_store(settings, embedder, writable=True)
+            try:
+                report = sync_index(store, embedder, articles, remove_missing=not keep_missing, progress=progress)
+            finally:
+                store.close()
+            ledger.record_index_run(str(source), report.as_dict())
+            ledger.record_indexed_articles(articles, remove_missing=not keep_missing)
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
-    ledger.record_index_run("helpdesk" if from_helpdesk else str(source), report.as_dict())
-    ledger.record_indexed_articles(articles, remove_missing=not keep_missing)
+    _echo_report(report, as_json)
+
+
+def _echo_report(report, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
-        click.echo(f"{len(articles)} articles: {report.added} added, {report.updated} updated, "
+        click.echo(f"{report.mode} run: {report.added} added, {report.updated} updated, "
                    f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded "
                    f"in {report.seconds:.1f} s")
 
@@ -125,7 +148,7 @@ def _index_status(settings: Settings, ledger, as_json: bool) -> None:
     for run in runs:
         r = run["report"]
         when = datetime.fromtimestamp(run["finished_at"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        click.echo(f"{when}  {run['source']}: {r['added']} added, {r['updated']} updated, {r['unchanged']} unchanged, "
+        click.echo(f"{when}  {run['source']} ({r.get('mode', 'full')}): {r['added']} added, {r['updated']} updated, {r['unchanged']} unchanged, "
                    f"{r['deleted']} removed, {len(r['errors'])} errors, {r.get('seconds', 0):.1f} s")
 
 

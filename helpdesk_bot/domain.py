@@ -31,6 +31,7 @@ class Ticket:
     brand_id: str | None = None
     channel: str | None = None
     human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
+    locale: str | None = None  # the requester's, lower case ("en-us"): which help center locale answers
 
     @property
     def customer_messages(self) -> tuple[Message, ...]:
@@ -88,14 +89,38 @@ class TicketEvent:
     kind: str = "ticket.created"  # or "ticket.updated": the customer wrote again
 
 
+ARTICLE = "article"  # a help center (or file) article: customers may read it
+PAST_TICKET = "past ticket"  # another customer's solved ticket: agents only
+
+
 @dataclass(frozen=True)
 class Chunk:
     id: str  # stable across runs: derived from the article id and the chunk's position
     article_id: str
     title: str
     text: str
-    url: str = ""
+    url: str = ""  # for a past ticket, its agent-interface link
     heading: str = ""  # heading path inside the article, "Billing › Refunds"
+    kind: str = ARTICLE
+    locale: str | None = None  # None: for every locale
+    brand: str | None = None  # None: for every brand
+
+    @property
+    def public_url(self) -> str:
+        """The link a customer may be shown: none for a past ticket, which only agents can open."""
+        return "" if self.kind == PAST_TICKET else self.url
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A solved ticket as knowledge: the customer's question and the agent's final public answer."""
+
+    ticket_id: str
+    subject: str
+    question: str
+    answer: str
+    link: str  # the ticket in the agents' interface
+    brand_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Protocol
 
-from helpdesk_bot.domain import Draft, Source, Ticket
+from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import strip_foreign_links
 from helpdesk_bot.redaction import redact
@@ -152,7 +152,7 @@ class OpenAIDrafter:
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason="no knowledge was retrieved")
         labels = {f"S{i}": s.chunk.id for i, s in enumerate(sources, 1)}
         source_text = "\n\n".join(
-            f"[S{i}] {s.chunk.title}{' › ' + s.chunk.heading if s.chunk.heading else ''} ({s.chunk.url})\n{s.chunk.text}"
+            f"[S{i}] {s.chunk.title}{' › ' + s.chunk.heading if s.chunk.heading else ''} ({s.chunk.public_url})\n{s.chunk.text}"
             for i, s in enumerate(sources, 1)
         )
         # The customer's words reach the LLM without personal data or secrets (redaction.py).
@@ -228,6 +228,16 @@ def cited_sources(draft: Draft, sources: list[Source]) -> list[Source]:
     return [by_id[c] for c in draft.cited if c in by_id]
 
 
+def _citation(chunk) -> str:
+    """How a customer sees a source: a past ticket is another customer's, so neither its
+    subject nor its link is shown, only that the answer comes from the support team."""
+    if chunk.kind == PAST_TICKET:
+        return "an earlier answer from our support team"
+    if chunk.url:
+        return f'<a href="{escape(chunk.url)}">{escape(chunk.title)}</a>'
+    return escape(chunk.title)
+
+
 def reply_html(draft: Draft, sources: list[Source], ticket: Ticket) -> str:
     """The customer-facing reply: greeting, the draft's paragraphs, and its source links.
 
@@ -237,8 +247,5 @@ def reply_html(draft: Draft, sources: list[Source], ticket: Ticket) -> str:
     paragraphs = f"<p>{escape(greeting(ticket))}</p>" + "".join(
         f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n") if p.strip()
     )
-    links = "".join(
-        f'<li>[{n}] <a href="{escape(s.chunk.url)}">{escape(s.chunk.title)}</a></li>' if s.chunk.url else f"<li>[{n}] {escape(s.chunk.title)}</li>"
-        for n, s in enumerate(cited_sources(draft, sources), 1)
-    )
+    links = "".join(f"<li>[{n}] {_citation(s.chunk)}</li>" for n, s in enumerate(cited_sources(draft, sources), 1))
     return paragraphs + (f"<p>Sources:</p><ul>{links}</ul>" if links else "")

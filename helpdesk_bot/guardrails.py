@@ -94,8 +94,8 @@ def allowed_links(sources: list[Source]) -> set[str]:
     """Links a reply may carry: the sources' own addresses and the links written in them."""
     allowed = set()
     for source in sources:
-        if source.chunk.url:
-            allowed.add(_link_key(source.chunk.url))
+        if source.chunk.public_url:  # a past ticket's agent link never reaches a customer
+            allowed.add(_link_key(source.chunk.public_url))
         allowed.update(_link_key(u) for u in _URL.findall(f"{source.chunk.title}\n{source.chunk.text}"))
         allowed.update(e.lower() for e in _EMAIL.findall(source.chunk.text))
     return allowed

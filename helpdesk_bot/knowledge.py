@@ -11,7 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import Chunk
+from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, Resolution
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -31,10 +31,15 @@ class Article:
     body_html: str
     url: str = ""
     breadcrumb: str = ""  # where it sits in the help center: "Billing › Invoices"
+    kind: str = ARTICLE  # or PAST_TICKET (helpdesk_bot/domain.py)
+    locale: str | None = None  # None: answers tickets in any locale
+    brand: str | None = None  # None: answers tickets of any brand
 
     @property
     def content_hash(self) -> str:
         text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}"
+        if (self.kind, self.locale, self.brand) != (ARTICLE, None, None):  # older indexes keep their hashes
+            text += f"\0{self.kind}\0{self.locale or ''}\0{self.brand or ''}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -66,12 +71,17 @@ def chunk_article(article: Article) -> list[Chunk]:
                     text=text,
                     url=article.url,
                     heading=heading,
+                    **_scope(article),
                 )
             )
     if not chunks:  # an article with a title and no body still answers "where is X"
         chunks.append(Chunk(id=f"{article.id}#0", article_id=article.id, title=article.title, text=article.title,
-                            url=article.url, heading=article.breadcrumb))
+                            url=article.url, heading=article.breadcrumb, **_scope(article)))
     return chunks
+
+
+def _scope(article: Article) -> dict:
+    return {"kind": article.kind, "locale": article.locale, "brand": article.brand}
 
 
 def _windows(paragraphs: list[str]) -> Iterable[str]:
@@ -237,9 +247,12 @@ class IndexReport:
     chunks: int = 0
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    mode: str = "full"  # "incremental": only articles changed since the last run were read
+    removed_ids: list[str] = field(default_factory=list)  # for the ledger, not the report
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("added", "updated", "unchanged", "deleted", "chunks", "errors", "seconds")}
+        return {k: getattr(self, k)
+                for k in ("added", "updated", "unchanged", "deleted", "chunks", "errors", "seconds", "mode")}
 
 
 EMBED_BATCH = 256
@@ -247,15 +260,19 @@ EMBED_BATCH = 256
 
 def sync_index(
     store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, kind: str = ARTICLE,
+    still_published: Iterable[str] | None = None,
 ) -> IndexReport:
-    """Bring the index in line with `articles`, re-embedding only articles whose content changed.
+    """Bring the index's articles of `kind` in line with `articles`, re-embedding only what changed.
 
+    Other kinds are left alone: a help center run never removes past tickets, nor the reverse.
+    `still_published` (incremental runs) names the articles that still exist but did not change
+    since the last run, so they are kept; anything else of `kind` not in `articles` is removed.
     `progress(done, total)` is called as chunks are embedded.
     """
     started = time.perf_counter()
-    indexed = store.article_hashes()
-    report = IndexReport()
+    indexed = store.article_hashes(kind)
+    report = IndexReport(mode="full" if still_published is None else "incremental")
     changed: list[Article] = []
     for article in articles:
         known = indexed.get(article.id)
@@ -281,8 +298,100 @@ def sync_index(
     report.chunks = len(chunks)
 
     if remove_missing:
-        gone = sorted(set(indexed) - {a.id for a in articles})
-        store.delete_articles(gone)
-        report.deleted = len(gone)
+        given = {a.id for a in articles}
+        kept = given | set(still_published or ())
+        report.unchanged += len((kept - given) & set(indexed))
+        report.removed_ids = sorted(set(indexed) - kept)
+        store.delete_articles(report.removed_ids)
+        report.deleted = len(report.removed_ids)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+# --- The nightly help center run -------------------------------------------------------------
+
+# The incremental export's start_time is compared with Zendesk's clock, not ours; starting a
+# little early costs a few articles fetched again (their hashes match), never a missed one.
+CURSOR_MARGIN_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class HelpCenterChanges:
+    """What the incremental article export says changed, and which articles exist now."""
+
+    changed: list[Article]  # published articles updated since the cursor
+    published: set[str]  # the id of every published article, changed or not
+    end_time: int  # the next run's start_time
+
+
+@dataclass
+class HelpCenterRun:
+    report: IndexReport
+    articles: list[Article]  # the articles read (all of them on a full run, the changed ones otherwise)
+    cursor: int | None  # None: the helpdesk has no incremental export (Intercom)
+
+
+def refresh_help_center(store: KnowledgeStore, embedder: Embedder, helpdesk, cursor: int | None,
+                        progress: Callable[[int, int], None] | None = None) -> HelpCenterRun:
+    """Bring the index in step with the helpdesk's published articles.
+
+    With a cursor (the last successful run's end_time) only the articles the incremental export
+    returns are read and compared; deletions, archiving and articles turned draft or restricted
+    never appear in that export, so the ids of the published articles are compared with the
+    index instead. Without a cursor, or when the index lacks a published article the export did
+    not return (an index rebuilt or lost since), every article is read.
+    """
+    incremental = getattr(helpdesk, "article_changes", None)
+    if cursor is not None and incremental is not None:
+        changes = incremental(cursor)
+        indexed = set(store.article_hashes(ARTICLE))
+        if not changes.published - indexed - {a.id for a in changes.changed}:
+            report = sync_index(store, embedder, changes.changed, progress=progress,
+                                still_published=changes.published)
+            return HelpCenterRun(report, changes.changed, changes.end_time)
+    started = int(time.time()) - CURSOR_MARGIN_SECONDS
+    articles = helpdesk.articles()
+    report = sync_index(store, embedder, articles, progress=progress)
+    return HelpCenterRun(report, articles, started if incremental is not None else None)
+
+
+# --- Past tickets ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PastTickets:
+    resolutions: list[Resolution]  # the exported tickets that make good knowledge
+    exported: set[str]  # the id of every ticket the export returned, good or not
+
+
+def past_ticket_id(ticket_id: str) -> str:
+    return f"ticket:{ticket_id}"
+
+
+def past_ticket_article(resolution: Resolution) -> Article:
+    """A solved ticket as an article: the question and the answer in one passage, so a chunk that
+    matches the question carries its answer. Redacted here, title included: the chunk text is
+    redacted again on indexing, but a subject is indexed as it is."""
+    subject = redact(resolution.subject) or "(no subject)"
+    body = (f"<p>Customer question: {escape(redact(resolution.question))}</p>"
+            f"<p>Agent answer: {escape(redact(resolution.answer))}</p>")
+    return Article(id=past_ticket_id(resolution.ticket_id), title=f"Past ticket: {subject}", body_html=body,
+                   url=resolution.link, kind=PAST_TICKET, brand=resolution.brand_id)
+
+
+@dataclass
+class PastTicketsRun:
+    report: IndexReport
+    cursor: int  # the next run's start_time
+
+
+def refresh_past_tickets(store: KnowledgeStore, embedder: Embedder, helpdesk, start_time: int,
+                         progress: Callable[[int, int], None] | None = None) -> PastTicketsRun:
+    """Index the tickets solved since `start_time`; drop indexed ones that were reopened since."""
+    started = int(time.time()) - CURSOR_MARGIN_SECONDS
+    export = helpdesk.past_resolutions(start_time)
+    articles = [past_ticket_article(r) for r in export.resolutions]
+    no_longer_good = {past_ticket_id(t) for t in export.exported} - {a.id for a in articles}
+    kept = set(store.article_hashes(PAST_TICKET)) - no_longer_good
+    report = sync_index(store, embedder, articles, progress=progress, kind=PAST_TICKET, still_published=kept)
+    return PastTicketsRun(report, started)

@@ -215,6 +215,16 @@ index_runs = sa.Table(
     sa.Column("report", sa.Text, nullable=False),  # IndexReport.as_dict() as JSON
 )
 
+# Where each incremental source's next run starts: the help center's end_time, past tickets'
+# start_time. Written only after a run's index is published, so a failed run is read again.
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),  # "zendesk help center", "zendesk past tickets"
+    sa.Column("cursor", sa.String(200), nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 
 # Agents' verdicts on drafts, sent from the sidebar app (helpdesk_bot/agent_app.py). Append-only:
 # each click is kept, with the decision it was about when the app showed a stored draft.
@@ -384,8 +394,11 @@ class _OutcomesMixin:
 
     # --- the knowledge index, as the ledger sees it ------------------------------------------
 
-    def record_indexed_articles(self, articles, remove_missing: bool = True) -> None:
-        """Note when each article entered (or left) the index: knowledge gaps compare before and after."""
+    def record_indexed_articles(self, articles, remove_missing: bool = True, removed: list[str] = ()) -> None:
+        """Note when each article entered (or left) the index: knowledge gaps compare before and after.
+
+        `removed` names articles an incremental run removed (it is not given every article).
+        """
         now = time.time()
         with self.engine.begin() as db:
             known = {r.article_id: r for r in db.execute(sa.select(indexed_articles))}
@@ -401,8 +414,9 @@ class _OutcomesMixin:
                     db.execute(indexed_articles.update().where(indexed_articles.c.article_id == article.id).values(
                         title=article.title, url=article.url or "", content_hash=article.content_hash,
                         updated_at=now, removed_at=None))
-            if remove_missing:
-                gone = [a for a, r in known.items() if a not in seen and r.removed_at is None]
+            if remove_missing or removed:
+                gone = [a for a, r in known.items()
+                        if (a in removed or (remove_missing and a not in seen)) and r.removed_at is None]
                 if gone:
                     db.execute(indexed_articles.update().where(indexed_articles.c.article_id.in_(gone))
                                .values(removed_at=now))
@@ -758,6 +772,17 @@ class Ledger(_OutcomesMixin):
     def record_index_run(self, source: str, report: dict) -> None:
         with self.engine.begin() as db:
             db.execute(index_runs.insert().values(source=source[:200], finished_at=time.time(), report=json.dumps(report)))
+
+    def sync_cursor(self, source: str) -> str | None:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sync_cursors.c.cursor).where(sync_cursors.c.source == source)).scalar()
+
+    def save_sync_cursor(self, source: str, cursor: str | None) -> None:
+        """Store where the next run of `source` starts; None forgets it (the next run reads everything)."""
+        with self.engine.begin() as db:
+            db.execute(sync_cursors.delete().where(sync_cursors.c.source == source))
+            if cursor is not None:
+                db.execute(sync_cursors.insert().values(source=source, cursor=str(cursor), updated_at=time.time()))
 
     def index_runs(self, limit: int = 10) -> list[dict]:
         with self.engine.connect() as db:

@@ -43,7 +43,7 @@ class Answerer:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.search_query)
+            sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):

@@ -82,10 +82,10 @@ def open_ledger(settings: Settings) -> Ledger:
     return ledger
 
 
-def open_store(settings: Settings, embedder=None, writable: bool = False) -> KnowledgeStore:
-    """The knowledge index; `writable` for indexing (the embedded engine publishes on close)."""
+def open_store(settings: Settings, embedder=None, writable: bool = False, rebuild: bool = False) -> KnowledgeStore:
+    """The knowledge index; `writable` for indexing (published on close), `rebuild` to start empty."""
     embedder = embedder or make_embedder(settings)
-    return KnowledgeStore.open(settings, embedder.dimension, writable=writable)
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable, rebuild=rebuild)
 
 
 HELPDESKS = {"zendesk": ZendeskHelpdesk, "intercom": IntercomHelpdesk}
@@ -104,7 +104,7 @@ def make_helpdesks(settings: Settings) -> dict:
 def build_answerer(settings: Settings) -> Answerer:
     embedder = make_embedder(settings)
     return Answerer(
-        retriever=Retriever(open_store(settings, embedder), embedder),
+        retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales),
         drafter=make_drafter(settings),
         # Re-read when the file changes: the dashboard's editor takes effect without a restart.
         policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),

@@ -7,6 +7,7 @@ setting the variable switches that part to the real service.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def _int(env: dict, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: dict, name: str, default: bool = False) -> bool:
+    raw = _str(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _positive_float(env: dict, name: str, default: float) -> float:
@@ -113,6 +125,15 @@ class Settings:
     # Webhook rate limits, (requests, per seconds): per client IP, and per verified account.
     webhook_ip_limit: tuple[int, int] = (600, 60)
     webhook_account_limit: tuple[int, int] = (1200, 60)
+    # Knowledge: solved tickets (question and the agent's answer, redacted) indexed nightly too;
+    # the first run looks back this many days, later ones start where the last one ended.
+    index_past_tickets: bool = False
+    past_tickets_days: int = 90
+    # Help center locales to index ("en-us", "de"); none: the help center's own listing, unscoped.
+    knowledge_locales: tuple[str, ...] = ()
+    # The brand whose help center ZENDESK_SUBDOMAIN serves: its articles then answer only that
+    # brand's tickets (past tickets carry their own brand); none: articles answer every brand.
+    knowledge_brand_id: str | None = None
 
     @property
     def helpdesk(self) -> str:
@@ -163,7 +184,7 @@ class Settings:
             intercom_admin_id=_str(env, "INTERCOM_ADMIN_ID"),
             intercom_region=(_str(env, "INTERCOM_REGION", "us") or "us").lower(),
             intercom_sandbox_url=_str(env, "INTERCOM_SANDBOX_URL"),
-            include_restricted_articles=_str(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES", "0").lower() in ("1", "true", "yes"),
+            include_restricted_articles=_bool(env, "HELPDESK_INCLUDE_RESTRICTED_ARTICLES"),
             openai_api_key=_str(env, "OPENAI_API_KEY"),
             openai_base_url=_str(env, "OPENAI_BASE_URL"),
             openai_model=_str(env, "OPENAI_MODEL", "gpt-4o-mini"),
@@ -185,6 +206,11 @@ class Settings:
             openai_timeout=_positive_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
             webhook_ip_limit=_rate(env, "HELPDESK_WEBHOOK_RATE_LIMIT", (600, 60)),
             webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
+            index_past_tickets=_bool(env, "HELPDESK_INDEX_PAST_TICKETS"),
+            past_tickets_days=_int(env, "HELPDESK_PAST_TICKETS_DAYS", 90),
+            knowledge_locales=tuple(dict.fromkeys(
+                part.strip().lower() for part in (_str(env, "HELPDESK_KNOWLEDGE_LOCALES") or "").split(",") if part.strip())),
+            knowledge_brand_id=_str(env, "HELPDESK_KNOWLEDGE_BRAND_ID"),
         )
         settings.validate(require_webhook_secret)
         return settings
@@ -226,6 +252,13 @@ class Settings:
             raise ConfigError("HELPDESK_SESSION_MINUTES must be at least 1")
         if min(self.llm_price_per_mtok) < 0:
             raise ConfigError("LLM_PRICE_INPUT_PER_MTOK and LLM_PRICE_OUTPUT_PER_MTOK must not be negative")
+        for locale in self.knowledge_locales:
+            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", locale):
+                raise ConfigError(f"HELPDESK_KNOWLEDGE_LOCALES: {locale!r} is not a help center locale such as en-us or de")
+        if self.knowledge_brand_id is not None and not self.knowledge_brand_id.isdigit():
+            raise ConfigError(f"HELPDESK_KNOWLEDGE_BRAND_ID must be a Zendesk brand id (digits), got {self.knowledge_brand_id!r}")
+        if self.past_tickets_days < 1:
+            raise ConfigError("HELPDESK_PAST_TICKETS_DAYS must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 16:
             raise ConfigError("HELPDESK_SECRET_KEY must have at least 16 characters")
 

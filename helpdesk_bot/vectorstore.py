@@ -2,7 +2,8 @@
 
 Two engines behind one small interface:
 - `ServerEngine`: a Qdrant server or cluster through qdrant-client (`QDRANT_URL`); tests also
-  run it on qdrant-client's in-memory local mode.
+  run it on qdrant-client's local mode. Runs write in place, except a rebuild: it fills a new
+  collection and then points the collection alias (QDRANT_COLLECTION) at it in one request.
 - `EmbeddedEngine`: Qdrant's in-process engine (qdrant-edge) on disk, the default. A writer
   (one at a time) works on a staging copy and publishes it by swapping folders; every reading
   process queries a private copy of the last published version and switches to a newer one
@@ -29,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from helpdesk_bot.domain import Chunk
+from helpdesk_bot.domain import ARTICLE, Chunk
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.text import index_terms
 
@@ -76,6 +77,17 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """A ticket's brand and locale: it retrieves what is written for them, and what is for everyone."""
+
+    brand: str | None = None
+    locale: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in (("brand", self.brand), ("locale", self.locale)) if v}
+
+
+@dataclass(frozen=True)
 class Point:
     id: str
     dense: list[float]
@@ -88,8 +100,8 @@ class Engine(Protocol):
     def delete_articles(self, article_ids: list[str]) -> None: ...
     def payloads(self, fields: list[str]) -> list[dict]: ...
     def count(self) -> int: ...
-    def nearest(self, using: str, vector, limit: int) -> list[tuple[dict, float, list[float]]]: ...
-    def close(self) -> None: ...
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None) -> list[tuple[dict, float, list[float]]]: ...
+    def close(self, publish: bool = True) -> None: ...
 
 
 class KnowledgeStore:
@@ -98,14 +110,15 @@ class KnowledgeStore:
         self.dimension = dimension
 
     @classmethod
-    def open(cls, settings, dimension: int, writable: bool = False) -> KnowledgeStore:
+    def open(cls, settings, dimension: int, writable: bool = False, rebuild: bool = False) -> KnowledgeStore:
+        """`rebuild`: start from an empty index that replaces the current one when closed."""
         if settings.qdrant_url:
             from qdrant_client import QdrantClient
 
             client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=10)
-            return cls(ServerEngine(client, settings.qdrant_collection, dimension), dimension)
+            return cls(ServerEngine(client, settings.qdrant_collection, dimension, rebuild=rebuild), dimension)
         folder = settings.data_dir / "knowledge" / settings.qdrant_collection
-        return cls(EmbeddedEngine(folder, dimension, writable=writable), dimension)
+        return cls(EmbeddedEngine(folder, dimension, writable=writable or rebuild, rebuild=rebuild), dimension)
 
     @classmethod
     def in_memory(cls, dimension: int, collection: str = "knowledge") -> KnowledgeStore:
@@ -113,8 +126,9 @@ class KnowledgeStore:
 
         return cls(ServerEngine(QdrantClient(":memory:"), collection, dimension), dimension)
 
-    def close(self) -> None:
-        self.engine.close()
+    def close(self, publish: bool = True) -> None:
+        """Close; a writer publishes what it wrote, or with `publish=False` (a failed run) drops it."""
+        self.engine.close(publish)
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str]) -> None:
         self.engine.upsert([
@@ -124,7 +138,8 @@ class KnowledgeStore:
                 keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}"),
                 payload={"chunk_id": chunk.id, "article_id": chunk.article_id, "title": chunk.title,
                          "heading": chunk.heading, "text": chunk.text, "url": chunk.url,
-                         "content_hash": content_hash[chunk.article_id]},
+                         "content_hash": content_hash[chunk.article_id],
+                         "kind": chunk.kind, "locale": chunk.locale, "brand": chunk.brand},
             )
             for chunk, vector in zip(chunks, vectors)
         ])
@@ -133,18 +148,20 @@ class KnowledgeStore:
         if article_ids:
             self.engine.delete_articles(article_ids)
 
-    def article_hashes(self) -> dict[str, str]:
-        """The content hash of every indexed article, to re-embed only what changed."""
-        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash"])}
+    def article_hashes(self, kind: str | None = None) -> dict[str, str]:
+        """The content hash of every indexed article (of one kind), to re-embed only what changed."""
+        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash", "kind"])
+                if kind is None or (p.get("kind") or ARTICLE) == kind}  # indexes of older versions hold no kind
 
     def count(self) -> int:
         return self.engine.count()
 
-    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5) -> list[Hit]:
+    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5, scope: Scope | None = None) -> list[Hit]:
         """Hybrid search: dense and keyword candidates, fused by normalised score."""
+        scope = scope if scope and scope.fields() else None
         try:
-            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES)
-            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES)
+            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES, scope)
+            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES, scope)
         except AIUnavailable:
             raise
         except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
@@ -167,22 +184,63 @@ class KnowledgeStore:
 
 def _chunk(payload: dict) -> Chunk:
     return Chunk(id=payload["chunk_id"], article_id=payload["article_id"], title=payload["title"],
-                 text=payload["text"], url=payload.get("url", ""), heading=payload.get("heading", ""))
+                 text=payload["text"], url=payload.get("url", ""), heading=payload.get("heading", ""),
+                 kind=payload.get("kind") or ARTICLE, locale=payload.get("locale"), brand=payload.get("brand"))
+
+
+def _scope_filter(models, scope: Scope | None, unset):
+    """Each scoped field matches the ticket's value or is unset (null or missing: for everyone).
+
+    `unset(key)` is the engine's is-empty condition; the other classes are alike in both.
+    """
+    if scope is None:
+        return None
+    return models.Filter(must=[
+        models.Filter(should=[models.FieldCondition(key=key, match=models.MatchValue(value=value)), unset(key)])
+        for key, value in scope.fields().items()
+    ])
 
 
 # --- Qdrant server (and qdrant-client's local mode) ----------------------------------------
 
 
 class ServerEngine:
-    def __init__(self, client, collection: str, dimension: int):
+    def __init__(self, client, collection: str, dimension: int, rebuild: bool = False):
         from qdrant_client import models
 
-        self.client, self.collection, self.models, self.dimension = client, collection, models, dimension
+        self.client, self.models, self.dimension = client, models, dimension
+        self.name = collection  # what readers query: a collection, or the alias of one after a rebuild
+        self.rebuild = rebuild
+        # A rebuild writes to a collection of its own; readers keep the old one until the swap.
+        self.collection = f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}" if rebuild else collection
         self._exists = False  # checked lazily: a server that is down must not stop start-up
 
     def _collection_exists(self) -> bool:
-        self._exists = self._exists or self.client.collection_exists(self.collection)
+        self._exists = (self._exists or self.client.collection_exists(self.collection)
+                        or self._alias_target(self.collection) is not None)
         return self._exists
+
+    def _alias_target(self, alias: str) -> str | None:
+        return next((a.collection_name for a in self.client.get_aliases().aliases if a.alias_name == alias), None)
+
+    def _publish(self) -> None:
+        """Point the alias at the rebuilt collection: one aliases request, so readers switch at once."""
+        m = self.models
+        if not self._collection_exists():  # nothing to index: still an (empty) index
+            self._create_collection()
+        previous = self._alias_target(self.name)
+        operations = [m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=self.collection,
+                                                                        alias_name=self.name))]
+        if previous is not None:
+            operations.insert(0, m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=self.name)))
+        elif self.client.collection_exists(self.name):
+            # A collection of a version before rebuilds holds the name an alias needs: this one
+            # time readers find no index between the delete and the alias (a few milliseconds).
+            previous = self.name
+            self.client.delete_collection(self.name)
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+        if previous is not None and previous != self.name:
+            self.client.delete_collection(previous)
 
     def _create_collection(self) -> None:
         m = self.models
@@ -193,7 +251,8 @@ class ServerEngine:
         )
         with warnings.catch_warnings():  # local mode ignores payload indexes and says so
             warnings.simplefilter("ignore", UserWarning)
-            self.client.create_payload_index(self.collection, "article_id", m.PayloadSchemaType.KEYWORD)
+            for key in ("article_id", "kind", "brand", "locale"):  # deletes by article, retrieval filters
+                self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.KEYWORD)
 
     def upsert(self, points: list[Point]) -> None:
         m = self.models
@@ -224,20 +283,30 @@ class ServerEngine:
             if offset is None:
                 return out
 
+    def _unset(self, key: str):
+        return self.models.IsEmptyCondition(is_empty=self.models.PayloadField(key=key))
+
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._collection_exists() else 0
 
-    def nearest(self, using: str, vector, limit: int):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
         if not self._collection_exists():  # nothing indexed yet
             return []
         if isinstance(vector, SparseVector):
             vector = self.models.SparseVector(indices=vector.indices, values=vector.values)
         response = self.client.query_points(self.collection, query=vector, using=using, limit=limit,
+                                            query_filter=_scope_filter(self.models, scope, self._unset),
                                             with_payload=True, with_vectors=[DENSE])
         return [(p.payload, float(p.score), p.vector[DENSE]) for p in response.points]
 
-    def close(self) -> None:
-        self.client.close()
+    def close(self, publish: bool = True) -> None:
+        try:
+            if self.rebuild and publish:
+                self._publish()
+            elif self.rebuild and self.client.collection_exists(self.collection):
+                self.client.delete_collection(self.collection)
+        finally:
+            self.client.close()
 
 
 # --- Embedded: qdrant-edge on disk ----------------------------------------------------------
@@ -248,7 +317,7 @@ class EmbeddedEngine:
 
     RELOAD_CHECK_SECONDS = 2.0
 
-    def __init__(self, folder: Path, dimension: int, writable: bool):
+    def __init__(self, folder: Path, dimension: int, writable: bool, rebuild: bool = False):
         import qdrant_edge
 
         self.q = qdrant_edge
@@ -266,8 +335,9 @@ class EmbeddedEngine:
             fcntl.flock(self._writer_lock, fcntl.LOCK_EX)  # one writer at a time
             staging = self._sibling(".staging")
             shutil.rmtree(staging, ignore_errors=True)  # left by a writer that died
-            if self._published_version() is not None:
+            if self._published_version() is not None and not rebuild:
                 self._copy_published(staging)
+            self._changed = rebuild  # an empty rebuild still replaces the published index
             self.shard = self._load_or_create(staging)
         else:
             self._reload()
@@ -349,7 +419,7 @@ class EmbeddedEngine:
         shard = self._reader()
         return shard.count(self.q.CountRequest(exact=True)) if shard is not None else 0
 
-    def nearest(self, using: str, vector, limit: int):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
         shard = self._reader()
         if shard is None:  # nothing indexed yet
             return []
@@ -357,17 +427,17 @@ class EmbeddedEngine:
         if isinstance(vector, SparseVector):
             vector = q.SparseVector(indices=vector.indices, values=vector.values)
         points = shard.query(q.QueryRequest(limit=limit, query=q.Query.Nearest(vector, using=using),
-                                            with_payload=True, with_vector=[DENSE]))
+                                            filter=_scope_filter(q, scope, q.IsEmptyCondition), with_payload=True, with_vector=[DENSE]))
         return [(p.payload, float(p.score), p.vector[DENSE]) for p in points]
 
-    def close(self) -> None:
+    def close(self, publish: bool = True) -> None:
         if self.writable and self.shard is not None:
-            if self._changed or self._published_version() is None:
+            if publish and (self._changed or self._published_version() is None):
                 self.shard.optimize()  # fewer, indexed segments: millisecond queries for readers
                 self.shard.flush()
                 self.shard.close()
                 self._publish()
-            else:  # nothing changed: readers keep the version they have
+            else:  # nothing changed, or a failed run: readers keep the version they have
                 self.shard.close()
                 shutil.rmtree(self._sibling(".staging"), ignore_errors=True)
             self.shard = None

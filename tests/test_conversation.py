@@ -197,7 +197,7 @@ class RecordingRetriever:
     def __init__(self, sources):
         self.queries, self.sources = [], sources
 
-    def retrieve(self, query):
+    def retrieve(self, query, brand=None, locale=None):
         self.queries.append(query)
         return self.sources
 

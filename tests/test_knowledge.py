@@ -238,7 +238,7 @@ def test_first_sync_adds_every_article(store, minilm):
 def test_second_sync_embeds_nothing(store, minilm):
     sync_index(store, minilm, ARTICLES)
     report = sync_index(store, minilm, ARTICLES)
-    assert {k: v for k, v in report.as_dict().items() if k != "seconds"} == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": []}
+    assert {k: v for k, v in report.as_dict().items() if k != "seconds"} == {"added": 0, "updated": 0, "unchanged": 6, "deleted": 0, "chunks": 0, "errors": [], "mode": "full"}
     assert store.count() == total_chunks(ARTICLES)
 
 
@@ -387,3 +387,54 @@ def test_embedded_readers_switch_to_a_newly_published_index(tmp_path, minilm, mo
     writer.close()
     assert (tmp_path / "kb.version").read_text() == version  # a no-op run publishes nothing
     reader.close()
+
+
+# --- Brands and locales ------------------------------------------------------------------------
+
+SCOPED = [
+    Article("acme-refunds", "Refunds at Acme", "<p>Acme refunds annual plans within 30 days.</p>", brand="1"),
+    Article("globex-refunds", "Refunds at Globex", "<p>Globex refunds annual plans within 14 days.</p>", brand="2"),
+    Article("refunds-de", "Rückerstattungen", "<p>Jahrespläne werden innerhalb von 14 Tagen erstattet.</p>",
+            locale="de"),
+    Article("refund-methods", "Refund methods", "<p>Refunds go back to the card the plan was paid with.</p>"),
+]
+
+
+@pytest.fixture(scope="module", params=["embedded", "qdrant-client"])
+def scoped_store(request, minilm, tmp_path_factory):
+    store = open_engine(request.param, tmp_path_factory.mktemp("kb"))
+    sync_index(store, minilm, SCOPED)
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("brand, locale, expected", [
+    (None, None, {"acme-refunds", "globex-refunds", "refunds-de", "refund-methods"}),
+    ("1", None, {"acme-refunds", "refunds-de", "refund-methods"}),
+    ("2", "de", {"globex-refunds", "refunds-de", "refund-methods"}),
+    ("3", "en-us", {"refund-methods"}),
+])
+def test_a_ticket_retrieves_its_brand_and_locale_and_what_is_for_everyone(scoped_store, minilm, brand, locale, expected):
+    retriever = Retriever(scoped_store, minilm, top_k=10, locales=("en-us", "de"))
+    found = {s.chunk.article_id for s in retriever.retrieve("How are refunds of annual plans made?", brand, locale)}
+    assert found == expected
+
+
+def test_a_locale_the_index_does_not_hold_filters_nothing(scoped_store, minilm):
+    retriever = Retriever(scoped_store, minilm, top_k=10, locales=("en-us", "de"))
+    assert len(retriever.retrieve("refunds", locale="fr")) == len(SCOPED)
+
+
+def test_scope_fields_are_stored_on_every_chunk(scoped_store):
+    payloads = {p["article_id"]: p for p in scoped_store.engine.payloads(["article_id", "brand", "locale", "kind"])}
+    assert (payloads["acme-refunds"]["brand"], payloads["refunds-de"]["locale"]) == ("1", "de")
+    assert {p["kind"] for p in payloads.values()} == {"article"}
+
+
+def test_unscoped_articles_keep_the_hash_of_older_versions():
+    """An upgrade must not re-embed a whole help center: the hash changes only for scoped articles."""
+    import hashlib
+
+    before = hashlib.sha256("T\0https://x\0Billing\0<p>x</p>".encode()).hexdigest()[:32]
+    assert Article("a", "T", "<p>x</p>", "https://x", "Billing").content_hash == before
+    assert Article("a", "T", "<p>x</p>", "https://x", "Billing", locale="de").content_hash != before

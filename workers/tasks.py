@@ -97,24 +97,23 @@ def broker_data_since() -> float:
 
 @celery_app.task
 def reindex_help_center() -> dict:
-    """Bring the knowledge index in line with the helpdesk's published articles."""
-    from helpdesk_bot.knowledge import sync_index
-
-    from helpdesk_bot.services import open_store
+    """Bring the knowledge index in line with the helpdesk's published articles (and its solved
+    tickets when HELPDESK_INDEX_PAST_TICKETS is on)."""
+    from helpdesk_bot.indexing import index_help_center, index_past_tickets
 
     p = pipeline()
     embedder = p.answerer.retriever.embedder
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
-    articles = helpdesk.articles()
-    store = open_store(settings, embedder, writable=True)  # workers pick up the new version by themselves
-    try:
-        report = sync_index(store, embedder, articles)
-    finally:
-        store.close()
-    p.ledger.record_index_run(f"nightly: {helpdesk.name}", report.as_dict())
-    p.ledger.record_indexed_articles(articles)
+    report = index_help_center(settings, p.ledger, embedder, helpdesk)
     log.info("re-index: %s", report.as_dict())
-    return report.as_dict()
+    if not settings.index_past_tickets:
+        return report.as_dict()
+    if not hasattr(helpdesk, "past_resolutions"):
+        log.warning("HELPDESK_INDEX_PAST_TICKETS is on, but %s has no past tickets to index (Zendesk only)", helpdesk.name)
+        return report.as_dict()
+    past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
+    log.info("past tickets: %s", past.as_dict())
+    return {**report.as_dict(), "past_tickets": past.as_dict()}
 
 
 @celery_app.task

@@ -12,10 +12,12 @@ import requests
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment
 from zenpy.lib.api_objects import Ticket as ZenpyTicket
+from zenpy.lib.endpoint import PrimaryEndpoint
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
-from helpdesk_bot.knowledge import Article
+from helpdesk_bot.domain import Message, Resolution, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.knowledge import Article, HelpCenterChanges, PastTickets
+from helpdesk_bot.policy import ANSWERED_TAG
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -41,12 +43,15 @@ class ZendeskHelpdesk:
 
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
                  oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False,
-                 timeout: float = TIMEOUT_SECONDS):
+                 timeout: float = TIMEOUT_SECONDS, agent_url: str | None = None, locales: tuple[str, ...] = (),
+                 brand_id: str | None = None):
+        self.agent_url = agent_url or f"https://{subdomain}.zendesk.com"  # where agents open a ticket
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
         self._per_thread = threading.local()
         self._bot_agent_id = bot_agent_id
         self.include_restricted = include_restricted
+        self.locales, self.brand_id = locales, brand_id  # of the help center articles
 
     @property
     def client(self) -> Zenpy:
@@ -70,10 +75,13 @@ class ZendeskHelpdesk:
             os.environ["ZENPY_FORCE_SCHEME"] = scheme
             os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
             return cls("sandbox", email="bot@orbitask.example", token="sandbox",
-                       include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout)
+                       include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout,
+                       agent_url=url.rstrip("/"), locales=settings.knowledge_locales,
+                       brand_id=settings.knowledge_brand_id)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
                    settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles,
-                   timeout=settings.helpdesk_timeout)
+                   timeout=settings.helpdesk_timeout, locales=settings.knowledge_locales,
+                   brand_id=settings.knowledge_brand_id)
 
     @cached_property
     def bot_agent_id(self) -> int:
@@ -107,6 +115,7 @@ class ZendeskHelpdesk:
             brand_id=str(raw.brand_id) if raw.brand_id else None,
             channel=getattr(via, "channel", None),
             human_assignee=str(assignee) if assignee else None,
+            locale=(getattr(requester, "locale", None) or "").lower() or None,
         )
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
@@ -147,45 +156,112 @@ class ZendeskHelpdesk:
         )
 
     def articles(self) -> list[Article]:
-        """Published, public Help Center articles with their category › section breadcrumb.
+        """Published, public Help Center articles with their category › section breadcrumb."""
+        return self._articles(self._listing())
 
-        The API lists drafts to agents too, and articles restricted to a user segment (signed-in
-        users, agents only): both are skipped unless `include_restricted` is set, because a
-        reply must never quote what the customer may not read.
+    def article_changes(self, start_time: int) -> HelpCenterChanges:
+        """The articles changed since `start_time` (incremental export), and every published id.
+
+        The export returns an article on any change, metadata included, so the index compares
+        content hashes; it never returns deleted or archived articles, hence the id listing.
         """
         hc = self.client.help_center
-        listed = self._call(lambda: list(hc.articles()))
+        export = self._call(lambda: hc.articles.incremental(start_time=start_time))  # reads the first page
+        changed = self._call(lambda: list(export))
+        # zenpy keeps the last page's top-level fields on the generator (update_attrs in
+        # zenpy/lib/generator.py): end_time is the next start_time.
+        end_time = int(getattr(export, "end_time", None) or start_time)
+        listing = self._listing()
+        if self.locales:  # the export holds one translation of each article: read the locales' own
+            changed_ids = {a.id for a in changed}
+            changed = [a for a in listing if a.id in changed_ids]
+        published = {self._article_id(a) for a in listing if self._published(a)}
+        return HelpCenterChanges(changed=self._articles(changed) if changed else [], published=published,
+                                 end_time=end_time)
+
+    def _listing(self) -> list:
+        """Every article (agents see drafts too), in each configured locale."""
+        hc = self.client.help_center
+        if not self.locales:
+            return self._call(lambda: list(hc.articles()))
+        # zenpy 2.0.57 lists articles of one locale only through its generic query
+        # (GET /api/v2/help_center/{locale}/articles.json); same pages and objects as hc.articles().
+        return [article for locale in self.locales for article in self._call(
+            lambda: list(hc.articles._query_zendesk(PrimaryEndpoint(f"help_center/{locale}/articles"), "article")))]
+
+    def _article_id(self, article) -> str:
+        """Zendesk's translations of an article share its id: with several locales, the locale is part of ours."""
+        return f"{article.id}:{(article.locale or '').lower()}" if self.locales else str(article.id)
+
+    def _published(self, article) -> bool:
+        """The API lists drafts to agents too, and articles restricted to a user segment (signed-in
+        users, agents only): both are left out unless `include_restricted` is set, because a
+        reply must never quote what the customer may not read."""
+        return not article.draft and (self.include_restricted or article.user_segment_id is None)
+
+    def _articles(self, listed) -> list[Article]:
+        hc = self.client.help_center
         categories = {c.id: c.name for c in self._call(lambda: list(hc.categories()))}
         sections = {s.id: f"{categories.get(s.category_id, '')} › {s.name}".strip(" ›")
                     for s in self._call(lambda: list(hc.sections()))}
         return [
-            Article(id=str(a.id), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
-                    breadcrumb=sections.get(a.section_id, ""))
-            for a in listed
-            if not a.draft and (self.include_restricted or a.user_segment_id is None)
+            Article(id=self._article_id(a), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
+                    breadcrumb=sections.get(a.section_id, ""),
+                    locale=((a.locale or "").lower() or None) if self.locales else None, brand=self.brand_id)
+            for a in listed if self._published(a)
         ]
 
     def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
-        """Past solved tickets as (the customer's question, the agent's final public answer).
-
-        From the cursor-based incremental export (Incremental Exports API); tickets the bot
-        answered itself, and tickets without a public agent answer, are left out.
-        """
+        """Past solved tickets as (the customer's question, the agent's final public answer), for the backtest."""
         out: list[tuple[Ticket, str]] = []
-        for raw in self._call(lambda: list(self.client.tickets.incremental(start_time=since))):
+        for _, asked, answer in self._answered_tickets(self._call(lambda: list(self.client.tickets.incremental(start_time=since)))):
+            out.append((asked, answer))
             if len(out) >= limit:
                 break
-            if raw.status not in ("solved", "closed") or "ai_answered" in (raw.tags or []):
+        return out
+
+    def past_resolutions(self, start_time: int) -> PastTickets:
+        """Tickets solved or closed since `start_time` that make good knowledge, and every ticket
+        the export returned: one that was indexed and no longer qualifies (reopened) leaves the index.
+
+        Reopened tickets are skipped: the answer did not settle the question.
+        """
+        exported = self._call(lambda: list(self.client.tickets.incremental(start_time=start_time)))
+        resolutions = [
+            Resolution(ticket_id=asked.id, subject=asked.subject, question="\n\n".join(m.text for m in asked.customer_messages),
+                       answer=answer, link=f"{self.agent_url}/agent/tickets/{asked.id}", brand_id=asked.brand_id)
+            for raw, asked, answer in self._answered_tickets(exported)
+            if not self._reopened(raw.id)
+        ]
+        return PastTickets(resolutions=resolutions, exported={str(t.id) for t in exported})
+
+    def _answered_tickets(self, exported):
+        """(raw, the question as asked, the final public agent answer) of solved tickets a human answered.
+
+        From the cursor-based incremental export (Incremental Exports API); tickets the bot
+        answered, and tickets without a public agent answer, are left out.
+        """
+        for raw in exported:
+            if raw.status not in ("solved", "closed") or ANSWERED_TAG in (raw.tags or []):
                 continue
             ticket = self.fetch_ticket(str(raw.id))
-            first_answer = next((i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public), None)
-            if first_answer is None:
+            if any(m.author == "bot" and m.public for m in ticket.messages):
                 continue
-            answer = [m.text for m in ticket.messages if m.author == "agent" and m.public][-1]
-            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:first_answer]})
+            answers = [i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public]
+            if not answers:
+                continue
+            asked = Ticket(**{**ticket.__dict__, "messages": ticket.messages[:answers[0]]})
             if asked.latest_customer_message:
-                out.append((asked, answer))
-        return out
+                yield raw, asked, ticket.messages[answers[-1]].text
+
+    def _reopened(self, ticket_id: int) -> bool:
+        """Whether the ticket ever went from solved back to open (a status Change event in its audits)."""
+        audits = self._call(lambda: list(self.client.tickets.audits(ticket=int(ticket_id))))
+        return any(
+            event.get("type") == "Change" and event.get("field_name") == "status"
+            and event.get("previous_value") == "solved" and event.get("value") != "closed"
+            for audit in audits for event in (audit.events or [])
+        )
 
     def _update(self, ticket_id: str, html: str, public: bool, tags: tuple[str, ...], **fields) -> dict:
         ticket = ZenpyTicket(id=int(ticket_id))
