@@ -413,6 +413,17 @@ class _OutcomesMixin:
 
 
 
+# Webhook intake's statements (Ledger.record_events, mark_queued_many), built once: both
+# SQLite (3.35+) and PostgreSQL take ON CONFLICT … RETURNING.
+_INSERT_EVENT = sa.text(
+    "INSERT INTO ticket_events (helpdesk, delivery_id, ticket_id, kind, status, attempts, received_at) "
+    "VALUES (:helpdesk, :delivery_id, :ticket_id, :kind, 'received', 0, :received_at) "
+    "ON CONFLICT (helpdesk, delivery_id) DO NOTHING RETURNING id")
+_MARK_QUEUED = sa.text(
+    "UPDATE ticket_events SET status = 'queued', queued_at = :now WHERE id IN :ids AND status = 'received'"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
 class Ledger(_OutcomesMixin):
     def __init__(self, database_url: str, price_per_mtok: tuple[float, float] = (0.0, 0.0)):
         self.database_url = database_url
@@ -512,8 +523,6 @@ class Ledger(_OutcomesMixin):
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             return [self.record_event(event) for event in events]
-        from sqlalchemy.dialects import postgresql, sqlite
-
         first: dict[tuple[str, str], int] = {}
         rows = []
         now = time.time()
@@ -522,18 +531,21 @@ class Ledger(_OutcomesMixin):
             if key not in first:
                 first[key] = i
                 rows.append(dict(helpdesk=event.helpdesk, delivery_id=event.delivery_id, ticket_id=event.ticket_id,
-                                 kind=event.kind, status="received", attempts=0, received_at=now))
-        insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(ticket_events)
-        key_columns = (ticket_events.c.id, ticket_events.c.helpdesk, ticket_events.c.delivery_id)
+                                 kind=event.kind, received_at=now))
+        inserted: dict[tuple[str, str], int] = {}
         with self.engine.begin() as db:
-            inserted = {(r.helpdesk, r.delivery_id): r.id for r in db.execute(
-                insert.values(rows).on_conflict_do_nothing(index_elements=["helpdesk", "delivery_id"])
-                .returning(*key_columns))}
+            # One fixed statement (compiled once, then cached) per row: a multi-row VALUES is
+            # compiled anew for every batch size, which cost more than the writes.
+            for row in rows:
+                event_id = db.execute(_INSERT_EVENT, row).scalar()
+                if event_id is not None:
+                    inserted[(row["helpdesk"], row["delivery_id"])] = event_id
             seen = [key for key in first if key not in inserted]
             existing = {}
             if seen:
                 existing = {(r.helpdesk, r.delivery_id): r.id for r in db.execute(
-                    sa.select(*key_columns).where(sa.tuple_(ticket_events.c.helpdesk, ticket_events.c.delivery_id).in_(seen)))}
+                    sa.select(ticket_events.c.id, ticket_events.c.helpdesk, ticket_events.c.delivery_id)
+                    .where(sa.tuple_(ticket_events.c.helpdesk, ticket_events.c.delivery_id).in_(seen)))}
         results = []
         for i, event in enumerate(events):
             key = (event.helpdesk, event.delivery_id)
@@ -578,8 +590,7 @@ class Ledger(_OutcomesMixin):
 
     def mark_queued_many(self, event_ids: list[int]) -> None:
         with self.engine.begin() as db:
-            db.execute(ticket_events.update().where(ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")
-                       .values(status="queued", queued_at=time.time()))
+            db.execute(_MARK_QUEUED, {"ids": list(event_ids), "now": time.time()})
 
     def count_attempt(self, event_id: int) -> int:
         with self.engine.begin() as db:

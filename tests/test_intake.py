@@ -91,3 +91,40 @@ def test_a_ledger_failure_reaches_the_request_and_the_writer_goes_on(tmp_path):
         raise AssertionError("the failure was swallowed")
     ledger.record_events = original
     assert intake.accept(delivery(4))[1] is True
+
+
+def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
+    import base64
+    import json
+
+    import redis
+
+    from helpdesk_bot.intake import celery_enqueue_many
+    from helpdesk_bot.settings import Settings
+    from workers.celery_app import BROKER_EPOCH_KEY, create_celery
+
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # a database of its own: no worker takes from it
+    celery = create_celery(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "REDIS_URL": broker}))
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    try:
+        celery.send_task("workers.tasks.answer_ticket", args=[41])
+        client.delete(BROKER_EPOCH_KEY)
+        assert celery_enqueue_many(celery)([42, 43]) == [42, 43]
+        assert client.get(BROKER_EPOCH_KEY) is not None  # the epoch starts with the first message
+        # The worker pops from the right: Celery's first, then 42, then 43.
+        sent, first, second = [json.loads(m) for m in reversed(client.lrange("celery", 0, -1))]
+        ids = {"id", "root_id", "correlation_id", "delivery_tag", "argsrepr"}
+        for ours, event_id in ((first, 42), (second, 43)):
+            assert list(ours) == list(sent)
+            assert {k: v for k, v in ours["headers"].items() if k not in ids} == \
+                   {k: v for k, v in sent["headers"].items() if k not in ids}
+            assert {k: v for k, v in ours["properties"].items() if k not in ids} == \
+                   {k: v for k, v in sent["properties"].items() if k not in ids}
+            assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+            assert ours["headers"]["argsrepr"] == f"[{event_id}]"
+            body = json.loads(base64.b64decode(ours["body"]))
+            assert body == [[event_id]] + json.loads(base64.b64decode(sent["body"]))[1:]
+        assert first["headers"]["id"] != second["headers"]["id"]
+    finally:
+        client.flushdb()
