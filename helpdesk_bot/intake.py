@@ -23,6 +23,7 @@ from typing import Callable
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.errors import TransientError
 from helpdesk_bot.ledger import Ledger
+from helpdesk_bot.limits import Checks, RateLimiter, Verdict, hit_in_order
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,18 @@ MAX_BATCH = 64
 WAIT_SECONDS = 10.0  # Zendesk gives up after about 10 s; a request never waits longer
 
 
+class RateLimited(Exception):
+    """A delivery refused by a rate limit before it was recorded."""
+
+    def __init__(self, limiter: RateLimiter, verdict: Verdict):
+        super().__init__(f"rate limit exceeded: at most {limiter.describe()}")
+        self.limiter, self.verdict = limiter, verdict
+
+
 @dataclass
 class _Pending:
     event: TicketEvent
+    limits: Checks = ()
     done: threading.Event = field(default_factory=threading.Event)
     result: tuple[int, bool] | None = None
     error: BaseException | None = None
@@ -50,10 +60,15 @@ class Intake:
         self._writer: threading.Thread | None = None
         self._pid = 0
 
-    def accept(self, event: TicketEvent) -> tuple[int, bool]:
-        """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not)."""
+    def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
+        """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
+
+        `limits` are the rate limits the delivery must pass first, (limiter, key) in order: they
+        are counted for the whole batch in one round trip, and RateLimited is raised for a
+        delivery they refuse (it is not recorded).
+        """
         self._ensure_writer()
-        pending = _Pending(event)
+        pending = _Pending(event, limits)
         self._pending.put(pending)
         if not pending.done.wait(WAIT_SECONDS):
             raise TransientError("the ledger did not record the event in time")
@@ -89,6 +104,14 @@ class Intake:
                         pending.done.set()
 
     def _write(self, batch: list[_Pending]) -> None:
+        if any(p.limits for p in batch):
+            for pending, refused in zip(batch, hit_in_order([p.limits for p in batch])):
+                if refused is not None:
+                    pending.error = RateLimited(*refused)
+                    pending.done.set()
+            batch = [p for p in batch if p.error is None]
+            if not batch:
+                return
         results = self.ledger.record_events([p.event for p in batch])
         new = [event_id for event_id, is_new in results if is_new]
         queued: list[int] = []
