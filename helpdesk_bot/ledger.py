@@ -14,7 +14,9 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -436,6 +438,7 @@ class Ledger(_OutcomesMixin):
         self.engine = sa.create_engine(database_url, pool_pre_ping=not database_url.startswith("sqlite"), **kwargs)
         if database_url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._writer_lock = _WriterLock(self.engine.url.database if self.engine.dialect.name == "sqlite" else None)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe when several processes start at once."""
@@ -533,7 +536,7 @@ class Ledger(_OutcomesMixin):
                 rows.append(dict(helpdesk=event.helpdesk, delivery_id=event.delivery_id, ticket_id=event.ticket_id,
                                  kind=event.kind, received_at=now))
         inserted: dict[tuple[str, str], int] = {}
-        with self.engine.begin() as db:
+        with self._writer_lock, self.engine.begin() as db:
             # One fixed statement (compiled once, then cached) per row: a multi-row VALUES is
             # compiled anew for every batch size, which cost more than the writes.
             for row in rows:
@@ -589,7 +592,7 @@ class Ledger(_OutcomesMixin):
                        .values(queued_at=time.time()))
 
     def mark_queued_many(self, event_ids: list[int]) -> None:
-        with self.engine.begin() as db:
+        with self._writer_lock, self.engine.begin() as db:
             db.execute(_MARK_QUEUED, {"ids": list(event_ids), "now": time.time()})
 
     def count_attempt(self, event_id: int) -> int:
@@ -783,6 +786,43 @@ class Ledger(_OutcomesMixin):
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id)
                        .values(status="queued", attempts=0, finished_at=None, queued_at=time.time()))
         return event_id
+
+
+class _WriterLock:
+    """Webhook intake's writes to a SQLite file take turns through a lock file.
+
+    Every gunicorn process has an intake thread writing to the same file. When one waits for
+    SQLite's own lock, SQLite's busy handler sleeps 1, 2, 5, 10 … ms between tries, so a short
+    wait became a long one (the tail of intake latency); a lock file wakes the waiter as soon
+    as the other lets go. A no-op for PostgreSQL and in-memory databases.
+    """
+
+    def __init__(self, database: str | None):
+        self.path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._threads = threading.Lock()  # flock does not exclude threads sharing the open file
+        self._file = None
+        self._pid = 0
+
+    def __enter__(self):
+        if self.path is None:
+            return self
+        self._threads.acquire()
+        try:
+            if self._file is None or self._pid != os.getpid():  # a forked child needs its own open file
+                self._file, self._pid = open(self.path, "a"), os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.path is None:
+            return
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def _sqlite_pragmas(connection, _record) -> None:
