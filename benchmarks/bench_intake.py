@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--rate-seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both apps")
-    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per worker, for both apps (as `helpdesk-bot serve`)")
+    parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker, for both apps (as `helpdesk-bot serve`)")
     args = parser.parse_args()
     emit("intake", run(args.database, args.rounds, args.seconds, args.connections, args.rate, args.rate_seconds,
                        args.workers, args.threads))
