@@ -79,19 +79,38 @@ class RateLimiter:
 
     def __init__(self, client: redis.Redis | None, scope: str, limit: int, window: int):
         self.store, self.scope, self.limit, self.window = _Store(client), scope, limit, window
+        self._refused: dict[str, float] = {}  # key → end of the window in which it went over the limit
+
+    def refused_already(self, key: str) -> Verdict | None:
+        """The verdict for a key this process saw go over the limit in the current window, else None.
+
+        Lets a caller refuse a flood before doing any work for it; such requests are not
+        counted again, which changes nothing: the key stays over the limit until the window ends.
+        """
+        until = self._refused.get(key)
+        if until is None:
+            return None
+        now = time.time()
+        if now >= until:
+            self._refused.pop(key, None)
+            return None
+        return Verdict(False, retry_after=max(1, int(until - now + 0.999)))
 
     def hit(self, key: str) -> Verdict:
         now = time.time()
         window_index = int(now // self.window)
         count = self.store.incr(f"helpdesk-bot:rate:{self.scope}:{key}:{window_index}", self.window + 1)
-        return self._verdict(count, window_index, now)
+        return self._verdict(count, window_index, now, key)
 
     def describe(self) -> str:
         return f"{self.limit} requests per {self.window} s per {self.scope}"
 
-    def _verdict(self, count: int, window_index: int, now: float) -> Verdict:
+    def _verdict(self, count: int, window_index: int, now: float, key: str) -> Verdict:
         if count <= self.limit:
             return Verdict(True)
+        if len(self._refused) > 10_000:  # forget ended windows now and then
+            self._refused = {k: until for k, until in self._refused.items() if until > now}
+        self._refused[key] = (window_index + 1) * self.window
         return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
 
 
@@ -173,8 +192,8 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
                     results[i] = (limiter, verdict)
                     break
             continue
-        for (limiter, _), count, window_index in zip(checks, counts[n], windows):
-            verdict = limiter._verdict(int(count), window_index, now)
+        for (limiter, key), count, window_index in zip(checks, counts[n], windows):
+            verdict = limiter._verdict(int(count), window_index, now, key)
             if not verdict.allowed:
                 results[i] = (limiter, verdict)
                 break

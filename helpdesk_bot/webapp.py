@@ -89,6 +89,9 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         # them all is counted with the others of its batch in one round trip to Redis
         # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
         ip = request.remote_addr or "unknown"
+        known = ip_limiter.refused_already(ip)  # a flood from one address costs no body read or HMAC
+        if known is not None:
+            return _refuse_if_limited(ip_limiter, known)
         # The account header is not signed, but a valid signature proves the sender holds the secret.
         account = request.headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
         checks = [(ip_limiter, ip)]
