@@ -1,10 +1,11 @@
-"""Webhook intake in batches (group commit): record → queue → mark queued, once for all the
-deliveries that arrive together.
+"""Webhook intake in batches (group commit): rate limits → record → queue → mark queued, once
+for all the deliveries that arrive together.
 
 Each request still gets its answer only after its own event is recorded and queued; what is
 shared is the cost. Under load, requests pile up while one batch is written, and the next
-batch takes them all: one transaction records them, one broker connection queues them, one
-statement marks them queued. At low load a batch holds one event and this is the plain path.
+batch takes them all: one Redis round trip counts them against the rate limits, one
+transaction records them, one MULTI/EXEC queues them, one statement marks them queued. At low
+load a batch holds one event and this is the plain path.
 """
 
 from __future__ import annotations
