@@ -30,7 +30,7 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-@click.option("--threads", default=16, show_default=True, type=int,
+@click.option("--threads", default=64, show_default=True, type=int,
               help="threads per worker; requests mostly wait, and more of them make bigger intake batches")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Run the web app (webhooks, health) under gunicorn."""

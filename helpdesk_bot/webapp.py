@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput, TransientError
-from helpdesk_bot.intake import Intake, celery_enqueue_many, one_by_one
+from helpdesk_bot.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
 from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     # is seen to be too large instead of silently truncated (werkzeug's LimitedStream).
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.extensions["settings"] = settings
+    app.session_interface = _NoSessionForWebhooks()
     app.extensions["ledger"] = open_ledger(settings)
     app.extensions["webhook_secret"] = settings.webhook_secret()
     app.extensions["intercom_secret"] = settings.intercom_webhook_secret()
@@ -77,24 +79,37 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
 
     @app.before_request
     def limit_webhooks_per_ip():
-        if request.path.startswith("/webhooks/"):
+        if request.path.startswith("/webhooks/") and request.endpoint != "zendesk":
             return _refuse_if_limited(ip_limiter, ip_limiter.hit(request.remote_addr or "unknown"))
         return None
 
     @app.post("/webhooks/zendesk")
     def zendesk():
-        body = _raw_body()
-        if not zendesk_webhook.check_signature(app.extensions["webhook_secret"], request.headers, body):
-            return jsonify(status="test delivery received"), 200
+        # The order is per IP → size → signature → per account → parse. A delivery that passes
+        # them all is counted with the others of its batch in one round trip to Redis
+        # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
+        ip = request.remote_addr or "unknown"
+        known = ip_limiter.refused_already(ip)  # a flood from one address costs no body read or HMAC
+        if known is not None:
+            return _refuse_if_limited(ip_limiter, known)
         # The account header is not signed, but a valid signature proves the sender holds the secret.
         account = request.headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
-        limited = _refuse_if_limited(account_limiter, account_limiter.hit(f"zendesk:{account}"))
-        if limited:
-            return limited
-        event = zendesk_webhook.parse_event(request.headers, body)
+        checks = [(ip_limiter, ip)]
+        try:
+            body = _raw_body()
+            genuine = zendesk_webhook.check_signature(app.extensions["webhook_secret"], request.headers, body)
+            if not genuine:
+                return _refuse_first(checks) or (jsonify(status="test delivery received"), 200)
+            checks.append((account_limiter, f"zendesk:{account}"))
+            event = zendesk_webhook.parse_event(request.headers, body)
+        except (BadInput, HTTPException):
+            refused = _refuse_first(checks)
+            if refused:
+                return refused
+            raise
         if event is None:
-            return jsonify(status="ignored: event type not handled"), 200
-        return _accept(app, event)
+            return _refuse_first(checks) or (jsonify(status="ignored: event type not handled"), 200)
+        return _accept(app, event, checks)
 
     @app.route("/webhooks/intercom", methods=["HEAD"])
     def intercom_validation():
@@ -117,6 +132,25 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     return app
 
 
+class _NoSessionForWebhooks(SecureCookieSessionInterface):
+    """Webhooks carry no session cookie; opening one (building its signer) costs more than a
+    webhook's own checks."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/webhooks/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
+def _refuse_first(checks):
+    """Hit the limiters in order; the refusal of the first one over its limit, else None."""
+    for limiter, key in checks:
+        refused = _refuse_if_limited(limiter, limiter.hit(key))
+        if refused:
+            return refused
+    return None
+
+
 def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
     if verdict.allowed:
         return None
@@ -136,11 +170,13 @@ def _raw_body() -> bytes:
     return body
 
 
-def _accept(app: Flask, event):
+def _accept(app: Flask, event, limits=()):
     # Recorded, then queued, then answered; if the broker is down the event stays recorded
     # and the beat job queues it later.
     try:
-        event_id, new = app.extensions["intake"].accept(event)
+        event_id, new = app.extensions["intake"].accept(event, limits)
+    except RateLimited as exc:
+        return _refuse_if_limited(exc.limiter, exc.verdict)
     except TransientError as exc:  # overloaded: Zendesk retries a delivery that failed
         return jsonify(error=str(exc)), 503
     if not new:

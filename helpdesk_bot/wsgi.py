@@ -1,5 +1,13 @@
 """WSGI entry point: `gunicorn helpdesk_bot.wsgi:app`."""
 
+import gc
+
 from helpdesk_bot.webapp import create_app
 
 app = create_app()
+
+# What is built by now (modules, the app, its clients) lives as long as the process: keep it
+# out of the garbage collector's full collections, which otherwise scan all of it with the GIL
+# held (~40 ms here, longer on a busy machine) while every request waits: the tail of intake
+# latency at a steady 200 requests/s.
+gc.freeze()

@@ -259,6 +259,11 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
         # Short clocks so retries and dead letters happen within a test.
         "HELPDESK_RETRY_BACKOFF": "0.5",
         "ZENDESK_TIMEOUT_SECONDS": "2",
+        # Every stack of a test session sends its webhooks from 127.0.0.1 to one Redis, where the
+        # limits are counted across processes: the session must not exhaust them (the limits
+        # themselves are tested in test_security.py).
+        "HELPDESK_WEBHOOK_RATE_LIMIT": "1000000/60",
+        "HELPDESK_ACCOUNT_RATE_LIMIT": "1000000/60",
         **(extra_env or {}),
     }
     settings = Settings.from_env(env)

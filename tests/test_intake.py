@@ -91,3 +91,82 @@ def test_a_ledger_failure_reaches_the_request_and_the_writer_goes_on(tmp_path):
         raise AssertionError("the failure was swallowed")
     ledger.record_events = original
     assert intake.accept(delivery(4))[1] is True
+
+
+def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
+    import base64
+    import json
+
+    import redis
+
+    from helpdesk_bot.intake import celery_enqueue_many
+    from helpdesk_bot.settings import Settings
+    from workers.celery_app import BROKER_EPOCH_KEY, create_celery
+
+    broker = redis_url.rsplit("/", 1)[0] + "/7"  # a database of its own: no worker takes from it
+    celery = create_celery(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "REDIS_URL": broker}))
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    try:
+        celery.send_task("workers.tasks.answer_ticket", args=[41])
+        client.delete(BROKER_EPOCH_KEY)
+        assert celery_enqueue_many(celery)([42, 43]) == [42, 43]
+        assert client.get(BROKER_EPOCH_KEY) is not None  # the epoch starts with the first message
+        # The worker pops from the right: Celery's first, then 42, then 43.
+        sent, first, second = [json.loads(m) for m in reversed(client.lrange("celery", 0, -1))]
+        ids = {"id", "root_id", "correlation_id", "delivery_tag", "argsrepr"}
+        for ours, event_id in ((first, 42), (second, 43)):
+            assert list(ours) == list(sent)
+            assert {k: v for k, v in ours["headers"].items() if k not in ids} == \
+                   {k: v for k, v in sent["headers"].items() if k not in ids}
+            assert {k: v for k, v in ours["properties"].items() if k not in ids} == \
+                   {k: v for k, v in sent["properties"].items() if k not in ids}
+            assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+            assert ours["headers"]["argsrepr"] == f"[{event_id}]"
+            body = json.loads(base64.b64decode(ours["body"]))
+            assert body == [[event_id]] + json.loads(base64.b64decode(sent["body"]))[1:]
+        assert first["headers"]["id"] != second["headers"]["id"]
+    finally:
+        client.flushdb()
+
+
+def test_rate_limits_are_counted_in_redis_for_every_process(redis_url):
+    import redis
+
+    from helpdesk_bot.limits import RateLimiter, hit_in_order
+
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/8")
+    client.flushdb()
+    try:
+        # Two limiters on one Redis, as two gunicorn processes have: one count.
+        first, second = RateLimiter(client, "IP", 3, 60), RateLimiter(client, "IP", 3, 60)
+        assert [first.hit("10.0.0.1").allowed, second.hit("10.0.0.1").allowed, first.hit("10.0.0.1").allowed,
+                second.hit("10.0.0.1").allowed] == [True, True, True, False]
+        assert second.refused_already("10.0.0.1") is not None and first.refused_already("10.0.0.2") is None
+        assert 0 < client.ttl(next(iter(client.scan_iter("helpdesk-bot:rate:IP:10.0.0.1:*")))) <= 61
+
+        # A batch: each request's limiters in order; one refused by the first is not counted by the next.
+        ip, account = RateLimiter(client, "IP", 2, 60), RateLimiter(client, "account", 10, 60)
+        checks = [(ip, "10.0.0.9"), (account, "zendesk:acme")]
+        verdicts = hit_in_order([checks, checks, checks, []])
+        assert verdicts[0] is None and verdicts[1] is None and verdicts[3] is None
+        refused_by, verdict = verdicts[2]
+        assert refused_by is ip and not verdict.allowed and verdict.retry_after >= 1
+        assert int(client.get(next(iter(client.scan_iter("helpdesk-bot:rate:account:zendesk:acme:*"))))) == 2
+
+        client.script_flush()  # as after a Redis restart: the script is loaded again
+        assert hit_in_order([[(account, "zendesk:other")]]) == [None]
+    finally:
+        client.flushdb()
+
+
+def test_rate_limits_count_in_memory_when_redis_is_down():
+    import redis
+
+    from helpdesk_bot.limits import RateLimiter, hit_in_order
+
+    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    ip = RateLimiter(down, "IP", 1, 60)
+    assert hit_in_order([[(ip, "a")]]) == [None]
+    refused = hit_in_order([[(ip, "a")]])[0]
+    assert refused[0] is ip and not refused[1].allowed

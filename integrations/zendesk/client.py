@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import requests
 from zenpy import Zenpy
@@ -38,6 +41,33 @@ def _raise_on_throttle(response: requests.Response, *args, **kwargs) -> None:
         raise Throttled(f"Zendesk rate limit on {response.request.method} {response.request.path_url}", retry_after=wait)
 
 
+@functools.cache
+def _fetch_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="zendesk-fetch")
+
+
+class _Session(requests.Session):
+    """A requests session that reads the proxy and CA settings from the environment once per host.
+
+    requests reads them again for every request (`merge_environment_settings`, which scans
+    the whole environment twice): about a millisecond of CPU a call, 4 calls a ticket.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._environment_settings: dict = {}
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        if proxies or not self.trust_env or not isinstance(cert, (str, tuple, type(None))):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        key = (*urlsplit(url)[:2], stream, verify, cert)
+        settings = self._environment_settings.get(key)
+        if settings is None:
+            settings = self._environment_settings[key] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+
 class ZendeskHelpdesk:
     name = "zendesk"
 
@@ -60,7 +90,7 @@ class ZendeskHelpdesk:
         the threads of a worker must not share one."""
         client = getattr(self._per_thread, "client", None)
         if client is None:
-            session = requests.Session()
+            session = _Session()
             session.hooks["response"].append(_raise_on_throttle)
             client = self._per_thread.client = Zenpy(session=session, **self._zenpy_options)
         return client
@@ -88,9 +118,13 @@ class ZendeskHelpdesk:
         return self._bot_agent_id or self._call(lambda: self.client.users.me().id)
 
     def fetch_ticket(self, ticket_id: str) -> Ticket:
+        # The comments do not depend on the ticket: ask for them at the same time (from another
+        # thread, so with that thread's own zenpy client), while the ticket and its requester load.
+        comments_call = _fetch_pool().submit(
+            self._call, lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
         raw = self._call(lambda: self.client.tickets(id=int(ticket_id)))
-        comments = self._call(lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
         requester = self._call(lambda: self.client.users(id=raw.requester_id)) if raw.requester_id else None
+        comments = comments_call.result()
         messages = []
         for comment in comments:
             if comment.author_id == raw.requester_id:
