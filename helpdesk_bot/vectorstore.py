@@ -100,7 +100,8 @@ class Engine(Protocol):
     def delete_articles(self, article_ids: list[str]) -> None: ...
     def payloads(self, fields: list[str]) -> list[dict]: ...
     def count(self) -> int: ...
-    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None) -> list[tuple[dict, float, list[float]]]: ...
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None,
+                with_vectors: bool = True) -> list[tuple[dict, float, list[float] | None]]: ...
     def close(self, publish: bool = True) -> None: ...
 
 
@@ -160,26 +161,25 @@ class KnowledgeStore:
         """Hybrid search: dense and keyword candidates, fused by normalised score."""
         scope = scope if scope and scope.fields() else None
         try:
-            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES, scope)
+            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES, scope, with_vectors=False)
             keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES, scope)
         except AIUnavailable:
             raise
         except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
             raise AIUnavailable(f"knowledge index unavailable: {exc}") from exc
         best_keyword = max((score for _, score, _ in keyword), default=0.0) or 1.0
-        candidates: dict[str, tuple[dict, float, float]] = {}
-        for payload, _, vector in dense + keyword:
-            cosine = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
-            candidates[payload["chunk_id"]] = (payload, cosine, 0.0)
-        for payload, score, _ in keyword:
-            entry = candidates[payload["chunk_id"]]
-            candidates[payload["chunk_id"]] = (entry[0], entry[1], score / best_keyword)
-        hits = [
-            Hit(chunk=_chunk(payload), fused=KEYWORD_WEIGHT * kw + (1 - KEYWORD_WEIGHT) * cosine, dense=cosine, keyword=kw)
-            for payload, cosine, kw in candidates.values()
-        ]
-        hits.sort(key=lambda h: h.fused, reverse=True)
-        return hits[:limit]
+        payloads = {payload["chunk_id"]: payload for payload, _, _ in dense + keyword}
+        # Vectors are unit length and the collection's distance is cosine: the dense search's
+        # scores are the cosines; only keyword-only candidates need theirs computed.
+        cosines = {payload["chunk_id"]: score for payload, score, _ in dense}
+        for payload, _, vector in keyword:
+            if payload["chunk_id"] not in cosines:
+                cosines[payload["chunk_id"]] = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
+        keywords = {payload["chunk_id"]: score / best_keyword for payload, score, _ in keyword}
+        fused = {chunk_id: KEYWORD_WEIGHT * keywords.get(chunk_id, 0.0) + (1 - KEYWORD_WEIGHT) * cosine
+                 for chunk_id, cosine in cosines.items()}
+        best = sorted(fused, key=fused.__getitem__, reverse=True)[:limit]
+        return [Hit(chunk=_chunk(payloads[c]), fused=fused[c], dense=cosines[c], keyword=keywords.get(c, 0.0)) for c in best]
 
 
 def _chunk(payload: dict) -> Chunk:
@@ -289,15 +289,15 @@ class ServerEngine:
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._collection_exists() else 0
 
-    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vectors: bool = True):
         if not self._collection_exists():  # nothing indexed yet
             return []
         if isinstance(vector, SparseVector):
             vector = self.models.SparseVector(indices=vector.indices, values=vector.values)
         response = self.client.query_points(self.collection, query=vector, using=using, limit=limit,
                                             query_filter=_scope_filter(self.models, scope, self._unset),
-                                            with_payload=True, with_vectors=[DENSE])
-        return [(p.payload, float(p.score), p.vector[DENSE]) for p in response.points]
+                                            with_payload=True, with_vectors=[DENSE] if with_vectors else False)
+        return [(p.payload, float(p.score), p.vector[DENSE] if with_vectors else None) for p in response.points]
 
     def close(self, publish: bool = True) -> None:
         try:
@@ -419,7 +419,7 @@ class EmbeddedEngine:
         shard = self._reader()
         return shard.count(self.q.CountRequest(exact=True)) if shard is not None else 0
 
-    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None):
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vectors: bool = True):
         shard = self._reader()
         if shard is None:  # nothing indexed yet
             return []
@@ -427,8 +427,9 @@ class EmbeddedEngine:
         if isinstance(vector, SparseVector):
             vector = q.SparseVector(indices=vector.indices, values=vector.values)
         points = shard.query(q.QueryRequest(limit=limit, query=q.Query.Nearest(vector, using=using),
-                                            filter=_scope_filter(q, scope, q.IsEmptyCondition), with_payload=True, with_vector=[DENSE]))
-        return [(p.payload, float(p.score), p.vector[DENSE]) for p in points]
+                                            filter=_scope_filter(q, scope, q.IsEmptyCondition), with_payload=True,
+                                            with_vector=[DENSE] if with_vectors else False))
+        return [(p.payload, float(p.score), p.vector[DENSE] if with_vectors else None) for p in points]
 
     def close(self, publish: bool = True) -> None:
         if self.writable and self.shard is not None:
