@@ -188,6 +188,9 @@ def _chunk(payload: dict) -> Chunk:
                  kind=payload.get("kind") or ARTICLE, locale=payload.get("locale"), brand=payload.get("brand"))
 
 
+INDEXED_FIELDS = ("article_id", "kind", "brand", "locale")  # deletes by article, retrieval's scope
+
+
 def _scope_filter(models, scope: Scope | None, unset):
     """Each scoped field matches the ticket's value or is unset (null or missing: for everyone).
 
@@ -251,7 +254,7 @@ class ServerEngine:
         )
         with warnings.catch_warnings():  # local mode ignores payload indexes and says so
             warnings.simplefilter("ignore", UserWarning)
-            for key in ("article_id", "kind", "brand", "locale"):  # deletes by article, retrieval filters
+            for key in INDEXED_FIELDS:
                 self.client.create_payload_index(self.collection, key, m.PayloadSchemaType.KEYWORD)
 
     def upsert(self, points: list[Point]) -> None:
@@ -360,9 +363,16 @@ class EmbeddedEngine:
                             sparse_vectors={KEYWORDS: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)})
 
     def _load_or_create(self, path: Path):
+        q = self.q
         if path.exists() and any(path.iterdir()):
-            return self.q.EdgeShard.load(str(path))
-        return self.q.EdgeShard.create(str(path), self._config())
+            shard = q.EdgeShard.load(str(path))
+        else:
+            shard = q.EdgeShard.create(str(path), self._config())
+        # Keyword indexes: deletes by article, and a brand- or locale-scoped search stays an
+        # index walk instead of checking every point's payload (+8 ms on 20,000 chunks).
+        for key in INDEXED_FIELDS:
+            shard.update(q.UpdateOperation.create_field_index(key, q.PayloadSchemaType.Keyword))
+        return shard
 
     def _published_version(self) -> str | None:
         try:
