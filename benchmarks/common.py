@@ -19,10 +19,19 @@ CACHE_DIR = Path(os.environ.get("HELPDESK_BENCH_CACHE", ROOT / ".bench-cache"))
 RESULTS_DIR = CACHE_DIR / "results"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on, never one already handed out: the kernel may offer a port
+    again as soon as its probe socket closes, before the server it was meant for binds it."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
