@@ -72,8 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(404, _error("not found", "invalid_request_error"))
         try:
             body = json.loads(raw)
-            body["messages"]
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._json(400, _error("body must be JSON with `messages`", "invalid_request_error"))
         server = self.server
         with server.lock:
