@@ -6,6 +6,10 @@ shared is the cost. Under load, requests pile up while one batch is written, and
 batch takes them all: one Redis round trip counts them against the rate limits, one
 transaction records them, one MULTI/EXEC queues them, one statement marks them queued. At low
 load a batch holds one event and this is the plain path.
+
+When the broker is down, a delivery is still answered once its event is recorded; the writer
+queues what the broker refused as soon as it answers again (beat's sweeper covers a process
+that died first, helpdesk_bot/recovery.py).
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 WAIT_SECONDS = 10.0  # Zendesk gives up after about 10 s; a request never waits longer
+# Events recorded while the broker was down are queued again by this process, every
+# RETRY_SECONDS until the broker answers; beat's sweeper is the backstop if the process dies.
+RETRY_SECONDS = 1.0
+MAX_RETAINED = 10_000
 
 
 class RateLimited(Exception):
@@ -60,6 +68,7 @@ class Intake:
         self._lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._pid = 0
+        self._unqueued: list[int] = []  # recorded, not yet queued: the broker was down
 
     def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
         """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
@@ -90,7 +99,11 @@ class Intake:
 
     def _run(self) -> None:
         while True:
-            batch = [self._pending.get()]
+            try:
+                batch = [self._pending.get(timeout=RETRY_SECONDS if self._unqueued else None)]
+            except queue.Empty:
+                self._queue_again()
+                continue
             while len(batch) < self.max_batch:
                 try:
                     batch.append(self._pending.get_nowait())
@@ -114,18 +127,32 @@ class Intake:
             if not batch:
                 return
         results = self.ledger.record_events([p.event for p in batch])
-        new = [event_id for event_id, is_new in results if is_new]
-        queued: list[int] = []
-        if new:
-            try:
-                queued = self.enqueue_many(new)
-            except Exception:  # the broker is down: the events stay recorded; beat queues them later
-                log.exception("could not queue events %s; they stay recorded and will be queued again", new)
-            if queued:
-                self.ledger.mark_queued_many(queued)
+        self._queue([event_id for event_id, is_new in results if is_new])
         for pending, result in zip(batch, results):
             pending.result = result
             pending.done.set()
+
+    def _queue(self, new: list[int]) -> None:
+        """Queue new events with any a down broker left behind, and mark them queued."""
+        left_behind = self.ledger.still_received(self._unqueued) if self._unqueued else []  # not by beat since
+        event_ids = left_behind + new
+        if not event_ids:
+            return
+        queued: list[int] = []
+        try:
+            queued = self.enqueue_many(event_ids)
+        except Exception:
+            log.exception("could not queue events %s; they stay recorded and will be queued again", event_ids)
+        left = set(event_ids) - set(queued)
+        self._unqueued = [event_id for event_id in event_ids if event_id in left][-MAX_RETAINED:]
+        if queued:
+            self.ledger.mark_queued_many(queued)
+
+    def _queue_again(self) -> None:
+        try:
+            self._queue([])
+        except Exception:  # the ledger is down too: the next batch or beat's sweeper tries again
+            log.exception("could not mark re-queued events as queued")
 
 
 def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") -> Callable[[list[int]], list[int]]:
@@ -141,8 +168,9 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
         if direct is not None:
             try:
                 direct.push(event_ids)
-            except Exception:
-                log.exception("could not queue events %s; they stay recorded and will be queued again", event_ids)
+            except Exception as exc:
+                log.warning("could not queue events %s (%s); they stay recorded and will be queued again",
+                            event_ids, exc)
                 return []
             return list(event_ids)
         from workers.celery_app import broker_epoch

@@ -605,6 +605,13 @@ class Ledger(_OutcomesMixin):
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id, ticket_events.c.status == "queued")
                        .values(queued_at=time.time()))
 
+    def still_received(self, event_ids: list[int]) -> list[int]:
+        """Those of these events not queued yet, in the order given."""
+        with self.engine.connect() as db:
+            received = set(db.execute(sa.select(ticket_events.c.id).where(
+                ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")).scalars())
+        return [event_id for event_id in event_ids if event_id in received]
+
     def mark_queued_many(self, event_ids: list[int]) -> None:
         with self._writer_lock, self.engine.begin() as db:
             db.execute(_MARK_QUEUED, {"ids": list(event_ids), "now": time.time()})

@@ -351,6 +351,13 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 report.lost += 1
                 report.problems.append(f"ticket {ticket_id}: {len(comments)} bot comments, "
                                        f"events {[(e['id'], e['status']) for e in events if e['ticket_id'] == str(ticket_id)]}")
+        if report.lost:  # what recovery did, for a run that cannot be repeated at will
+            beat_lines = (logs / "beat.log").read_text(errors="replace").splitlines()
+            report.problems.append("beat log, last lines:\n" + "\n".join(beat_lines[-12:]))
+            sweeps = [line for log_file in sorted(logs.glob("worker-*.log"))
+                      for line in log_file.read_text(errors="replace").splitlines()
+                      if "requeue_unqueued_events" in line]
+            report.problems.append("the workers' last sweeps:\n" + "\n".join(sweeps[-12:]))
         sandbox.stop()
         redis.kill()
         drop_database()

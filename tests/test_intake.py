@@ -1,5 +1,5 @@
 """Intake in batches: concurrent deliveries recorded and queued together, each answered after
-its own event is recorded and queued; broker failures leave events recorded for beat."""
+its own event is recorded and queued; events a down broker refused are queued once it is back."""
 
 from __future__ import annotations
 
@@ -76,6 +76,30 @@ def test_broker_down_leaves_the_events_recorded_for_beat(tmp_path):
     assert new
     assert ledger.get_event(event_id).status == "received"
     assert event_id in ledger.unqueued_events(older_than=-1)
+
+
+def test_events_left_by_a_down_broker_are_queued_when_it_answers_again(tmp_path):
+    ledger = make_ledger(tmp_path)
+    broker_up, queued = threading.Event(), []
+
+    def enqueue(event_id):
+        if not broker_up.is_set():
+            raise ConnectionError("broker unreachable")
+        queued.append(event_id)
+
+    intake = Intake(ledger, one_by_one(enqueue))
+    first, _ = intake.accept(delivery(5))
+    second, _ = intake.accept(delivery(6))
+    assert ledger.still_received([first, second]) == [first, second]
+    ledger.mark_queued_many([second])  # as beat's sweeper would: not queued a second time here
+    broker_up.set()
+    deadline = time.time() + 5
+    while ledger.get_event(first).status != "queued" and time.time() < deadline:
+        time.sleep(0.05)  # no new delivery comes: the writer retries on its own
+    assert ledger.get_event(first).status == "queued"
+    assert queued == [first]
+    third, _ = intake.accept(delivery(7))
+    assert queued == [first, third]
 
 
 def test_a_ledger_failure_reaches_the_request_and_the_writer_goes_on(tmp_path):
