@@ -44,6 +44,7 @@ class ChaosReport:
     worker_exits: int = 0  # workers that stopped by themselves and were started again by the supervisor
     worker_starts: int = 0
     redis_restarts: int = 0
+    beat_exited: bool = False  # beat must ride out a Redis restart: nothing here starts it again
     replies: int = 0
     notes: int = 0
     tickets_with_one_outcome: int = 0
@@ -319,6 +320,9 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
         with pool_lock:  # the supervisor has stopped starting workers
             for worker in pool:
                 worker.stop()
+        if beat.poll() is not None:
+            report.beat_exited = True
+            report.problems.append(f"beat exited by itself (code {beat.returncode}); see the beat log below")
         beat.terminate()
         beat.wait(15)
         report.worker_starts = sum(w.starts for w in pool)
@@ -351,9 +355,9 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
                 report.lost += 1
                 report.problems.append(f"ticket {ticket_id}: {len(comments)} bot comments, "
                                        f"events {[(e['id'], e['status']) for e in events if e['ticket_id'] == str(ticket_id)]}")
-        if report.lost:  # what recovery did, for a run that cannot be repeated at will
+        if report.lost or report.beat_exited:  # what recovery did, for a run that cannot be repeated at will
             beat_lines = (logs / "beat.log").read_text(errors="replace").splitlines()
-            report.problems.append("beat log, last lines:\n" + "\n".join(beat_lines[-12:]))
+            report.problems.append("beat log, last lines:\n" + "\n".join(beat_lines[-25:]))
             sweeps = [line for log_file in sorted(logs.glob("worker-*.log"))
                       for line in log_file.read_text(errors="replace").splitlines()
                       if "requeue_unqueued_events" in line]

@@ -119,3 +119,22 @@ def test_two_beats_send_each_scheduled_task_once_and_a_standby_takes_over(tmp_pa
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def test_a_leader_that_loses_redis_stands_by_instead_of_crashing():
+    """Redis restarting under the leader must not end beat: tick() lets no Redis error out."""
+    from workers.beat_lock import LeaderLock, SingleBeatScheduler
+
+    dead = redis.Redis(host="127.0.0.1", port=_closed_port(), socket_timeout=1, socket_connect_timeout=1)
+    scheduler = SingleBeatScheduler.__new__(SingleBeatScheduler)  # only the lock logic, no app or schedule file
+    scheduler.lock, scheduler.leader, scheduler._checked_at = LeaderLock(dead, ttl=3), True, 0.0
+    assert scheduler._check() is False
+    assert scheduler.leader is False
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -29,6 +29,7 @@ def test_every_ticket_gets_exactly_one_outcome_despite_kills_and_a_redis_restart
     if os.environ.get("CHAOS_REPORT"):
         Path(os.environ["CHAOS_REPORT"]).write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     assert report.redis_restarts == 1 and report.kills >= 2
+    assert not report.beat_exited, report.problems
     assert report.lost == 0, report.problems
     assert report.duplicates == 0 and report.double_replies == 0, report.problems
     assert report.tickets_with_one_outcome == CHAOS_TICKETS

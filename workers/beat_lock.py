@@ -83,16 +83,19 @@ class SingleBeatScheduler(PersistentScheduler):
         self._checked_at = 0.0
 
     def _check(self) -> bool:
+        # Every Redis call stays inside the try: an error escaping tick() ends the beat process
+        # (Celery's beat does not catch it), and with it every scheduled task, for good.
         try:
             leader = self.lock.acquire_or_renew()
+            holder = None if leader or self.leader is False else self.lock.current_holder()
         except redis.RedisError as exc:  # without the lock nobody may send: stand by until Redis answers
             log.warning("beat: cannot reach Redis for the beat lock (%s); not sending", exc)
-            leader = False
+            leader, holder = False, "unknown: Redis unreachable"
         if leader != self.leader:
             if leader:
                 log.info("beat: holding the beat lock (%s); sending scheduled tasks", self.lock.holder)
             else:
-                log.info("beat: another beat holds the lock (%s); standing by", self.lock.current_holder())
+                log.info("beat: another beat holds the lock (%s); standing by", holder)
         self.leader = leader
         self._checked_at = time.monotonic()
         return leader
