@@ -175,8 +175,8 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
     """Queue each event id as a task of `task_name`, all of a batch in one round trip to the broker.
 
     On Redis the messages are written directly (`RedisTaskMessages`): the broker epoch and every
-    message go in one script, so a batch is queued whole or not at all (up to 1,000 events). Other brokers go
-    through Celery's producer.
+    message go in one script, so a batch (up to 1,000 events) is queued whole or not at all.
+    Other brokers go through Celery's producer.
     """
     direct = RedisTaskMessages.for_celery(celery, task_name)
 

@@ -148,8 +148,8 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
     if store.client is not None:
         keys = [key for plan in plans for key in plan[2]]
         args = [len(plans)]
-        for _, checks, _, limits, _ in plans:
-            args += [len(checks), *limits]
+        for _, checks, _, limit_args, _ in plans:
+            args += [len(checks), *limit_args]
         try:
             counts = store.incr_in_order(keys=keys, args=args)
         except redis.RedisError as exc:
