@@ -111,15 +111,22 @@ class Turn:
     code: str = ""  # a handover's reason as a decision code the dashboard counts
 
 
+def taken_over(ticket: Ticket) -> str | None:
+    """Why the ticket is a human's now (the bot keeps quiet on it), or None."""
+    if ticket.human_assignee:
+        return f"a human agent ({ticket.human_assignee}) is assigned"
+    if any(m.author == "agent" for m in ticket.messages):
+        return "a human agent has written on the ticket"
+    if ESCALATED_TAG in ticket.tags:
+        return "the ticket was already handed to a human"
+    return None
+
+
 def next_turn(ticket: Ticket) -> Turn:
     """Decide what the latest customer message calls for; a pure function of the ticket."""
-    agents = [m for m in ticket.messages if m.author == "agent"]
-    if ticket.human_assignee:
-        return Turn("stay_silent", f"a human agent ({ticket.human_assignee}) is assigned")
-    if agents:
-        return Turn("stay_silent", "a human agent has written on the ticket")
-    if ESCALATED_TAG in ticket.tags:
-        return Turn("stay_silent", "the ticket was already handed to a human")
+    human = taken_over(ticket)
+    if human:
+        return Turn("stay_silent", human)
     waiting = ticket.pending_customer_messages
     if not waiting:
         return Turn("stay_silent", "no customer message is waiting for an answer")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn
+from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn, taken_over
 from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
@@ -91,11 +91,23 @@ class Pipeline:
         else:
             outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
+            human = None if existing else self._taken_over_while_drafting(helpdesk, outcome)
+            if human:
+                self.ledger.set_status(event_id, "done")
+                return f"silent: {human} since the reply was drafted"
             result, acted = self.act(helpdesk, event_id, key, outcome, turn)
         if acted:  # one decision per thing said, however many deliveries asked for it
             self.ledger.record_decision(event_id, outcome, timings)
         self.ledger.set_status(event_id, "done")
         return result
+
+    def _taken_over_while_drafting(self, helpdesk: Helpdesk, outcome: Outcome) -> str | None:
+        """Drafting with an LLM takes seconds: an agent who answered the customer or took the
+        ticket meanwhile is not talked over. (A note goes out regardless: it is for the agents;
+        a reply already claimed is finished by `act`, which checks the ticket itself.)"""
+        if outcome.decision.action != "auto_send":
+            return None
+        return taken_over(helpdesk.fetch_ticket(outcome.ticket.id))
 
     def helpdesk_for(self, event: TicketEvent) -> Helpdesk:
         try:

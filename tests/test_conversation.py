@@ -12,7 +12,7 @@ import pytest
 from helpdesk_bot.conversation import (
     asks_for_a_person, classify_follow_up, conversation_summary, handover_note, next_turn, only_thanks, says_not_helped,
 )
-from helpdesk_bot.domain import Chunk, Message, Source, Ticket, TicketEvent
+from helpdesk_bot.domain import Chunk, Confidence, Decision, Draft, Message, Outcome, Source, Ticket, TicketEvent
 from helpdesk_bot.drafting import ExtractiveDrafter
 from helpdesk_bot.errors import PermanentError
 from helpdesk_bot.ledger import Ledger
@@ -349,3 +349,34 @@ def test_a_helpdesk_table_survives_the_dashboards_editor():
     assert parse_policy_text(policy_to_toml(policy)) == policy
     moved = parse_policy({"escalation_group_id": 360001, "intercom": {"escalation_group_id": 5017692}})
     assert describe_changes(policy, moved) == ["intercom escalation group: 5017691 → 5017692"]
+
+
+class AgentActsWhileDrafting:
+    """An answerer whose draft takes long enough for an agent to act on the ticket meanwhile."""
+
+    def __init__(self, agent_acts, policy: Policy):
+        self.agent_acts, self.policy = agent_acts, policy
+
+    def answer(self, ticket, timings) -> Outcome:
+        self.agent_acts(ticket.id)
+        return Outcome(ticket=ticket, sources=(), draft=Draft("Invoices are under Billing.", (), False, "extractive"),
+                       confidence=Confidence(90, ()), decision=Decision("auto_send", 70, "default threshold", ()))
+
+
+@pytest.mark.parametrize("agent_acts", ["nothing", "agent_says", "assign_to_human"])
+def test_an_agent_who_answers_or_takes_the_ticket_while_the_reply_is_drafted_is_not_talked_over(
+        pipeline, intercom, agent_acts):
+    acts = {"nothing": lambda ticket_id: None,
+            "agent_says": lambda ticket_id: intercom.agent_says(ticket_id, "Hi Maria, I'll take this one."),
+            "assign_to_human": intercom.assign_to_human}[agent_acts]
+    pipeline.answerer = AgentActsWhileDrafting(acts, pipeline.answerer.policy)
+    conversation_id = intercom.start("Invoices", "Where do I find my invoices?", "maria@example.com", "Maria")
+    result = pipeline.handle_event(record(pipeline, conversation_id, "n1", "ticket.created"))
+    bot = intercom.bot_messages(conversation_id)
+    if agent_acts == "nothing":
+        assert result == "reply posted" and [m["public"] for m in bot] == [True]
+        return
+    assert result.startswith("silent: a human agent") and result.endswith("since the reply was drafted")
+    assert bot == []
+    assert pipeline.ledger.get_event(record(pipeline, conversation_id, "n1")).status == "done"
+    assert pipeline.ledger.decisions_for(conversation_id) == []
