@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     app.extensions["intake"] = Intake(app.extensions["ledger"], enqueue_many)
     from helpdesk_bot.dashboard import init_dashboard
 
-    init_dashboard(app, settings)
+    init_dashboard(app, settings, limits_store)
     app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/agent_app.py)
 
     @app.errorhandler(BadInput)

@@ -301,3 +301,24 @@ def test_readyz_checks_the_database_schema(site):
         db.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
     response = requests.get(f"{site.url}/readyz", timeout=10)
     assert response.status_code == 503 and "0001" in response.json()["checks"]["database"]
+
+
+def test_repeated_failed_sign_ins_lock_the_account_for_a_while(site):
+    import uuid
+
+    username = f"ops-{uuid.uuid4().hex[:8]}"  # its own counters: the limits live in Redis
+    site.ledger.create_user(username, PASSWORD)
+
+    def attempt(password):
+        session = requests.Session()
+        page = session.get(f"{site.url}/dashboard/login", timeout=10)
+        return session.post(f"{site.url}/dashboard/login", timeout=10, allow_redirects=False, data={
+            "username": username, "password": password, "csrf_token": token_of(page.text)})
+
+    assert attempt(PASSWORD).status_code == 302  # a success counts nothing
+    for _ in range(5):
+        assert attempt("a wrong guess").status_code == 401
+    locked = attempt(PASSWORD)  # even the right password: it is not checked until the window ends
+    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
+    assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
+    assert signed_in(site)  # another account from the same address still signs in

@@ -19,6 +19,7 @@ from helpdesk_bot import analytics, topics
 from helpdesk_bot.dashboard import charts
 from helpdesk_bot.dashboard.auth import check_csrf, csrf_token, load_user, login_required, safe_next, sign_in
 from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
 
@@ -30,8 +31,21 @@ PERIODS = {"day": "per day", "week": "per week"}
 RANGES = (7, 30, 90, 365)
 
 
-def init_dashboard(app: Flask, settings) -> None:
+# After this many failed sign-ins within the window, sign-in is refused until the window ends:
+# per username, so a guessed account locks, and per address, so one machine cannot try every
+# account. Counted in Redis across web processes (another process may let one more attempt
+# through before it hears).
+SIGN_IN_FAILURES_PER_USER = (5, 15 * 60)
+SIGN_IN_FAILURES_PER_ADDRESS = (20, 15 * 60)
+
+
+def init_dashboard(app: Flask, settings, limits_store) -> None:
     """Mount the dashboard, the feedback API, /metrics and /readyz on the web app."""
+    # A limiter refuses the hit after its limit; the last allowed failure must lock, so limit - 1.
+    app.extensions["sign_in_limits"] = tuple(
+        RateLimiter(limits_store, scope, failures - 1, window)
+        for scope, (failures, window) in (("sign-in-username", SIGN_IN_FAILURES_PER_USER),
+                                          ("sign-in-address", SIGN_IN_FAILURES_PER_ADDRESS)))
     app.secret_key = settings.dashboard_secret_key()
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
@@ -89,17 +103,30 @@ def fmt_time(value) -> str:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
-        user = ledger().check_login(request.form.get("username", ""), request.form.get("password", ""))
-        if user:
-            sign_in(user)
-            log.info("dashboard sign-in: %s", user["username"])
-            return redirect(safe_next(request.form.get("next")))
-        error = "Wrong username or password."
-        time.sleep(0.2)  # slows down guessing a little more
+        username = request.form.get("username", "").strip()
+        failures = list(zip(current_app.extensions["sign_in_limits"], (username.lower(), request.remote_addr or "unknown")))
+        locked = [verdict for limiter, key in failures if (verdict := limiter.refused_already(key))]
+        if locked:  # the password is not even checked: guessing stops here
+            retry_after = max(v.retry_after for v in locked)
+            error = f"Too many failed sign-ins. Try again in {(retry_after + 59) // 60} minute(s)."
+            status, headers = 429, {"Retry-After": str(retry_after)}
+        else:
+            user = ledger().check_login(username, request.form.get("password", ""))
+            if user:
+                sign_in(user)
+                log.info("dashboard sign-in: %s", user["username"])
+                return redirect(safe_next(request.form.get("next")))
+            error, status = "Wrong username or password.", 401
+            for limiter, key in failures:
+                if not limiter.hit(key).allowed:
+                    log.warning("dashboard sign-in: %s failed sign-ins for this %s (%r from %s); refused for %s s",
+                                limiter.limit + 1, limiter.scope.removeprefix("sign-in-"), username,
+                                request.remote_addr, limiter.window)
+            time.sleep(0.2)  # slows down guessing a little more
     return render_template("login.html", error=error, next=request.values.get("next", ""),
-                           expired=request.args.get("expired")), (401 if error else 200)
+                           expired=request.args.get("expired")), status, headers
 
 
 @blueprint.post("/logout")
