@@ -44,6 +44,27 @@ _ASK_FOR_PERSON = [
     r"\bare you a (?:bot|robot)\b",
     r"^\W*(?:human|agent|operator|representative|person)\W*(?:please\W*)?$",
 ]
+# The same requests in the other languages support teams most often serve (es, fr, de, pt, it,
+# nl): a verb of talking with a person, or "a real person"; a bare noun ("un agente") is not one.
+_ASK_FOR_PERSON += [
+    r"\b(?:hablar|comunicarme|chatear)\s+con\s+(?:(?:una|un|alg[uú]n|alguna)\s+)?"
+    r"(?:persona|humano|agente|asesor|operador|representante|alguien)\b",
+    r"\b(?:p[aá]same|transfi[eé]reme|comun[ií]came)\s+(?:con|a)\s+(?:una\s+|un\s+)?(?:persona|humano|agente|alguien)\b",
+    r"\b(?:persona|agente)\s+(?:real|humano|humana)\b",
+    r"\bparler\s+(?:à|a|avec)\s+(?:(?:une|un)\s+)?(?:vraie\s+|vrai\s+)?"
+    r"(?:personne|humain|agent|conseill[eè]re?|op[ée]rat(?:eur|rice)|quelqu['’]un)",
+    r"\b(?:une\s+vraie\s+personne|un\s+vrai\s+humain|un\s+[êe]tre\s+humain|(?:conseiller|agent)\s+humain)\b",
+    r"\bmit\s+(?:jemandem|(?:einem|einer)\s+(?:echten\s+|richtigen\s+|realen\s+)?"
+    r"(?:menschen|person|mitarbeiter(?:in)?|berater(?:in)?|support-?mitarbeiter(?:in)?))\s+(?:sprechen|reden|chatten)\b",
+    r"\b(?:echten|richtigen|realen)\s+(?:menschen|person|mitarbeiter)\b",
+    r"\bfalar\s+com\s+(?:(?:uma|um|algum|alguma)\s+)?(?:pessoa|humano|atendente|agente|algu[eé]m|operador|representante)\b",
+    r"\b(?:atendente|agente|pessoa)\s+(?:humano|humana|real)\b",
+    r"\bparlare\s+con\s+(?:(?:una|un|uno|qualche)\s+)?(?:persona|umano|operat(?:ore|rice)|agente|qualcuno|consulente)\b",
+    r"\b(?:persona\s+reale|operatore\s+umano|essere\s+umano)\b",
+    r"\b(?:spreken|praten|chatten)\s+met\s+(?:iemand|een\s+(?:echte\s+)?(?:mens|persoon|medewerker))\b",
+    r"\bmet\s+(?:iemand|een\s+(?:echte\s+)?(?:mens|persoon|medewerker))\s+(?:spreken|praten|chatten)\b",
+    r"\been\s+echte?\s+(?:mens|persoon)\b",
+]
 _ASK_FOR_PERSON_RE = [re.compile(p, re.IGNORECASE) for p in _ASK_FOR_PERSON]
 # "I don't need to talk to a person" is not a request for one.
 _NO_PERSON_RE = re.compile(r"\b(?:don'?t|do not|no need to|won'?t)\s+(?:need|want|have)\s+to\s+(?:talk|speak)\b",
@@ -57,17 +78,33 @@ _NOT_HELPED_RE = re.compile(
     r"|\b(?:wrong|useless|unhelpful|irrelevant)\s+(?:answer|reply|response|article|link)\b"
     r"|\b(?:that|this|it)(?:'s| is| was)\s+(?:wrong|useless|unhelpful|irrelevant|not it|not right)\b"
     r"|\bno\s+(?:luck|joy|change|difference)\b"
-    r"|\b(?:already|i've|i have)\s+(?:tried|done)\s+(?:that|this|those|it)\b",
+    r"|\b(?:already|i've|i have)\s+(?:tried|done)\s+(?:that|this|those|it)\b"
+    # es, fr, de, pt, it, nl
+    r"|\bno\s+(?:me\s+)?(?:ha\s+)?(?:funcion[oó]|funciona|funcionado|sirvi[oó]|sirve|servido|ayud[oó]|ayuda|ayudado|resolvi[oó])\b"
+    r"|\bsigue\s+sin\s+funcionar\b"
+    r"|\b(?:n['’]a|ne\s+m['’]a|ne)\s+(?:pas|toujours\s+pas)\s+(?:marché|fonctionné|aidé|résolu|marche|fonctionne)\b"
+    r"|\bne\s+(?:marche|fonctionne)\s+(?:pas|toujours\s+pas)\b"
+    r"|\b(?:hat|hilft|funktioniert|klappt)\s+(?:mir\s+)?(?:leider\s+)?(?:immer\s+noch\s+)?nicht\b|\bnicht\s+geholfen\b"
+    r"|\bn[aã]o\s+(?:me\s+)?(?:funcionou|funciona|ajudou|ajuda|resolveu|resolve)\b|\bcontinua\s+sem\s+funcionar\b"
+    r"|\bnon\s+(?:mi\s+)?(?:ha\s+)?(?:funzionato|funziona|aiutato|aiuta|risolto)\b"
+    r"|\b(?:werkt|helpt|hielp|werkte)\s+(?:nog\s+steeds\s+)?niet\b|\bniet\s+geholpen\b",
     re.IGNORECASE,
 )
 
 _THANKS_RE = re.compile(
-    r"^\W*(?:(?:ok(?:ay)?|great|perfect|awesome|brilliant|excellent|super|cool|nice|wonderful|lovely|amazing|yes|yep)\W+)*"
+    r"^\W*(?:(?:ok(?:ay)?|great|perfect|awesome|brilliant|excellent|super|cool|nice|wonderful|lovely|amazing|yes|yep|"
+    r"perfecto|genial|vale|parfait|génial|top|perfekt|prima|gut|perfeito|ótimo|perfetto|ottimo|sí|oui|ja|sim)\W+)*"
     r"(?:thanks?|thank you|thx|ty|cheers|many thanks|much appreciated|appreciated|that (?:worked|works|helped|did it|fixed it)|"
-    r"it (?:worked|works)|(?:all )?(?:sorted|solved|fixed|resolved)|got it|found it|all good|perfect|great)\b",
+    r"it (?:worked|works)|(?:all )?(?:sorted|solved|fixed|resolved)|got it|found it|all good|perfect|great|"
+    # es, fr, de, pt, it, nl
+    r"(?:muchas )?gracias|ya funciona|funcion[oó]|merci(?: beaucoup)?|ça marche|c'est bon|(?:vielen )?dank(?:e)?(?: schön)?|"
+    r"hat geklappt|obrigad[oa]|funcionou|(?:mille )?grazie|ha funzionato|bedankt|dank je(?: wel)?|dankjewel|het werkt)\b",
     re.IGNORECASE,
 )
 _THANKS_MAX_WORDS = 15
+# "but", "also", "how" (and in es, fr, de, pt, it, nl): a thank-you with more to it.
+_MORE_TO_IT_RE = re.compile(r"\b(?:but|also|how|pero|también|mais|aussi|comment|aber|auch|wie|mas|também|como|"
+                            r"ma|anche|come|maar|ook|hoe)\b", re.IGNORECASE)
 
 
 def asks_for_a_person(text: str) -> bool:
@@ -86,7 +123,7 @@ def only_thanks(text: str) -> bool:
     """A short thank-you or "that worked", with no new question in it."""
     words = text.split()
     return (bool(_THANKS_RE.search(text)) and "?" not in text and len(words) <= _THANKS_MAX_WORDS
-            and not says_not_helped(text) and not re.search(r"\bbut\b|\balso\b|\bhow\b", text, re.IGNORECASE))
+            and not says_not_helped(text) and not _MORE_TO_IT_RE.search(text))
 
 
 def classify_follow_up(text: str) -> FollowUp:

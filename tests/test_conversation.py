@@ -41,6 +41,11 @@ ASKS_FOR_A_PERSON = [
     "Could you put me through to a support agent?",
     "human support please",
     "I need a person to help me with this",
+    "¿Puedo hablar con una persona?", "Quiero hablar con un agente", "pásame con alguien por favor",
+    "Je voudrais parler à un conseiller", "Puis-je parler avec quelqu'un ?", "je veux une vraie personne",
+    "Ich möchte mit einem Menschen sprechen", "Kann ich mit jemandem reden?", "bitte einen echten Mitarbeiter",
+    "Quero falar com um atendente", "posso falar com alguém?", "Vorrei parlare con un operatore",
+    "Ik wil met een medewerker spreken", "kan ik praten met iemand?",
 ]
 DOES_NOT_ASK_FOR_A_PERSON = [
     "How do I assign a task to a person?",
@@ -53,16 +58,24 @@ DOES_NOT_ASK_FOR_A_PERSON = [
     "Our support team wants to export tasks",
     "We need an agent seat for our new hire",
     "Where can I download invoices?",
+    "¿Cómo asigno una tarea a una persona?", "¿Cuántas personas pueden unirse a un equipo?",
+    "Comment ajouter une personne à mon espace ?", "Wie füge ich eine Person zum Projekt hinzu?",
+    "Como adiciono um agente à minha conta?", "Hoeveel medewerkers kunnen een project zien?",
 ]
 NOT_HELPED = [
     "That didn't help", "this does not work", "Still not working", "I still can't sign in", "That's not what I asked",
     "No luck, same error", "I already tried that", "doesn't answer my question", "Thanks, but it didn't work",
     "wrong answer", "nope, still broken",
+    "No funcionó", "no me ayudó, sigue igual", "Ça n'a pas marché", "ça ne fonctionne toujours pas",
+    "Das hat leider nicht geholfen", "funktioniert immer noch nicht", "Não funcionou", "non ha funzionato",
+    "het werkt nog steeds niet",
 ]
 THANKS = ["Thanks!", "Thank you so much", "Perfect, that worked", "Great, thanks!", "Got it, thanks",
-          "That fixed it, cheers", "ok thanks"]
+          "That fixed it, cheers", "ok thanks", "¡Muchas gracias!", "Merci beaucoup", "Danke schön",
+          "Perfeito, obrigado", "grazie mille", "Top, bedankt"]
 NOT_ONLY_THANKS = ["Thanks, but how do I export?", "Thanks! Also where is the VAT field?",
-                   "Thanks, it didn't work though", "thanks for nothing, still broken"]
+                   "Thanks, it didn't work though", "thanks for nothing, still broken",
+                   "Gracias, pero no funcionó", "Merci, mais comment exporter ?", "Danke, aber wie exportiere ich"]
 
 
 @pytest.mark.parametrize("text", ASKS_FOR_A_PERSON)
