@@ -52,9 +52,9 @@ def run_checks(env: dict | None = None) -> list[Check]:
         return [Check("configuration", "fail", str(exc), "fix the variable named above (README: Configuration)",
                       round(time.perf_counter() - started, 3))]
     checks = [Check("configuration", "ok", _describe(settings), seconds=round(time.perf_counter() - started, 3))]
-    for name, check in (("policy", check_policy), ("redis", check_redis), ("database", check_database),
-                        ("qdrant", check_qdrant), ("embedding model", check_embedder), ("helpdesk", check_helpdesk),
-                        ("intercom", check_intercom), ("llm", check_llm)):
+    for name, check in (("policy", check_policy), ("redis", check_redis), ("beat", check_beat),
+                        ("database", check_database), ("qdrant", check_qdrant), ("embedding model", check_embedder),
+                        ("helpdesk", check_helpdesk), ("intercom", check_intercom), ("llm", check_llm)):
         checks.append(_run(name, check, settings))
     return checks
 
@@ -129,6 +129,23 @@ def check_redis(settings: Settings) -> str:
         raise Warned(f"{detail}; maxmemory-policy is {policy}, so Redis may drop queued tickets when full",
                      "set maxmemory-policy noeviction on the broker Redis")
     return detail
+
+
+def check_beat(settings: Settings) -> str:
+    import redis
+
+    from helpdesk_bot.services import broker_url
+    from workers.beat_lock import redis_client, running_beat
+
+    try:
+        holder = running_beat(redis_client(broker_url(settings)))
+    except redis.RedisError as exc:
+        raise Warned(f"cannot tell whether beat runs: Redis unreachable ({_one_line(exc)})", "see the redis check")
+    if holder is None:
+        raise Warned("no beat is running: events lost on their way to the queue are not queued again, and the "
+                     "nightly re-index, outcomes and topics do not run",
+                     "run `helpdesk-bot beat` (one or more: only one sends) under a supervisor that restarts it")
+    return f"beat running ({holder})"
 
 
 def check_database(settings: Settings) -> str:

@@ -290,6 +290,12 @@ def test_metrics_for_prometheus(site):
     assert 'helpdesk_bot_decisions_total{action="auto_send",code=""} 1.0' in text
     assert "helpdesk_bot_dead_letters_open 0.0" in text
     assert "helpdesk_bot_policy_rollout_percent 100.0" in text
+    assert "helpdesk_bot_beat_running 0.0" in text  # nothing re-queues lost events: worth an alert
+    from workers.beat_lock import LeaderLock
+
+    assert LeaderLock(site.app.extensions["broker_redis"], holder="beat-host:1:test").acquire_or_renew()
+    text = requests.get(f"{site.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+    assert "helpdesk_bot_beat_running 1.0" in text
 
 
 def test_readyz_checks_the_database_schema(site):

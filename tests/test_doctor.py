@@ -77,14 +77,26 @@ def doctor(env: dict, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_every_check_passes_against_working_services(services):
+@pytest.fixture
+def beat_running(services):
+    """The beat lock held as a running beat holds it (workers/beat_lock.py)."""
+    from workers.beat_lock import LeaderLock, redis_client
+
+    lock = LeaderLock(redis_client(services["REDIS_URL"]), ttl=60, holder="beat-host:4242:test")
+    assert lock.acquire_or_renew()
+    yield lock
+    lock.release()
+
+
+def test_every_check_passes_against_working_services(services, beat_running):
     result = doctor(services, "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     checks = {c["name"]: c for c in json.loads(result.stdout)}
     assert {name: c["status"] for name, c in checks.items()} == {
-        "configuration": "ok", "policy": "ok", "redis": "ok", "database": "ok", "qdrant": "ok",
+        "configuration": "ok", "policy": "ok", "redis": "ok", "beat": "ok", "database": "ok", "qdrant": "ok",
         "embedding model": "ok", "helpdesk": "ok", "intercom": "ok", "llm": "ok",
     }, checks
+    assert checks["beat"]["detail"] == "beat running (beat-host:4242:test)"
     assert "threshold 80, 1 rule(s), always-human tags legal" in checks["policy"]["detail"]
     assert "Redis " in checks["redis"]["detail"]
     assert "ledger tables present" in checks["database"]["detail"]
@@ -103,7 +115,17 @@ def test_a_wrong_redis_port_fails_with_what_to_do(services):
     assert "Connection refused" in redis_line
     assert lines[lines.index(redis_line) + 1].strip() == (
         "fix: start Redis there, or set REDIS_URL to a reachable server (e.g. redis://redis:6379/0)")
-    assert lines[-1] == "1 failed, 0 warning(s), 8 ok"
+    beat_line = next(line for line in lines if line.startswith("WARN  beat"))
+    assert "cannot tell whether beat runs: Redis unreachable" in beat_line
+    assert lines[-1] == "1 failed, 1 warning(s), 8 ok"
+
+
+def test_no_running_beat_is_a_warning_with_what_to_do(services):
+    result = doctor(services, "--json")
+    assert result.returncode == 0  # warnings do not fail the doctor
+    beat = {c["name"]: c for c in json.loads(result.stdout)}["beat"]
+    assert beat["status"] == "warn" and beat["detail"].startswith("no beat is running")
+    assert "helpdesk-bot beat" in beat["fix"]
 
 
 def test_each_broken_service_is_named_with_its_fix(services, tmp_path):

@@ -72,6 +72,12 @@ class LeaderLock:
         return value.decode() if value is not None else None
 
 
+def running_beat(client: redis.Redis) -> str | None:
+    """The beat that sends scheduled tasks now (the lock holder), or None when none runs: the
+    lock expires `HELPDESK_BEAT_LOCK_SECONDS` after its holder stops renewing it."""
+    return LeaderLock(client).current_holder()
+
+
 class SingleBeatScheduler(PersistentScheduler):
     """Celery beat's file-backed scheduler, sending due tasks only while it holds the beat lock."""
 
@@ -134,7 +140,7 @@ def probe() -> None:
     from helpdesk_bot.settings import Settings
 
     try:
-        holder = LeaderLock(redis_client(broker_url(Settings.from_env()))).current_holder()
+        holder = running_beat(redis_client(broker_url(Settings.from_env())))
     except Exception as exc:  # noqa: BLE001 (any failure is a failed probe, said plainly)
         sys.exit(f"beat probe: cannot read the beat lock: {exc}")
     if holder is None:

@@ -12,6 +12,7 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+import redis
 from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jsonify, redirect, render_template,
                    request, url_for)
 
@@ -42,6 +43,7 @@ SIGN_IN_FAILURES_PER_ADDRESS = (20, 15 * 60)
 def init_dashboard(app: Flask, settings, limits_store) -> None:
     """Mount the dashboard, the feedback API, /metrics and /readyz on the web app."""
     # A limiter refuses the hit after its limit; the last allowed failure must lock, so limit - 1.
+    app.extensions["broker_redis"] = limits_store
     app.extensions["sign_in_limits"] = tuple(
         RateLimiter(limits_store, scope, failures - 1, window)
         for scope, (failures, window) in (("sign-in-username", SIGN_IN_FAILURES_PER_USER),
@@ -434,7 +436,8 @@ def metrics_endpoint():
         from prometheus_client import CollectorRegistry
 
         registry = CollectorRegistry()
-        registry.register(LedgerCollector(current_app.extensions["ledger"], current_app.extensions["policy_file"]))
+        registry.register(LedgerCollector(current_app.extensions["ledger"], current_app.extensions["policy_file"],
+                                          current_app.extensions["broker_redis"]))
         current_app.extensions["metrics_registry"] = registry
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
@@ -442,8 +445,8 @@ def metrics_endpoint():
 class LedgerCollector:
     """Prometheus metrics read from the ledger at scrape time: the same numbers from every process."""
 
-    def __init__(self, ledger, policy_file: PolicyFile):
-        self.ledger, self.policy_file = ledger, policy_file
+    def __init__(self, ledger, policy_file: PolicyFile, broker_redis):
+        self.ledger, self.policy_file, self.broker_redis = ledger, policy_file, broker_redis
 
     def collect(self):
         import sqlalchemy as sa
@@ -487,6 +490,13 @@ class LedgerCollector:
         for q, v in (("0.5", day.latency_p50_ms), ("0.95", day.latency_p95_ms)):
             latency.add_metric([q], (v / 1000) if v is not None else float("nan"))
         yield latency
+        try:  # alert on 0: without beat nothing re-queues lost events or re-indexes at night
+            from workers.beat_lock import running_beat
+
+            yield GaugeMetricFamily("helpdesk_bot_beat_running", "1 while a beat holds the beat lock",
+                                    value=int(running_beat(self.broker_redis) is not None))
+        except redis.RedisError:
+            pass
         try:
             policy = self.policy_file.current()
         except ConfigError:
