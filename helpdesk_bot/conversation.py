@@ -102,9 +102,10 @@ _THANKS_RE = re.compile(
     re.IGNORECASE,
 )
 _THANKS_MAX_WORDS = 15
-# "but", "also", "how" (and in es, fr, de, pt, it, nl): a thank-you with more to it.
-_MORE_TO_IT_RE = re.compile(r"\b(?:but|also|how|pero|también|mais|aussi|comment|aber|auch|wie|mas|também|como|"
-                            r"ma|anche|come|maar|ook|hoe)\b", re.IGNORECASE)
+# "but", "also", "how" (and "but", "also" in es, fr, de, pt, it, nl): a thank-you with more to it.
+# Not "como", "wie", "come" or "comment": they also say "as always" or mean something in English.
+_MORE_TO_IT_RE = re.compile(r"\b(?:but|also|how|pero|también|mais|aussi|aber|auch|mas|também|anche|maar|ook)\b",
+                            re.IGNORECASE)
 
 
 def asks_for_a_person(text: str) -> bool:

@@ -72,7 +72,7 @@ NOT_HELPED = [
 ]
 THANKS = ["Thanks!", "Thank you so much", "Perfect, that worked", "Great, thanks!", "Got it, thanks",
           "That fixed it, cheers", "ok thanks", "¡Muchas gracias!", "Merci beaucoup", "Danke schön",
-          "Perfeito, obrigado", "grazie mille", "Top, bedankt"]
+          "Perfeito, obrigado", "grazie mille", "Top, bedankt", "Gracias, como siempre", "Thanks for the comment"]
 NOT_ONLY_THANKS = ["Thanks, but how do I export?", "Thanks! Also where is the VAT field?",
                    "Thanks, it didn't work though", "thanks for nothing, still broken",
                    "Gracias, pero no funcionó", "Merci, mais comment exporter ?", "Danke, aber wie exportiere ich"]
