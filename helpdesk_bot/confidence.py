@@ -141,6 +141,7 @@ def risk(signals: list[RiskSignal]) -> Component:
 def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None = None) -> Confidence:
     """Weigh the components, map through the calibration if there is one, then apply the caps."""
     signals = risk_signals(ticket)
+    cites = citations(draft, sources)
     components = (
         retrieval_strength(sources),
         retrieval_margin(sources),
@@ -148,7 +149,7 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
         question_coverage(ticket, sources),
         draft_support(draft, sources),
         keyword_match(sources),
-        citations(draft, sources),
+        cites,
         drafter_answered(draft),
         risk(signals),
     )
@@ -158,7 +159,7 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     if draft.declined:
         value = 0
         caps.append(f"the drafter declined: {draft.decline_reason}")
-    elif not cited_sources(draft, sources):
+    elif cites.value == 0:
         value = 0
         caps.append("the draft cites none of the retrieved sources: score held at 0")
     for signal in signals:

@@ -172,7 +172,7 @@ def _raw_body() -> bytes:
 
 def _accept(app: Flask, event, limits=()):
     # Recorded, then queued, then answered; if the broker is down the event stays recorded
-    # and the beat job queues it later.
+    # and is queued once it answers again (helpdesk_bot/intake.py).
     try:
         event_id, new = app.extensions["intake"].accept(event, limits)
     except RateLimited as exc:

@@ -68,14 +68,14 @@ class LeaderLock:
         self._release(keys=[self.key], args=[self.holder])
 
     def current_holder(self) -> str | None:
-        value = self.client.get(self.key)
-        return value.decode() if value is not None else None
+        return running_beat(self.client, self.key)
 
 
-def running_beat(client: redis.Redis) -> str | None:
+def running_beat(client: redis.Redis, key: str = LOCK_KEY) -> str | None:
     """The beat that sends scheduled tasks now (the lock holder), or None when none runs: the
     lock expires `HELPDESK_BEAT_LOCK_SECONDS` after its holder stops renewing it."""
-    return LeaderLock(client).current_holder()
+    value = client.get(key)
+    return value.decode() if value is not None else None
 
 
 class SingleBeatScheduler(PersistentScheduler):
