@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "standin-1"
+# Completion requests kept for tests to read: the last ones only, so that a stand-in left
+# running for days (`python -m integrations.llm_standin`) does not grow without bound.
+KEPT_REQUESTS = 10_000
 _SOURCE = re.compile(r"^\[S1\][^\n]*\n([^\n]+)", re.MULTILINE)
 
 
@@ -143,12 +146,13 @@ class StandinServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0, api_key: str | None = None,
-                 model: str = MODEL):
+                 model: str = MODEL, kept_requests: int = KEPT_REQUESTS):
         super().__init__((host, port), _Handler)
         self.delay, self.api_key, self.model = delay, api_key, model
         self.calls = 0
         self.lock = threading.Lock()
-        self.requests: list[dict] = []  # every completion request: path, headers (lower-case), json
+        # The latest completion requests, oldest first: path, headers (lower-case), json
+        self.requests: deque[dict] = deque(maxlen=kept_requests)
         self.faults: deque[LLMFault] = deque()
         self.responder = answer_for  # request body -> the drafter's JSON answer
         self.reply: tuple[int, dict, dict] | None = None  # a scripted raw answer: status, headers, body

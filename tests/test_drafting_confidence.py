@@ -258,7 +258,7 @@ def test_openai_completion_without_choices_declines(llm, drafter):
 def test_openai_without_sources_declines_without_a_call(llm, drafter):
     draft = drafter.draft(INVOICE_QUESTION, [])
     assert draft.declined
-    assert llm.requests == []
+    assert not llm.requests
 
 
 def test_openai_server_error_is_ai_unavailable(llm, drafter):
@@ -274,6 +274,19 @@ def test_openai_rate_limit_is_ai_unavailable_with_retry_after(llm, drafter):
         drafter.draft(INVOICE_QUESTION, SOURCES)
     assert caught.value.retry_after == 7.0
     assert len(llm.requests) == 1
+
+
+def test_the_stand_in_keeps_only_its_latest_requests():
+    server = StandinServer(kept_requests=2).start()
+    try:
+        drafter = OpenAIDrafter(api_key="test", base_url=server.base_url, model="m", timeout=5)
+        for question in ("first", "second", "third"):
+            drafter.draft(ticket(f"{question} question"), SOURCES)
+        kept = [request["json"]["messages"][1]["content"] for request in server.requests]
+        assert server.calls == 3 and len(kept) == 2
+        assert "second question" in kept[0] and "third question" in kept[1]
+    finally:
+        server.stop()
 
 
 def test_openai_unreachable_server_is_ai_unavailable():
