@@ -5,12 +5,14 @@ Definitions (the dashboard's and the README's):
 - deflected: auto-sent and not reopened (a reply not yet known to be reopened counts as
   deflected until the 72-hour window says otherwise);
 - deflection rate = deflected / all tickets; auto-send rate = auto-sent / all tickets;
+- held back: a reply drafted to be sent, kept back because an agent answered or took the
+  ticket meanwhile: a ticket, with its cost, but neither auto-sent nor escalated, and never judged;
 - a verdict on a reply the bot sent or would have sent (auto-sent, shadow mode, outside
   the rollout): the agent's latest feedback if any; else, for an auto-sent reply, bad when
   the customer reopened the ticket, good once 72 hours passed without a reopen;
 - precision = good verdicts / all verdicts;
 - latency: webhook received → reply or note posted (the sum of the pipeline's stages when
-  the action time is unknown); p50 and p95 with linear interpolation;
+  the action time is unknown), so not for a reply held back; p50 and p95 with linear interpolation;
 - cost: LLM tokens at the configured prices.
 """
 
@@ -159,6 +161,7 @@ class Summary:
     deflected: int = 0
     reopened: int = 0
     escalated: int = 0
+    held_back: int = 0
     escalation_reasons: dict[str, int] = field(default_factory=dict)
     knowledge_gaps: int = 0
     judged: int = 0
@@ -198,6 +201,8 @@ def summarize(records: list[TicketRecord]) -> Summary:
         if r.action == "auto_send":
             s.auto_sent += 1
             s.reopened += bool(r.reopened)
+        elif r.action == "held_back":
+            s.held_back += 1
         else:
             s.escalated += 1
             reasons[r.code or "below_threshold"] += 1
@@ -211,7 +216,7 @@ def summarize(records: list[TicketRecord]) -> Summary:
         s.csat_good += r.csat == "good"
         s.csat_bad += r.csat == "bad"
     s.escalation_reasons = dict(reasons.most_common())
-    latencies = [r.latency_ms for r in records if r.latency_ms is not None]
+    latencies = [r.latency_ms for r in records if r.latency_ms is not None and r.action != "held_back"]
     s.latency_p50_ms = percentile(latencies, 50)
     s.latency_p95_ms = percentile(latencies, 95)
     return s
@@ -263,7 +268,10 @@ def by_helpdesk_brand(records: list[TicketRecord]) -> list[tuple[str, Summary]]:
 
 
 def confidence_vs_outcome(records: list[TicketRecord], width: int = 10) -> list[dict]:
-    """Per confidence band: how many replies were judged good, bad, or not yet; and escalations."""
+    """Per confidence band: how many replies were judged good, bad, or not yet; and escalations.
+
+    A reply held back is neither: it was not sent, and no human was asked to take the ticket.
+    """
     bands = []
     for low in range(0, 100, width):
         high = low + width - 1 if low + width < 100 else 100
@@ -273,6 +281,6 @@ def confidence_vs_outcome(records: list[TicketRecord], width: int = 10) -> list[
             "good": sum(r.verdict == "good" for r in inside),
             "bad": sum(r.verdict == "bad" for r in inside),
             "unjudged": sum(r.would_send and r.verdict is None for r in inside),
-            "escalated": sum(not r.would_send for r in inside),
+            "escalated": sum(r.action == "escalate" and not r.would_send for r in inside),
         })
     return bands

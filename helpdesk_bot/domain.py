@@ -8,7 +8,8 @@ from typing import Literal
 # "bot" is helpdesk-bot itself; "system" is the helpdesk's own automation (Intercom's Operator,
 # workflows), which neither answers the customer nor means a human has taken over.
 Author = Literal["customer", "agent", "bot", "system"]
-Action = Literal["auto_send", "escalate"]
+# held_back: drafted to be sent, but an agent answered or took the ticket meanwhile; nothing was said.
+Action = Literal["auto_send", "escalate", "held_back"]
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Decision:
     tags: tuple[str, ...] = field(default_factory=tuple)
     # Why, as a code the dashboard counts: "" when sent; else kill_switch, declined,
     # always_human, repeated_answer, below_threshold, outside_rollout or shadow; or, for a
-    # handover the conversation asked for, human_requested or not_helped.
+    # handover the conversation asked for, human_requested or not_helped; taken_over when held back.
     code: str = ""
     # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
     would_send: bool = False

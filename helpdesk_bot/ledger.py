@@ -118,7 +118,7 @@ outcomes = sa.Table(
     sa.Column("helpdesk", sa.String(32), primary_key=True),
     sa.Column("ticket_id", sa.String(64), primary_key=True),
     sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
-    sa.Column("action", sa.String(16), nullable=False),  # what the bot did: auto_send | escalate
+    sa.Column("action", sa.String(16), nullable=False),  # what the bot did: auto_send | escalate | held_back
     sa.Column("answered_at", sa.Float, nullable=False),
     sa.Column("reopened", sa.Boolean),  # None until known
     sa.Column("reopened_at", sa.Float),

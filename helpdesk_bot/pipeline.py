@@ -9,7 +9,7 @@ the latest message is answered, handed over at once, or left to the human who ha
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
@@ -92,11 +92,12 @@ class Pipeline:
             outcome = self.answerer.answer(ticket, timings)
         with _timed(timings, "act"):
             human = None if existing else self._taken_over_while_drafting(helpdesk, outcome)
-            if human:
-                self.ledger.set_status(event_id, "done")
-                return f"silent: {human} since the reply was drafted"
-            result, acted = self.act(helpdesk, event_id, key, outcome, turn)
-        if acted:  # one decision per thing said, however many deliveries asked for it
+            if human:  # nothing is said, but the draft was made and paid for: it goes on record all the same
+                outcome = held_back(outcome, human)
+                result, acted = f"silent: {human} since the reply was drafted", True
+            else:
+                result, acted = self.act(helpdesk, event_id, key, outcome, turn)
+        if acted:  # one decision per thing said, however many deliveries asked for it; one per draft held back
             self.ledger.record_decision(event_id, outcome, timings)
         self.ledger.set_status(event_id, "done")
         return result
@@ -225,6 +226,17 @@ def handover(ticket: Ticket, turn: Turn, policy: Policy) -> Outcome:
     draft = Draft(text="", cited=(), declined=True, drafter="none", decline_reason=turn.reason)
     return Outcome(ticket=ticket, sources=(), draft=draft, confidence=Confidence(score=0, components=()),
                    decision=decision)
+
+
+def held_back(outcome: Outcome, human: str) -> Outcome:
+    """The outcome of a reply not sent because a human took the ticket while it was drafted.
+
+    Neither sent nor handed over by the bot: the analytics count the ticket and what its draft
+    cost, never a deflection, an escalation or a verdict on the reply.
+    """
+    decision = replace(outcome.decision, action="held_back", code="taken_over", would_send=False,
+                       reasons=(f"held back: {human} since the reply was drafted", *outcome.decision.reasons))
+    return replace(outcome, decision=decision)
 
 
 def escalation_note(outcome: Outcome) -> str:

@@ -4,11 +4,13 @@ sandbox helpdesk."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from helpdesk_bot import analytics
 from helpdesk_bot.conversation import (
     asks_for_a_person, classify_follow_up, conversation_summary, handover_note, next_turn, only_thanks, says_not_helped,
 )
@@ -364,6 +366,11 @@ def test_a_helpdesk_table_survives_the_dashboards_editor():
     assert describe_changes(policy, moved) == ["intercom escalation group: 5017691 → 5017692"]
 
 
+# A drafter's tokens at the default prices (LLM_PRICE_INPUT/OUTPUT_PER_MTOK): what the dashboard shows as cost.
+PRICES, PROMPT_TOKENS, COMPLETION_TOKENS = (0.15, 0.60), 1200, 80
+DRAFT_COST = (PROMPT_TOKENS * PRICES[0] + COMPLETION_TOKENS * PRICES[1]) / 1e6
+
+
 class AgentActsWhileDrafting:
     """An answerer whose draft takes long enough for an agent to act on the ticket meanwhile."""
 
@@ -372,8 +379,10 @@ class AgentActsWhileDrafting:
 
     def answer(self, ticket, timings) -> Outcome:
         self.agent_acts(ticket.id)
-        return Outcome(ticket=ticket, sources=(), draft=Draft("Invoices are under Billing.", (), False, "extractive"),
-                       confidence=Confidence(90, ()), decision=Decision("auto_send", 70, "default threshold", ()))
+        draft = Draft("Invoices are under Billing.", (), False, "openai", prompt_tokens=PROMPT_TOKENS,
+                      completion_tokens=COMPLETION_TOKENS)
+        return Outcome(ticket=ticket, sources=(), draft=draft, confidence=Confidence(90, ()),
+                       decision=Decision("auto_send", 70, "default threshold", ("confidence 90 ≥ 70",), would_send=True))
 
 
 @pytest.mark.parametrize("agent_acts", ["nothing", "agent_says", "assign_to_human"])
@@ -383,13 +392,36 @@ def test_an_agent_who_answers_or_takes_the_ticket_while_the_reply_is_drafted_is_
             "agent_says": lambda ticket_id: intercom.agent_says(ticket_id, "Hi Maria, I'll take this one."),
             "assign_to_human": intercom.assign_to_human}[agent_acts]
     pipeline.answerer = AgentActsWhileDrafting(acts, pipeline.answerer.policy)
+    pipeline.ledger.price_per_mtok = PRICES
     conversation_id = intercom.start("Invoices", "Where do I find my invoices?", "maria@example.com", "Maria")
-    result = pipeline.handle_event(record(pipeline, conversation_id, "n1", "ticket.created"))
+    event_id = record(pipeline, conversation_id, "n1", "ticket.created")
+    result = pipeline.handle_event(event_id)
     bot = intercom.bot_messages(conversation_id)
+    [decision] = pipeline.ledger.decisions_for(conversation_id, "intercom")
+    assert (decision["prompt_tokens"], decision["completion_tokens"]) == (PROMPT_TOKENS, COMPLETION_TOKENS)
+    assert decision["cost_usd"] == pytest.approx(DRAFT_COST)  # held back or sent, the draft cost the same
+    summary = analytics.summarize(analytics.load_tickets(pipeline.ledger))
+    assert (summary.tickets, summary.cost_usd) == (1, pytest.approx(DRAFT_COST))
     if agent_acts == "nothing":
         assert result == "reply posted" and [m["public"] for m in bot] == [True]
+        assert decision["action"] == "auto_send" and (summary.auto_sent, summary.held_back) == (1, 0)
         return
     assert result.startswith("silent: a human agent") and result.endswith("since the reply was drafted")
     assert bot == []
-    assert pipeline.ledger.get_event(record(pipeline, conversation_id, "n1")).status == "done"
-    assert pipeline.ledger.decisions_for(conversation_id) == []
+    assert pipeline.ledger.get_event(event_id).status == "done"
+    assert (decision["action"], decision["code"], decision["would_send"]) == ("held_back", "taken_over", False)
+    assert json.loads(decision["reasons"])[0] == f"held back: {result.removeprefix('silent: ')}"
+    assert decision["draft"] == "Invoices are under Billing."
+    # Neither a reply the bot sent nor a ticket it handed over: no deflection, escalation or verdict.
+    assert (summary.held_back, summary.auto_sent, summary.deflected, summary.escalated) == (1, 0, 0, 0)
+    assert (summary.escalation_reasons, summary.knowledge_gaps, summary.judged) == ({}, 0, 0)
+    assert summary.deflection_rate == 0 and summary.latency_p50_ms is None  # nothing was posted
+    assert all(band[kind] == 0 for band in analytics.confidence_vs_outcome(analytics.load_tickets(pipeline.ledger))
+               for kind in ("good", "bad", "unjudged", "escalated"))
+
+    # The task run again (its worker died before marking the event done), or another delivery of
+    # the same message: the ticket is the agent's, and the draft stays recorded once.
+    pipeline.ledger.set_status(event_id, "queued")
+    assert pipeline.handle_event(event_id).startswith("silent: a human agent")
+    assert pipeline.handle_event(record(pipeline, conversation_id, "n2")).startswith("silent: a human agent")
+    assert [d["id"] for d in pipeline.ledger.decisions_for(conversation_id)] == [decision["id"]]

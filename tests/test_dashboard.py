@@ -283,6 +283,31 @@ def test_pages_show_the_ledger(site):
     assert session.get(f"{site.url}/dashboard/tickets/zendesk/nope", timeout=10).status_code == 404
 
 
+def test_a_draft_held_back_for_an_agent_is_neither_sent_nor_escalated_but_its_cost_counts(site):
+    from dataclasses import replace
+
+    from helpdesk_bot.pipeline import held_back
+    from tests.test_ledger import outcome
+
+    drafted = outcome(ticket_id="556")
+    drafted = replace(drafted, draft=replace(drafted.draft, prompt_tokens=1200, completion_tokens=80))
+    event_id, _ = site.ledger.record_event(TicketEvent("zendesk", "inv-556", "556"))
+    site.ledger.record_decision(event_id, held_back(drafted, "a human agent (360002) is assigned"), {"draft": 900.0})
+    session = signed_in(site)
+    overview = session.get(f"{site.url}/dashboard/", timeout=10).text
+    assert '<div class="value" id="tickets">1</div>' in overview
+    assert "0 of 0 escalations" in overview and "Not counted here: 1 ticket an agent took" in overview
+    held = session.get(f"{site.url}/dashboard/tickets", params={"action": "held_back"}, timeout=10).text
+    assert "#556" in held and "held back: an agent took over" in held
+    assert "#556" not in session.get(f"{site.url}/dashboard/tickets", params={"action": "escalate"}, timeout=10).text
+    detail = session.get(f"{site.url}/dashboard/tickets/zendesk/556", timeout=10).text
+    assert "held back: a human agent (360002) is assigned since the reply was drafted" in detail
+    assert "Tokens 1200 + 80" in detail
+    text = requests.get(f"{site.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+    assert 'helpdesk_bot_decisions_total{action="held_back",code="taken_over"} 1.0' in text
+    assert "helpdesk_bot_llm_cost_usd_total 0.000228" in text  # 1200 × $0.15 + 80 × $0.60 per million tokens
+
+
 def test_metrics_for_prometheus(site):
     answered_ticket(site)
     assert requests.get(f"{site.url}/metrics", timeout=10).status_code == 401  # not without the token

@@ -210,7 +210,7 @@ def tickets():
     f = _filters()
     records = list(reversed(_records(f)))
     action = request.args.get("action")
-    if action in ("auto_send", "escalate"):
+    if action in ("auto_send", "escalate", "held_back"):
         records = [r for r in records if r.action == action]
     return render_template("tickets.html", f=f, records=records[:300], total=len(records), action=action,
                            ranges=RANGES)

@@ -66,7 +66,8 @@
     var badge = $('confidence');
     badge.textContent = 'Confidence ' + view.confidence + '/100';
     badge.className = 'badge ' + (view.confidence >= view.threshold ? 'high' : 'low');
-    $('decision').textContent = (view.action === 'auto_send' ? 'would send by itself' : 'handed to a human') +
+    var decided = {auto_send: 'would send by itself', held_back: 'held back: an agent took the ticket while it was drafted'};
+    $('decision').textContent = (decided[view.action] || 'handed to a human') +
       ' (' + view.rule + ' needs ' + view.threshold + ')';
     $('draft-origin').textContent = view.regenerated
       ? 'New draft, not saved or sent.'
