@@ -21,12 +21,9 @@ import sqlalchemy as sa
 from benchmarks import loadgen
 from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir, free_port, log, machine, median,
                                redis_server, summary, wait_for)
+from helpdesk_bot.cli import gunicorn_options
 
 SECRET = "bench-webhook-secret"
-
-
-def gunicorn_options(workers: int, threads: int) -> list[str]:
-    return ["--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread"]
 
 
 def gunicorn(app: str, port: int, options: list[str]) -> list[str]:
@@ -52,8 +49,8 @@ def reset_database(database_url: str) -> None:
 
 
 def run(database: str, rounds: int, seconds: float, connections: int, rate: float, rate_seconds: float,
-        workers: int, threads: int) -> dict:
-    options = gunicorn_options(workers, threads)
+        workers: int, worker_class: str, connections_per_worker: int, threads: int) -> dict:
+    options = gunicorn_options(workers, worker_class, connections_per_worker, threads)
     work = fresh_dir(CACHE_DIR / "runs" / "intake")
     database_url = f"sqlite:///{work / 'data' / 'helpdesk.db'}" if database == "sqlite" else database
     if database_url.startswith("postgresql://"):
@@ -168,10 +165,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--rate-seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for both apps")
-    parser.add_argument("--threads", type=int, default=64, help="gunicorn threads per worker, for both apps (as `helpdesk-bot serve`)")
+    parser.add_argument("--worker-class", default="gevent", choices=["gevent", "gthread"],
+                        help="gunicorn worker class, for both apps (as `helpdesk-bot serve`)")
+    parser.add_argument("--worker-connections", type=int, default=1000, help="gevent: requests at once per worker")
+    parser.add_argument("--threads", type=int, default=64, help="gthread: threads per worker")
     args = parser.parse_args()
     emit("intake", run(args.database, args.rounds, args.seconds, args.connections, args.rate, args.rate_seconds,
-                       args.workers, args.threads))
+                       args.workers, args.worker_class, args.worker_connections, args.threads))
 
 
 if __name__ == "__main__":

@@ -26,17 +26,33 @@ def main() -> None:
     """Answer support tickets from your knowledge; hand the rest to humans with reasons."""
 
 
+def gunicorn_options(workers: int, worker_class: str = "gevent", connections: int = 1000, threads: int = 64) -> list[str]:
+    """How `serve` runs gunicorn (the intake benchmark runs its baseline the same way).
+
+    gevent by default: a webhook's request waits on its process's intake batch (helpdesk_bot/
+    intake.py), and with threads every wait and wake-up is a context switch and a fight for
+    the GIL; greenlets switch in user space. BENCHMARKS.md has the figures.
+    """
+    if worker_class == "gevent":
+        return ["--workers", str(workers), "--worker-class", "gevent", "--worker-connections", str(connections)]
+    return ["--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)]
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
-@click.option("--threads", default=64, show_default=True, type=int,
-              help="threads per worker; requests mostly wait, and more of them make bigger intake batches")
-def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the web app (webhooks, health) under gunicorn."""
+@click.option("--worker-class", default="gevent", show_default=True, type=click.Choice(["gevent", "gthread"]),
+              help="gevent: requests are greenlets; gthread: requests are threads")
+@click.option("--connections", default=1000, show_default=True, type=int,
+              help="gevent: requests at once per worker; more of them make bigger intake batches")
+@click.option("--threads", default=64, show_default=True, type=int, help="gthread: threads per worker")
+def serve(host: str, port: int, workers: int, worker_class: str, connections: int, threads: int) -> None:
+    """Run the web app (webhooks, dashboard, sidebar app API, health) under gunicorn."""
     _settings()  # fail here, with the setting's name, rather than in every gunicorn worker
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers),
-                               "--threads", str(threads), "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
+                               *gunicorn_options(workers, worker_class, connections, threads),
+                               "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
 
 
 @main.command()

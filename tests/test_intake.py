@@ -180,6 +180,18 @@ def test_rate_limits_are_counted_in_redis_for_every_process(redis_url):
         assert refused_by is ip and not verdict.allowed and verdict.retry_after >= 1
         assert int(client.get(next(iter(client.scan_iter("helpdesk-bot:rate:account:zendesk:acme:*"))))) == 2
 
+        # Two accounts behind one address: the address counts every request, each account only
+        # those the address let through, and the request over the address's limit is refused.
+        ip = RateLimiter(client, "IP", 3, 60)
+        to_x, to_y = [(ip, "10.0.0.7"), (account, "zendesk:x")], [(ip, "10.0.0.7"), (account, "zendesk:y")]
+        verdicts = hit_in_order([to_x, to_y, to_x, to_y])
+        assert verdicts.count(None) == 3 and next(v for v in verdicts if v)[0] is ip
+
+        def counted(scope, key):
+            return int(client.get(next(iter(client.scan_iter(f"helpdesk-bot:rate:{scope}:{key}:*")))))
+
+        assert (counted("IP", "10.0.0.7"), counted("account", "zendesk:x") + counted("account", "zendesk:y")) == (4, 3)
+
         client.script_flush()  # as after a Redis restart: the script is loaded again
         assert hit_in_order([[(account, "zendesk:other")]]) == [None]
     finally:
@@ -196,3 +208,6 @@ def test_rate_limits_count_in_memory_when_redis_is_down():
     assert hit_in_order([[(ip, "a")]]) == [None]
     refused = hit_in_order([[(ip, "a")]])[0]
     assert refused[0] is ip and not refused[1].allowed
+    two = RateLimiter(down, "IP", 2, 60)  # a batch: the third request to one key is the one refused
+    assert [v is None for v in hit_in_order([[(two, "b")], [(two, "b")], [(two, "b")], [(two, "c")]])] == [
+        True, True, False, True]

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import datetime, timezone
 
 from helpdesk_bot.domain import TicketEvent
@@ -25,6 +26,7 @@ REPLAY_WINDOW_SECONDS = 300
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
 INVOCATION_HEADER = "X-Zendesk-Webhook-Invocation-Id"
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", re.ASCII)  # as Zendesk sends it: 2026-11-30T05:54:12Z
 
 # Event-style types the bot acts on; other zen:event-types are acknowledged.
 HANDLED_EVENT_TYPES = {
@@ -36,8 +38,7 @@ TRIGGER_EVENTS = ("ticket.created", "ticket.updated")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(hmac.digest(secret.encode(), timestamp.encode() + body, "sha256")).decode()
 
 
 def check_signature(secret: str, headers, body: bytes, now: datetime | None = None) -> bool:
@@ -49,8 +50,10 @@ def check_signature(secret: str, headers, body: bytes, now: datetime | None = No
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     if not given or not timestamp:
         raise BadInput(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header", status=401)
+    if not _TIMESTAMP.fullmatch(timestamp):  # fromisoformat alone would take other forms too
+        raise BadInput(f"{TIMESTAMP_HEADER} is not an ISO-8601 UTC time: {timestamp[:40]!r}", status=401)
     try:
-        sent_at = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        sent_at = datetime.fromisoformat(timestamp)  # several times faster than strptime
     except ValueError:
         raise BadInput(f"{TIMESTAMP_HEADER} is not an ISO-8601 UTC time: {timestamp[:40]!r}", status=401) from None
     # Both the real and the test secret are checked before looking at the clock, so a
