@@ -263,6 +263,13 @@ def gaps_csv():
 @blueprint.post("/topics/refresh")
 @login_required
 def refresh_topics():
+    celery = current_app.extensions.get("celery")
+    if celery is not None:
+        # Embedding every recent ticket takes seconds to minutes: a worker's job, not a web
+        # process's, whose other requests (webhooks) would wait behind it.
+        celery.send_task("workers.tasks.refresh_topics")
+        flash("Topics are being recomputed by a worker: reload this page in a minute.")
+        return redirect(url_for("dashboard.topics_page"))
     from helpdesk_bot.embedding import make_embedder
 
     embedder = current_app.extensions.get("embedder") or make_embedder(current_app.extensions["settings"])
