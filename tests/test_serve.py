@@ -42,9 +42,9 @@ def test_serve_records_and_queues_concurrent_webhooks_and_signs_in(tmp_path, red
     url = f"http://127.0.0.1:{port}"
     try:
         def up():
-            try:
-                return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            try:  # the port is bound before the workers have loaded the app
+                return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):
                 return server.poll() is None and None
 
         assert wait_for(up, 60, what="helpdesk-bot serve"), server.stdout.read()
