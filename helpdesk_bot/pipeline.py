@@ -108,7 +108,7 @@ class Pipeline:
         a reply already claimed is finished by `act`, which checks the ticket itself.)"""
         if outcome.decision.action != "auto_send":
             return None
-        return taken_over(helpdesk.fetch_ticket(outcome.ticket.id))
+        return taken_over(helpdesk.fetch_ticket(outcome.ticket.id, requester=False))
 
     def helpdesk_for(self, event: TicketEvent) -> Helpdesk:
         try:

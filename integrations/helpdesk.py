@@ -16,8 +16,11 @@ from helpdesk_bot.knowledge import Article
 class Helpdesk(Protocol):
     name: str
 
-    def fetch_ticket(self, ticket_id: str) -> Ticket:
+    def fetch_ticket(self, ticket_id: str, requester: bool = True) -> Ticket:
         """The ticket with its public conversation and internal notes, oldest first.
+
+        `requester=False` may leave out the requester's name and locale, which only drafting
+        needs: one API call fewer on Zendesk, for a look at who has the ticket now.
 
         Every message carries its helpdesk id and its author: the customer, the bot (its own
         agent or admin), a human agent, or the helpdesk's automation ("system").

@@ -34,6 +34,9 @@ def test_answerable_ticket_gets_one_public_reply_with_sources(stack):
     )
     event = stack.processed(ticket_id)
     assert event["status"] == "done"
+    # The requester is read once, for the greeting; the look before replying skips it.
+    requester = f"/api/v2/users/{stack.sandbox.ticket(ticket_id)['requester_id']}.json"
+    assert sum(r.method == "GET" and r.path == requester for r in stack.sandbox.state.requests) == 1
 
     [reply] = stack.bot_comments(ticket_id)
     assert reply["public"] is True

@@ -76,8 +76,8 @@ class IntercomHelpdesk:
 
     # --- the Helpdesk interface ---------------------------------------------------------
 
-    def fetch_ticket(self, ticket_id: str) -> Ticket:
-        return self._ticket(self.conversation(ticket_id))
+    def fetch_ticket(self, ticket_id: str, requester: bool = True) -> Ticket:
+        return self._ticket(self.conversation(ticket_id))  # the contact's name comes with it
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
         # Tags first: adding one twice is harmless, so a retry after a failure here is safe.

@@ -117,13 +117,13 @@ class ZendeskHelpdesk:
     def bot_agent_id(self) -> int:
         return self._bot_agent_id or self._call(lambda: self.client.users.me().id)
 
-    def fetch_ticket(self, ticket_id: str) -> Ticket:
+    def fetch_ticket(self, ticket_id: str, requester: bool = True) -> Ticket:
         # The comments do not depend on the ticket: ask for them at the same time (from another
         # thread, so with that thread's own zenpy client), while the ticket and its requester load.
         comments_call = _fetch_pool().submit(
             self._call, lambda: list(self.client.tickets.comments(ticket=int(ticket_id))))
         raw = self._call(lambda: self.client.tickets(id=int(ticket_id)))
-        requester = self._call(lambda: self.client.users(id=raw.requester_id)) if raw.requester_id else None
+        person = self._call(lambda: self.client.users(id=raw.requester_id)) if requester and raw.requester_id else None
         comments = comments_call.result()
         messages = []
         for comment in comments:
@@ -144,12 +144,12 @@ class ZendeskHelpdesk:
             subject=raw.subject or "",
             messages=tuple(messages),
             tags=frozenset(t.lower() for t in (raw.tags or [])),
-            requester_name=getattr(requester, "name", "") or "",
+            requester_name=getattr(person, "name", "") or "",
             status=raw.status or "new",
             brand_id=str(raw.brand_id) if raw.brand_id else None,
             channel=getattr(via, "channel", None),
             human_assignee=str(assignee) if assignee else None,
-            locale=(getattr(requester, "locale", None) or "").lower() or None,
+            locale=(getattr(person, "locale", None) or "").lower() or None,
         )
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
