@@ -30,7 +30,7 @@ def test_answerable_ticket_gets_one_public_reply_with_sources(stack):
     ticket_id = stack.sandbox.create_ticket(
         "Locked out after getting a new phone",
         "Hi, I switched phones and my authenticator app no longer gives me codes. How can I sign in?",
-        "dana@example.com", "Dana Whitfield", tags=["account"],
+        "dana.whitfield@example.com", "Dana Whitfield", tags=["account"],  # a requester of this test's own
     )
     event = stack.processed(ticket_id)
     assert event["status"] == "done"
