@@ -76,7 +76,7 @@ class Intake:
         self._lock = threading.Lock()
         self._writing_in = 0  # the id of the process whose writer thread runs
         self._unqueued: list[int] = []  # recorded, not yet queued: the broker was down
-        self._to_mark: list[int] = []  # queued, not yet marked so in the ledger
+        self._to_mark: list[tuple[int, float]] = []  # queued (when), not yet marked so in the ledger
 
     def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
         """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
@@ -166,9 +166,10 @@ class Intake:
             queued = self.enqueue_many(event_ids)
         except Exception:
             log.exception("could not queue events %s; they stay recorded and will be queued again", event_ids)
+        queued_at = time.time()  # after the broker epoch the call may have started: these are in it
         done = set(queued)
         self._unqueued = [event_id for event_id in event_ids if event_id not in done][-MAX_RETAINED:]
-        self._to_mark += queued
+        self._to_mark += [(event_id, queued_at) for event_id in queued]
 
     def _catch_up(self) -> None:
         """Without deliveries coming in: retry what the broker refused, mark what was queued."""

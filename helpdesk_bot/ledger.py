@@ -519,18 +519,20 @@ class Ledger(_OutcomesMixin):
                 ).scalar_one()
             return existing, False
 
-    def record_events(self, events: list[TicketEvent], queued: list[int] = ()) -> list[tuple[int, bool]]:
+    def record_events(self, events: list[TicketEvent], queued: list[tuple[int, float]] = ()) -> list[tuple[int, bool]]:
         """Store a batch of webhook events in one transaction; (event id, True if new) for each, in order.
 
         A delivery seen before, or twice in the batch, is new only the first time. `queued`
-        are events queued since the last batch, marked queued in the same transaction.
+        are events queued since the last batch, (event id, when its message was queued), marked
+        queued in the same transaction: with that time, not this one, which beat's sweeper
+        compares with the broker's data epoch (a message queued before a Redis restart is lost).
         """
         if not events and not queued:
             return []
         dialect = self.engine.dialect.name
         if dialect not in ("sqlite", "postgresql"):
-            for event_id in queued:
-                self.mark_queued(event_id)
+            for event_id, queued_at in queued:
+                self.mark_queued(event_id, queued_at)
             return [self.record_event(event) for event in events]
         first: dict[tuple[str, str], int] = {}
         for i, event in enumerate(events):
@@ -543,11 +545,14 @@ class Ledger(_OutcomesMixin):
                 for i in first.values()]
         inserted: dict[tuple[str, str], int] = {}
         with self._writer_lock, self.engine.begin() as db:
-            if queued:
+            by_time: dict[float, list[int]] = {}  # one time per queueing call, usually one
+            for event_id, queued_at in queued:
+                by_time.setdefault(queued_at, []).append(int(event_id))
+            for queued_at, event_ids in by_time.items():
                 db.exec_driver_sql(
                     f"UPDATE ticket_events SET status = 'queued', queued_at = {mark} "
-                    f"WHERE status = 'received' AND id IN ({', '.join([mark] * len(queued))})",
-                    (now, *map(int, queued)))
+                    f"WHERE status = 'received' AND id IN ({', '.join([mark] * len(event_ids))})",
+                    (queued_at, *event_ids))
             if rows:
                 values = ", ".join([f"({mark}, {mark}, {mark}, {mark}, 'received', 0, {mark})"] * len(rows))
                 for event_id, helpdesk, delivery_id in db.exec_driver_sql(
@@ -593,11 +598,11 @@ class Ledger(_OutcomesMixin):
         with self.engine.begin() as db:
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id).values(**values))
 
-    def mark_queued(self, event_id: int) -> None:
+    def mark_queued(self, event_id: int, queued_at: float | None = None) -> None:
         # Only from "received": a fast worker may already have finished the event.
         with self.engine.begin() as db:
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id, ticket_events.c.status == "received")
-                       .values(status="queued", queued_at=time.time()))
+                       .values(status="queued", queued_at=queued_at or time.time()))
 
     def mark_requeued(self, event_id: int) -> None:
         """Note that a new queue message was published for a queued event (a retry, a re-queue)."""
@@ -612,8 +617,9 @@ class Ledger(_OutcomesMixin):
                 ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")).scalars())
         return [event_id for event_id in event_ids if event_id in received]
 
-    def mark_queued_many(self, event_ids: list[int]) -> None:
-        self.record_events([], queued=event_ids)
+    def mark_queued_many(self, queued: list[tuple[int, float]]) -> None:
+        """Mark events queued: (event id, when its message was queued) for each."""
+        self.record_events([], queued=queued)
 
     def count_attempt(self, event_id: int) -> int:
         with self.engine.begin() as db:

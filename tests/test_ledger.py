@@ -292,6 +292,8 @@ def test_record_events_records_a_batch_in_order_and_spots_duplicates(ledger):
 def test_mark_queued_many_moves_only_received_events(ledger):
     (first, _), (second, _) = ledger.record_events([event("x"), event("y")])
     ledger.set_status(second, "done")
-    ledger.mark_queued_many([first, second])
+    ledger.mark_queued_many([(first, 100.0), (second, 200.0)])
     assert ledger.get_event(first).status == "queued"
     assert ledger.get_event(second).status == "done"
+    # Marked with the time its message was queued, which beat's sweeper compares with the broker's epoch.
+    assert ledger.stalled_events(queued_before=101.0) == [first] and ledger.stalled_events(queued_before=99.0) == []
