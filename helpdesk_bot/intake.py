@@ -249,18 +249,18 @@ class RedisTaskMessages:
         self._push = client.register_script(_PUSH)
         self._body_json = "[[%d], {}, " + json.dumps(embed) + "]"
         # The message as kombu stores it, as a %-format with a field where each message differs.
-        marker = "@@{}@@".format
         self._format = json.dumps({
-            "body": marker("body"),
+            "body": _marker("body"),
             "content-encoding": "utf-8",
             "content-type": "application/json",
-            "headers": {**headers, "id": marker("task_id"), "root_id": marker("task_id"), "argsrepr": marker("args")},
-            "properties": {**properties, "correlation_id": marker("task_id"), "delivery_mode": 2,
+            "headers": {**headers, "id": _marker("task_id"), "root_id": _marker("task_id"),
+                        "argsrepr": _marker("args")},
+            "properties": {**properties, "correlation_id": _marker("task_id"), "delivery_mode": 2,
                            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-                           "body_encoding": "base64", "delivery_tag": marker("tag")},
+                           "body_encoding": "base64", "delivery_tag": _marker("tag")},
         }).replace("%", "%%")
         for name in ("body", "task_id", "args", "tag"):
-            self._format = self._format.replace(marker(name), f"%({name})s")
+            self._format = self._format.replace(_marker(name), f"%({name})s")
 
     @classmethod
     def for_celery(cls, celery, task_name: str) -> "RedisTaskMessages | None":
@@ -273,8 +273,8 @@ class RedisTaskMessages:
                 or options.get("global_keyprefix") or conf.task_send_sent_event or conf.task_queues):
             return None
         # As `celery.send_task(task_name, args=[event_id])` builds it.
-        template = celery.amqp.as_task_v2("@@task_id@@", task_name, args=[0], kwargs={}, reply_to=celery.thread_oid,
-                                          root_id="@@task_id@@", ignore_result=None)
+        template = celery.amqp.as_task_v2(_marker("task_id"), task_name, args=[0], kwargs={},
+                                          reply_to=celery.thread_oid, root_id=_marker("task_id"), ignore_result=None)
         return cls(broker_client(celery), conf.task_default_queue, template.headers, template.properties,
                    template.body[2], BROKER_EPOCH_KEY)
 
@@ -291,6 +291,11 @@ class RedisTaskMessages:
             ids = _uuid4s(2 * len(chunk))  # a task id and a delivery tag each
             messages = map(self.message, chunk, ids[::2], ids[1::2])
             self._push(keys=[self.epoch_key, self.queue], args=[repr(time.time()), *messages], client=self.client)
+
+
+def _marker(field: str) -> str:
+    """Where a message's own value goes in RedisTaskMessages' template."""
+    return f"@@{field}@@"
 
 
 def _uuid4s(n: int) -> list[str]:

@@ -602,7 +602,7 @@ class Ledger(_OutcomesMixin):
         # Only from "received": a fast worker may already have finished the event.
         with self.engine.begin() as db:
             db.execute(ticket_events.update().where(ticket_events.c.id == event_id, ticket_events.c.status == "received")
-                       .values(status="queued", queued_at=queued_at or time.time()))
+                       .values(status="queued", queued_at=time.time() if queued_at is None else queued_at))
 
     def mark_requeued(self, event_id: int) -> None:
         """Note that a new queue message was published for a queued event (a retry, a re-queue)."""

@@ -141,29 +141,30 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
     if not groups:
         return results
     now = time.time()
-    plans = [(checks, members, [int(now // limiter.window) for limiter, _ in checks])
-             for checks, members in groups.items()]
-    names = [[f"helpdesk-bot:rate:{limiter.scope}:{key}:{window_index}"
-              for (limiter, key), window_index in zip(checks, windows)] for checks, _, windows in plans]
+    plans = []  # per group: its limiters and keys, its requests, and each limiter's window and counter
+    for checks, members in groups.items():
+        windows = [int(now // limiter.window) for limiter, _ in checks]
+        names = [f"helpdesk-bot:rate:{limiter.scope}:{key}:{window}" for (limiter, key), window in zip(checks, windows)]
+        plans.append((checks, members, windows, names))
     totals = None
     store = plans[0][0][0][0].store
     if store.client is not None:
         args = [len(plans)]
-        for checks, members, _ in plans:
+        for checks, members, _, _ in plans:
             args += [len(members), len(checks)]
             for limiter, _ in checks:
                 args += [limiter.limit, limiter.window + 1]
         try:
-            totals = store.incr_groups(keys=[name for group in names for name in group], args=args)
+            totals = store.incr_groups(keys=[name for *_, names in plans for name in names], args=args)
         except redis.RedisError as exc:
             store._warn(exc)
-    for g, (checks, members, windows) in enumerate(plans):
+    for g, (checks, members, windows, names) in enumerate(plans):
         passing = len(members)  # the first `passing` members got this far
-        for j, ((limiter, key), window_index) in enumerate(zip(checks, windows)):
+        for j, ((limiter, key), window_index, name) in enumerate(zip(checks, windows, names)):
             if passing == 0:
                 break
             total = (int(totals[g][j]) if totals is not None
-                     else limiter.store.memory.incr(names[g][j], limiter.window + 1, passing))
+                     else limiter.store.memory.incr(name, limiter.window + 1, passing))
             before = total - passing
             allowed = max(0, min(passing, limiter.limit - before))
             for n in range(allowed, passing):  # the n-th of them was counted as before + n + 1
