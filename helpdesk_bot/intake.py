@@ -1,10 +1,10 @@
-"""Webhook intake in batches (group commit): rate limits → record → queue → mark queued, once
-for all the deliveries that arrive together.
+"""Webhook intake in batches (group commit): record → count the rate limits and queue → mark
+queued, once for all the deliveries that arrive together.
 
 Each request still gets its answer only after its own event is recorded and queued; what is
 shared is the cost. Under load, requests pile up while one batch is written, and the next
-batch takes them all: one Redis round trip counts them against the rate limits, one
-statement records them (and marks the batch before it queued), one script queues them. At
+batch takes them all: one statement records them (and marks the batch before it queued), one
+Redis script counts them against the rate limits and queues those the limits let through. At
 low load a batch holds one event and this is the plain path.
 
 When the broker is down, a delivery is still answered once its event is recorded; the writer
@@ -27,7 +27,7 @@ from typing import Callable
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.errors import TransientError
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.limits import Checks, RateLimiter, Verdict, hit_in_order
+from helpdesk_bot.limits import COUNT_GROUPS_LUA, Checks, Counting, Place, RateLimiter, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,12 @@ MAX_RETAINED = 10_000
 # Events are marked queued in the next batch's transaction, or after this long without one.
 MARK_SECONDS = 0.05
 # Under load (the last batch held more than one delivery), a batch waits this long for more:
-# each costs a fraction of a batch's fixed cost (three round trips), and requests wait anyway.
+# each costs a fraction of a batch's fixed cost (two round trips), and requests wait anyway.
 GATHER_SECONDS = 0.0005
 
 
 class RateLimited(Exception):
-    """A delivery refused by a rate limit before it was recorded."""
+    """A delivery refused by a rate limit; its event, if it was new, is not kept."""
 
     def __init__(self, limiter: RateLimiter, verdict: Verdict):
         super().__init__(f"rate limit exceeded: at most {limiter.describe()}")
@@ -68,9 +68,12 @@ class Intake:
     their smaller batches cost more per delivery.
     """
 
-    def __init__(self, ledger: Ledger, enqueue_many: Callable[[list[int]], list[int]], max_batch: int = MAX_BATCH):
+    def __init__(self, ledger: Ledger, enqueue_many: Callable[[list[int]], list[int]] | RedisTaskMessages,
+                 max_batch: int = MAX_BATCH):
         self.ledger = ledger
-        self.enqueue_many = enqueue_many  # queues event ids; returns those it queued
+        # Queues event ids and returns those it queued; or RedisTaskMessages, which also
+        # counts the batch's rate limits in the same round trip.
+        self.enqueue_many = enqueue_many
         self.max_batch = max_batch
         self._pending: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -81,9 +84,8 @@ class Intake:
     def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
         """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
 
-        `limits` are the rate limits the delivery must pass first, (limiter, key) in order: they
-        are counted for the whole batch in one round trip, and RateLimited is raised for a
-        delivery they refuse (it is not recorded).
+        `limits` are the rate limits the delivery must pass, (limiter, key) in order: they are
+        counted for the whole batch at once, and RateLimited is raised for a delivery they refuse.
         """
         self._ensure_writer()
         pending = _Pending(event, limits)
@@ -137,45 +139,72 @@ class Intake:
                         pending.done.set()
 
     def _write(self, batch: list[_Pending]) -> None:
-        if any(p.limits for p in batch):
-            for pending, refused in zip(batch, hit_in_order([p.limits for p in batch])):
-                if refused is not None:
-                    pending.error = RateLimited(*refused)
-                    pending.done.set()
-            batch = [p for p in batch if p.error is None]
-            if not batch:
-                return
         # Events queued by earlier batches are marked queued in this batch's transaction: one
         # write instead of two. Until then they read "received", which a worker may already
         # have moved on from, and which beat's sweeper leaves alone for its first 15 seconds.
         results = self.ledger.record_events([p.event for p in batch], queued=self._to_mark)
         self._to_mark = []
-        self._queue([event_id for event_id, is_new in results if is_new])
-        for pending, result in zip(batch, results):
-            pending.result = result
+        # Recorded before the rate limits are counted, so that counting and queueing are one
+        # round trip to Redis. An event new in this batch is queued if the limits let through
+        # one of the requests that carry it (usually one), and forgotten again before the
+        # others are refused if they let none through: Zendesk's retry is then a new event.
+        counting = Counting([p.limits for p in batch])
+        new = {event_id for event_id, is_new in results if is_new}
+        carried_by: dict[int, list[int]] = {}  # each new event → the requests carrying it
+        for i, (event_id, _) in enumerate(results):
+            if event_id in new:
+                carried_by.setdefault(event_id, []).append(i)
+        self._queue({event_id: [counting.places[i] for i in requests] for event_id, requests in carried_by.items()},
+                    counting)
+        refusals = counting.refusals()
+        forgotten = []
+        for event_id, requests in carried_by.items():
+            let_through = [i for i in requests if refusals[i] is None]
+            if not let_through:
+                forgotten.append(event_id)
+            for i in requests:
+                results[i] = (event_id, i == let_through[0]) if let_through else results[i]
+        if forgotten:
+            self.ledger.forget_events(forgotten)
+        for pending, result, refused in zip(batch, results, refusals):
+            if refused is not None:
+                pending.error = RateLimited(*refused)
+            else:
+                pending.result = result
             pending.done.set()
 
-    def _queue(self, new: list[int]) -> None:
-        """Queue new events with any a down broker left behind."""
-        left_behind = self.ledger.still_received(self._unqueued) if self._unqueued else []  # beat may have queued some
-        event_ids = left_behind + new
-        if not event_ids:
+    def _queue(self, new: dict[int, list[Place]], counting: Counting) -> None:
+        """Queue the new events the rate limits let through, with any a down broker left behind.
+
+        `new` gives each event the places in `counting` of the requests that carry it; the
+        limits are counted here, with the queueing when the queue can, else just before.
+        """
+        events = {event_id: [(0, 0)] for event_id in self.ledger.still_received(self._unqueued)} if self._unqueued else {}
+        events.update(new)  # beat may have queued some of those left behind
+        if not events:
+            counting.count()
             return
         queued: list[int] = []
         try:
-            queued = self.enqueue_many(event_ids)
-        except Exception:
-            log.exception("could not queue events %s; they stay recorded and will be queued again", event_ids)
+            if isinstance(self.enqueue_many, RedisTaskMessages):
+                queued = self.enqueue_many.push(events, counting)
+            else:
+                counting.count()
+                queued = self.enqueue_many([event_id for event_id, places in events.items()
+                                            if any(map(counting.lets_through, places))])
+        except Exception as exc:
+            log.warning("could not queue events %s (%s); they stay recorded and will be queued again", list(events), exc)
         queued_at = time.time()  # after the broker epoch the call may have started: these are in it
         done = set(queued)
-        self._unqueued = [event_id for event_id in event_ids if event_id not in done][-MAX_RETAINED:]
+        self._unqueued = [event_id for event_id, places in events.items()
+                          if event_id not in done and any(map(counting.lets_through, places))][-MAX_RETAINED:]
         self._to_mark += [(event_id, queued_at) for event_id in queued]
 
     def _catch_up(self) -> None:
         """Without deliveries coming in: retry what the broker refused, mark what was queued."""
         try:
             if self._unqueued:
-                self._queue([])
+                self._queue({}, Counting([]))
             if self._to_mark:
                 self.ledger.mark_queued_many(self._to_mark)
                 self._to_mark = []
@@ -183,24 +212,18 @@ class Intake:
             log.exception("could not queue or mark events")
 
 
-def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") -> Callable[[list[int]], list[int]]:
-    """Queue each event id as a task of `task_name`, all of a batch in one round trip to the broker.
+def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") -> Callable[[list[int]], list[int]] | RedisTaskMessages:
+    """What queues each event id as a task of `task_name`, all of a batch in one round trip to the broker.
 
-    On Redis the messages are written directly (`RedisTaskMessages`): the broker epoch and every
-    message go in one script, so a batch (up to 1,000 events) is queued whole or not at all.
-    Other brokers go through Celery's producer.
+    On Redis the messages are written directly (`RedisTaskMessages`): the broker epoch, the
+    batch's rate limits and every message go in one script, so a batch (up to 1,000 events) is
+    queued whole or not at all. Other brokers go through Celery's producer.
     """
     direct = RedisTaskMessages.for_celery(celery, task_name)
+    if direct is not None:
+        return direct
 
     def enqueue_many(event_ids: list[int]) -> list[int]:
-        if direct is not None:
-            try:
-                direct.push(event_ids)
-            except Exception as exc:
-                log.warning("could not queue events %s (%s); they stay recorded and will be queued again",
-                            event_ids, exc)
-                return []
-            return list(event_ids)
         from workers.celery_app import broker_epoch
 
         try:
@@ -225,10 +248,25 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
     return enqueue_many
 
 
-# The epoch and the messages in one script: atomic like MULTI/EXEC, in one command.
-_PUSH = """
+# The broker epoch, the batch's rate limits and its messages in one script: atomic like
+# MULTI/EXEC, in one command. KEYS: the epoch, the queue, then the limits' counters; ARGV: the
+# epoch's start, the limits' plan (helpdesk_bot/limits.py), then (group, position, message)
+# for each request carrying a new event, the message '' for the event's other requests: an
+# event is queued once, if the limits let through any of its requests.
+_PUSH = COUNT_GROUPS_LUA + """
+local totals, allowed, a = count_groups(3, 2)
 redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('LPUSH', KEYS[2], unpack(ARGV, 2))
+local messages, message = {}, nil
+for i = a, #ARGV, 3 do
+  if ARGV[i + 2] ~= '' then message = ARGV[i + 2] end
+  local group = tonumber(ARGV[i])
+  if message and (group == 0 or tonumber(ARGV[i + 1]) < allowed[group]) then
+    messages[#messages + 1] = message
+    message = nil
+  end
+end
+if #messages > 0 then redis.call('LPUSH', KEYS[2], unpack(messages)) end
+return totals
 """
 
 
@@ -284,13 +322,26 @@ class RedisTaskMessages:
         body = base64.b64encode((self._body_json % event_id).encode()).decode()
         return self._format % {"task_id": task_id, "tag": tag, "body": body, "args": f"[{event_id}]"}
 
-    def push(self, event_ids: list[int]) -> None:
-        """Queue one task per event id; with the broker epoch started first (workers/celery_app.py: broker_epoch)."""
+    def push(self, events: dict[int, list[Place]], counting: Counting) -> list[int]:
+        """Queue each event one of whose requests the rate limits let through, counting them in
+        the same script, with the broker epoch started first (workers/celery_app.py:
+        broker_epoch); `events` gives each event the places in `counting` of its requests.
+        Returns the event ids queued."""
+        event_ids = list(events)
         for start in range(0, len(event_ids), 1000):  # Lua's unpack takes a few thousand values at most
             chunk = event_ids[start:start + 1000]
             ids = _uuid4s(2 * len(chunk))  # a task id and a delivery tag each
-            messages = map(self.message, chunk, ids[::2], ids[1::2])
-            self._push(keys=[self.epoch_key, self.queue], args=[repr(time.time()), *messages], client=self.client)
+            args = [repr(time.time()), *(counting.args if start == 0 else [0])]
+            for event_id, task_id, tag in zip(chunk, ids[::2], ids[1::2]):
+                message = self.message(event_id, task_id, tag)
+                for group, position in events[event_id]:
+                    args += [group, position, message]
+                    message = ""
+            totals = self._push(keys=[self.epoch_key, self.queue, *(counting.keys if start == 0 else [])], args=args,
+                                client=self.client)
+            if start == 0:
+                counting.settle(totals)
+        return [event_id for event_id in event_ids if any(map(counting.lets_through, events[event_id]))]
 
 
 def _marker(field: str) -> str:

@@ -617,6 +617,13 @@ class Ledger(_OutcomesMixin):
                 ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")).scalars())
         return [event_id for event_id in event_ids if event_id in received]
 
+    def forget_events(self, event_ids: list[int]) -> None:
+        """Delete events intake recorded for deliveries a rate limit then refused (never queued):
+        Zendesk's retry of such a delivery is a new event, not a duplicate."""
+        with self._writer_lock, self.engine.begin() as db:
+            db.execute(ticket_events.delete().where(ticket_events.c.id.in_(event_ids),
+                                                    ticket_events.c.status == "received"))
+
     def mark_queued_many(self, queued: list[tuple[int, float]]) -> None:
         """Mark events queued: (event id, when its message was queued) for each."""
         self.record_events([], queued=queued)

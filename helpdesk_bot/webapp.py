@@ -161,9 +161,14 @@ def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
 
 
 def _raw_body() -> bytes:
-    # Reading through get_data() applies MAX_CONTENT_LENGTH, also to chunked bodies.
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
+    length = request.content_length
+    if length is not None:
+        if length > MAX_BODY_BYTES:
+            raise RequestEntityTooLarge()
+        # One read from the server's input, which stops at Content-Length (PEP 3333);
+        # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
+        return request.environ["wsgi.input"].read(length)
+    # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
     body = request.get_data(cache=True)
     if len(body) > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()

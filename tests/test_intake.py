@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.intake import Intake, one_by_one
 from helpdesk_bot.ledger import Ledger
@@ -139,6 +141,7 @@ def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
     import redis
 
     from helpdesk_bot.intake import celery_enqueue_many
+    from helpdesk_bot.limits import Counting
     from helpdesk_bot.settings import Settings
     from workers.celery_app import BROKER_EPOCH_KEY, create_celery
 
@@ -149,7 +152,7 @@ def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
     try:
         celery.send_task("workers.tasks.answer_ticket", args=[41])
         client.delete(BROKER_EPOCH_KEY)
-        assert celery_enqueue_many(celery)([42, 43]) == [42, 43]
+        assert celery_enqueue_many(celery).push({42: [(0, 0)], 43: [(0, 0)]}, Counting([])) == [42, 43]
         assert client.get(BROKER_EPOCH_KEY) is not None  # the epoch starts with the first message
         # The worker pops from the right: Celery's first, then 42, then 43.
         sent, first, second = [json.loads(m) for m in reversed(client.lrange("celery", 0, -1))]
@@ -224,3 +227,59 @@ def test_rate_limits_count_in_memory_when_redis_is_down():
     two = RateLimiter(down, "IP", 2, 60)  # a batch: the third request to one key is the one refused
     assert [v is None for v in hit_in_order([[(two, "b")], [(two, "b")], [(two, "b")], [(two, "c")]])] == [
         True, True, False, True]
+
+
+@pytest.mark.parametrize("queue", ["redis script", "count, then queue"])
+def test_deliveries_a_rate_limit_refuses_are_not_kept_or_queued(tmp_path, redis_url, queue):
+    # The batch is recorded first, then counted and queued (in one script on Redis): a refused
+    # delivery's new event is forgotten before the refusal, so Zendesk's retry is new.
+    import json
+
+    import redis
+
+    from helpdesk_bot.intake import RateLimited, _Pending, celery_enqueue_many
+    from helpdesk_bot.limits import RateLimiter
+    from helpdesk_bot.settings import Settings
+    from workers.celery_app import create_celery
+
+    broker = redis_url.rsplit("/", 1)[0] + "/6"  # a database of its own: no worker takes from it
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    ledger = make_ledger(tmp_path)
+    queued = []
+    if queue == "redis script":
+        enqueue_many = celery_enqueue_many(create_celery(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path),
+                                                                             "REDIS_URL": broker})))
+
+        def queued_now():
+            return sorted(json.loads(json.loads(m)["headers"]["argsrepr"])[0] for m in client.lrange("celery", 0, -1))
+    else:
+        enqueue_many = one_by_one(queued.append)
+
+        def queued_now():
+            return sorted(queued)
+    intake = Intake(ledger, enqueue_many)
+    ip = RateLimiter(client, "IP", 2, 60)
+    a, b = [(ip, "10.0.0.1")], [(ip, "10.0.0.2")]
+    ledger.record_events([delivery(0)])
+    try:
+        batch = [_Pending(delivery(1), a), _Pending(delivery(2), a),
+                 _Pending(delivery(3), a), _Pending(delivery(3), b),  # one delivery from two addresses
+                 _Pending(delivery(4), a), _Pending(delivery(0), a)]
+        intake._write(batch)
+        assert all(p.done.is_set() for p in batch)
+        assert [type(p.error) for p in batch] == [type(None), type(None), RateLimited, type(None), RateLimited,
+                                                  RateLimited]
+        first, second, _, third, _, _ = [p.result for p in batch]
+        assert first[1] and second[1] and third[1]  # the second request of delivery 3 is the one that counts
+        assert queued_now() == sorted([first[0], second[0], third[0]])
+        kept = {(e.event.delivery_id, e.status) for e in map(ledger.get_event, range(1, 10)) if e is not None}
+        assert kept == {("delivery-0", "received"), ("delivery-1", "received"), ("delivery-2", "received"),
+                        ("delivery-3", "received")}  # delivery 4 is forgotten; delivery 0 was there before
+
+        retry = _Pending(delivery(4), b)  # Zendesk's retry of the refused delivery is a new event
+        intake._write([retry])
+        assert retry.error is None and retry.result[1] is True
+        assert retry.result[0] in queued_now()
+    finally:
+        client.flushdb()
