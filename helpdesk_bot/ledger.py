@@ -538,36 +538,38 @@ class Ledger(_OutcomesMixin):
         for i, event in enumerate(events):
             first.setdefault((event.helpdesk, event.delivery_id), i)
         now = time.time()
-        # One statement for the whole batch, written for the driver directly: building it
-        # through SQLAlchemy cost more than the writes.
+        # One statement for the whole batch, run on the driver's connection directly: building
+        # and running it through SQLAlchemy cost more than the writes.
         mark = "?" if dialect == "sqlite" else "%s"
         rows = [(events[i].helpdesk, events[i].delivery_id, events[i].ticket_id, events[i].kind, now)
                 for i in first.values()]
         inserted: dict[tuple[str, str], int] = {}
-        with self._writer_lock, self.engine.begin() as db:
+        existing: dict[tuple[str, str], int] = {}
+        with self._writer_lock, self._driver_transaction() as cursor:
             by_time: dict[float, list[int]] = {}  # one time per queueing call, usually one
             for event_id, queued_at in queued:
                 by_time.setdefault(queued_at, []).append(int(event_id))
             for queued_at, event_ids in by_time.items():
-                db.exec_driver_sql(
-                    f"UPDATE ticket_events SET status = 'queued', queued_at = {mark} "
-                    f"WHERE status = 'received' AND id IN ({', '.join([mark] * len(event_ids))})",
-                    (queued_at, *event_ids))
+                cursor.execute(f"UPDATE ticket_events SET status = 'queued', queued_at = {mark} "
+                               f"WHERE status = 'received' AND id IN ({', '.join([mark] * len(event_ids))})",
+                               (queued_at, *event_ids))
             if rows:
                 values = ", ".join([f"({mark}, {mark}, {mark}, {mark}, 'received', 0, {mark})"] * len(rows))
-                for event_id, helpdesk, delivery_id in db.exec_driver_sql(
+                cursor.execute(
                     "INSERT INTO ticket_events (helpdesk, delivery_id, ticket_id, kind, status, attempts, received_at) "
                     f"VALUES {values} ON CONFLICT (helpdesk, delivery_id) DO NOTHING "
                     "RETURNING id, helpdesk, delivery_id",
-                    tuple(value for row in rows for value in row),
-                ):
+                    tuple(value for row in rows for value in row))
+                for event_id, helpdesk, delivery_id in cursor.fetchall():
                     inserted[(helpdesk, delivery_id)] = event_id
             seen = [key for key in first if key not in inserted]
-            existing = {}
             if seen:
-                existing = {(r.helpdesk, r.delivery_id): r.id for r in db.execute(
-                    sa.select(ticket_events.c.id, ticket_events.c.helpdesk, ticket_events.c.delivery_id)
-                    .where(sa.tuple_(ticket_events.c.helpdesk, ticket_events.c.delivery_id).in_(seen)))}
+                cursor.execute(f"SELECT id, helpdesk, delivery_id FROM ticket_events "
+                               f"WHERE delivery_id IN ({', '.join([mark] * len(seen))})",
+                               tuple(delivery_id for _, delivery_id in seen))
+                wanted = set(seen)
+                existing = {(helpdesk, delivery_id): event_id for event_id, helpdesk, delivery_id in cursor.fetchall()
+                            if (helpdesk, delivery_id) in wanted}
         results = []
         for i, event in enumerate(events):
             key = (event.helpdesk, event.delivery_id)
@@ -616,6 +618,21 @@ class Ledger(_OutcomesMixin):
             received = set(db.execute(sa.select(ticket_events.c.id).where(
                 ticket_events.c.id.in_(event_ids), ticket_events.c.status == "received")).scalars())
         return [event_id for event_id in event_ids if event_id in received]
+
+    @contextlib.contextmanager
+    def _driver_transaction(self):
+        """A cursor on a pooled connection of the database driver, in a transaction committed
+        at the end: for webhook intake's writes, the hot path."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()  # back to the pool
 
     def forget_events(self, event_ids: list[int]) -> None:
         """Delete events intake recorded for deliveries a rate limit then refused (never queued):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
 
     @app.before_request
     def limit_webhooks_per_ip():
-        if request.path.startswith("/webhooks/") and request.endpoint != "zendesk":
+        if request.endpoint != "zendesk" and request.path.startswith("/webhooks/"):
             return _refuse_if_limited(ip_limiter, ip_limiter.hit(request.remote_addr or "unknown"))
         return None
 
@@ -88,20 +88,22 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         # The order is per IP → size → signature → per account → parse. A delivery that passes
         # them all is counted with the others of its batch in one round trip to Redis
         # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
-        ip = request.remote_addr or "unknown"
+        delivery = request._get_current_object()  # each read through the proxy fails a lookup first
+        ip = delivery.remote_addr or "unknown"
         known = ip_limiter.refused_already(ip)  # a flood from one address costs no body read or HMAC
         if known is not None:
             return _refuse_if_limited(ip_limiter, known)
+        headers = delivery.headers
         # The account header is not signed, but a valid signature proves the sender holds the secret.
-        account = request.headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
+        account = headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
         checks = [(ip_limiter, ip)]
         try:
-            body = _raw_body()
-            genuine = zendesk_webhook.check_signature(app.extensions["webhook_secret"], request.headers, body)
+            body = _raw_body(delivery)
+            genuine = zendesk_webhook.check_signature(app.extensions["webhook_secret"], headers, body)
             if not genuine:
                 return _refuse_first(checks) or (jsonify(status="test delivery received"), 200)
             checks.append((account_limiter, f"zendesk:{account}"))
-            event = zendesk_webhook.parse_event(request.headers, body)
+            event = zendesk_webhook.parse_event(headers, body)
         except (BadInput, HTTPException):
             refused = _refuse_first(checks)
             if refused:
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
 
     @app.post("/webhooks/intercom")
     def intercom():
-        body = _raw_body()
+        body = _raw_body(request)
         intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
         event = intercom_webhook.parse_event(body)
         if event is None:
@@ -160,16 +162,16 @@ def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
     return response
 
 
-def _raw_body() -> bytes:
-    length = request.content_length
+def _raw_body(delivery: Request) -> bytes:
+    length = delivery.content_length
     if length is not None:
         if length > MAX_BODY_BYTES:
             raise RequestEntityTooLarge()
         # One read from the server's input, which stops at Content-Length (PEP 3333);
         # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
-        return request.environ["wsgi.input"].read(length)
+        return delivery.environ["wsgi.input"].read(length)
     # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
-    body = request.get_data(cache=True)
+    body = delivery.get_data(cache=True)
     if len(body) > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return body
