@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 WAIT_SECONDS = 10.0  # Zendesk gives up after about 10 s; a request never waits longer
+# How often the watchdog looks for a writer stuck on one batch (see Intake._watch).
+WATCH_SECONDS = 0.5
 # Events recorded while the broker was down are queued again by this process, every
 # RETRY_SECONDS until the broker answers; beat's sweeper is the backstop if the process dies.
 RETRY_SECONDS = 1.0
@@ -81,6 +83,8 @@ class Intake:
         self._writing_in = 0  # the id of the process whose writer thread runs
         self._unqueued: list[int] = []  # recorded, not yet queued: the broker was down
         self._to_mark: list[tuple[int, float]] = []  # queued (when), not yet marked so in the ledger
+        self._batch: list[_Pending] = []  # the batch being written, since `_batch_since` (monotonic; 0: none)
+        self._batch_since = 0.0
 
     def accept(self, event: TicketEvent, limits: Checks = ()) -> tuple[int, bool]:
         """(event id, True if new); returns once the event is recorded and, if new, queued (or logged as not).
@@ -91,8 +95,9 @@ class Intake:
         self._ensure_writer()
         pending = _Pending(event, limits)
         self._pending.put(pending)
-        if not pending.done.wait(WAIT_SECONDS):
-            raise TransientError("the ledger did not record the event in time")
+        # No timeout of its own: a per-request timer cost as much as the wait itself, and the
+        # watchdog answers a request the writer is stuck on within WAIT_SECONDS.
+        pending.done.wait()
         if pending.error is not None:
             raise pending.error
         return pending.result
@@ -107,6 +112,7 @@ class Intake:
             if self._writing_in != os.getpid():
                 self._writing_in = os.getpid()
                 threading.Thread(target=self._run, name="intake-writer", daemon=True).start()
+                threading.Thread(target=self._watch, name="intake-watchdog", daemon=True).start()
 
     def _run(self) -> None:
         try:
@@ -131,13 +137,30 @@ class Intake:
                 except queue.Empty:
                     break
             busy = len(batch) > 1
+            self._batch, self._batch_since = batch, time.monotonic()
             try:
                 self._write(batch)
             except BaseException as exc:  # the requests must hear about it; the thread goes on
-                for pending in batch:
-                    if not pending.done.is_set():
-                        pending.error = exc
-                        pending.done.set()
+                _answer(batch, exc)
+            finally:
+                self._batch, self._batch_since = [], 0.0
+
+    def _watch(self) -> None:
+        """Answer the requests of a writer stuck on one batch (a database lock held, a broker
+        that does not answer) before Zendesk gives up on them: with a 503, which Zendesk
+        retries. The batch may still be recorded; deliveries still waiting are not."""
+        pid = os.getpid()
+        while self._writing_in == pid:
+            time.sleep(WATCH_SECONDS)
+            since = self._batch_since
+            if since and time.monotonic() - since > WAIT_SECONDS - 2 * WATCH_SECONDS:
+                waiting = []
+                while True:
+                    try:
+                        waiting.append(self._pending.get_nowait())
+                    except queue.Empty:
+                        break
+                _answer(self._batch + waiting, TransientError("the ledger did not record the event in time"))
 
     def _write(self, batch: list[_Pending]) -> None:
         # Events queued by earlier batches are marked queued in this batch's transaction: one
@@ -211,6 +234,14 @@ class Intake:
                 self._to_mark = []
         except Exception:  # the ledger is down: the next batch or beat's sweeper sees to them
             log.exception("could not queue or mark events")
+
+
+def _answer(requests: list[_Pending], error: BaseException) -> None:
+    """Answer with `error` those of the requests not answered yet."""
+    for pending in requests:
+        if not pending.done.is_set():
+            pending.error = error
+            pending.done.set()
 
 
 def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") -> Callable[[list[int]], list[int]] | RedisTaskMessages:

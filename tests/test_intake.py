@@ -283,3 +283,44 @@ def test_deliveries_a_rate_limit_refuses_are_not_kept_or_queued(tmp_path, redis_
         assert retry.result[0] in queued_now()
     finally:
         client.flushdb()
+
+
+def test_requests_a_stuck_writer_holds_are_answered_in_time(tmp_path, monkeypatch):
+    from helpdesk_bot import intake as intake_module
+    from helpdesk_bot.errors import TransientError
+
+    monkeypatch.setattr(intake_module, "WAIT_SECONDS", 2.0)
+    monkeypatch.setattr(intake_module, "WATCH_SECONDS", 0.25)
+    ledger = make_ledger(tmp_path)
+    record, unstuck = ledger.record_events, threading.Event()
+
+    def stuck_once(events, queued=()):  # a database lock another process holds, say
+        unstuck.wait(10)
+        return record(events, queued)
+
+    monkeypatch.setattr(ledger, "record_events", stuck_once)
+    intake = Intake(ledger, one_by_one(lambda event_id: None))
+    answers = {}
+
+    def post(n):
+        started = time.monotonic()
+        try:
+            answers[n] = intake.accept(delivery(n))
+        except TransientError as exc:
+            answers[n] = exc
+        answers[n] = (answers[n], time.monotonic() - started)
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)  # the first is the batch the writer is stuck on; the others wait behind it
+    for thread in threads:
+        thread.join(5)
+    assert [type(answer) for answer, _ in answers.values()] == [TransientError] * 3
+    assert all(waited < 2.0 for _, waited in answers.values())
+    monkeypatch.setattr(ledger, "record_events", record)
+    unstuck.set()
+    event_id, new = intake.accept(delivery(9))  # the writer goes on
+    assert new and ledger.get_event(event_id) is not None
+    assert {ledger.get_event(i).event.delivery_id for i in range(1, event_id + 1) if ledger.get_event(i)} <= {
+        "delivery-0", "delivery-9"}  # the stuck batch may still be recorded; those behind it are not
