@@ -186,8 +186,9 @@ class Intake:
             let_through = [i for i in requests if refusals[i] is None]
             if not let_through:
                 forgotten.append(event_id)
-            for i in requests:
-                results[i] = (event_id, i == let_through[0]) if let_through else results[i]
+                continue
+            for i in requests:  # the first request let through is the one that made it new
+                results[i] = (event_id, i == let_through[0])
         if forgotten:
             self.ledger.forget_events(forgotten)
         for pending, result, refused in zip(batch, results, refusals):
@@ -203,8 +204,9 @@ class Intake:
         `new` gives each event the places in `counting` of the requests that carry it; the
         limits are counted here, with the queueing when the queue can, else just before.
         """
-        events = {event_id: [(0, 0)] for event_id in self.ledger.still_received(self._unqueued)} if self._unqueued else {}
-        events.update(new)  # beat may have queued some of those left behind
+        events = dict(new)  # first: RedisTaskMessages counts the limits with its first 1,000
+        if self._unqueued:  # beat may have queued some of those left behind
+            events.update((event_id, [(0, 0)]) for event_id in self.ledger.still_received(self._unqueued))
         if not events:
             counting.count()
             return
@@ -362,7 +364,8 @@ class RedisTaskMessages:
         """Queue each event one of whose requests the rate limits let through, counting them in
         the same script, with the broker epoch started first (workers/celery_app.py:
         broker_epoch); `events` gives each event the places in `counting` of its requests.
-        Returns the event ids queued."""
+        Returns the event ids queued. The limits are counted with the first 1,000 events, so
+        those they apply to must come first."""
         event_ids = list(events)
         for start in range(0, len(event_ids), 1000):  # Lua's unpack takes a few thousand values at most
             chunk = event_ids[start:start + 1000]

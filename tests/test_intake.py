@@ -324,3 +324,30 @@ def test_requests_a_stuck_writer_holds_are_answered_in_time(tmp_path, monkeypatc
     assert new and ledger.get_event(event_id) is not None
     assert {ledger.get_event(i).event.delivery_id for i in range(1, event_id + 1) if ledger.get_event(i)} <= {
         "delivery-0", "delivery-9"}  # the stuck batch may still be recorded; those behind it are not
+
+
+def test_a_backlog_of_over_a_thousand_events_is_queued_with_a_counted_batch(tmp_path, redis_url):
+    # The script takes 1,000 messages a call and counts the limits with the first call: the
+    # batch's new events must go in that one, ahead of what a down broker left behind.
+    import redis
+
+    from helpdesk_bot.intake import _Pending, celery_enqueue_many
+    from helpdesk_bot.limits import RateLimiter
+    from helpdesk_bot.settings import Settings
+    from workers.celery_app import create_celery
+
+    broker = redis_url.rsplit("/", 1)[0] + "/5"
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    ledger = make_ledger(tmp_path)
+    intake = Intake(ledger, celery_enqueue_many(create_celery(Settings.from_env(
+        {"HELPDESK_DATA_DIR": str(tmp_path), "REDIS_URL": broker}))))
+    try:
+        intake._unqueued = [event_id for event_id, _ in ledger.record_events([delivery(n) for n in range(1100)])]
+        ip = RateLimiter(client, "IP", 1, 60)
+        batch = [_Pending(delivery(2000), [(ip, "10.0.0.3")]), _Pending(delivery(2001), [(ip, "10.0.0.3")])]
+        intake._write(batch)
+        assert batch[0].result[1] is True and batch[1].error is not None
+        assert client.llen("celery") == 1101 and intake._unqueued == []
+    finally:
+        client.flushdb()
