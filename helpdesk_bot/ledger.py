@@ -563,13 +563,13 @@ class Ledger(_OutcomesMixin):
                 for event_id, helpdesk, delivery_id in cursor.fetchall():
                     inserted[(helpdesk, delivery_id)] = event_id
             seen = [key for key in first if key not in inserted]
-            if seen:
-                cursor.execute(f"SELECT id, helpdesk, delivery_id FROM ticket_events "
-                               f"WHERE delivery_id IN ({', '.join([mark] * len(seen))})",
-                               tuple(delivery_id for _, delivery_id in seen))
-                wanted = set(seen)
-                existing = {(helpdesk, delivery_id): event_id for event_id, helpdesk, delivery_id in cursor.fetchall()
-                            if (helpdesk, delivery_id) in wanted}
+            seen_in: dict[str, list[str]] = {}  # helpdesk → its deliveries seen before: one query each
+            for helpdesk, delivery_id in seen:
+                seen_in.setdefault(helpdesk, []).append(delivery_id)
+            for helpdesk, delivery_ids in seen_in.items():
+                cursor.execute(f"SELECT id, delivery_id FROM ticket_events WHERE helpdesk = {mark} "
+                               f"AND delivery_id IN ({', '.join([mark] * len(delivery_ids))})", (helpdesk, *delivery_ids))
+                existing.update(((helpdesk, delivery_id), event_id) for event_id, delivery_id in cursor.fetchall())
         results = []
         for i, event in enumerate(events):
             key = (event.helpdesk, event.delivery_id)
