@@ -78,9 +78,7 @@ class RateLimiter:
         return Verdict(False, retry_after=max(1, int(until - now + 0.999)))
 
     def hit(self, key: str) -> Verdict:
-        counting = Counting([[(self, key)]])
-        counting.count()
-        refused = counting.refusals()[0]
+        refused = hit_in_order([[(self, key)]])[0]
         return refused[1] if refused else Verdict(True)
 
     def describe(self) -> str:
@@ -167,15 +165,10 @@ class Counting:
         self._refusals: list[tuple[RateLimiter, Verdict] | None] | None = None
         self._allowed: list[int] = []  # per group, how many of its first requests were let through
 
-    @property
-    def in_redis(self) -> bool:
-        """True when there is something to count and Redis to count it in."""
-        return self.store is not None and self.store.client is not None
-
     def count(self) -> None:
         """Count in a round trip of its own."""
         totals = None
-        if self.in_redis:
+        if self.store is not None and self.store.client is not None:
             try:
                 totals = self.store.count_groups(keys=self.keys, args=self.args)
             except redis.RedisError as exc:
