@@ -773,6 +773,17 @@ class Ledger(_OutcomesMixin):
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(query.order_by(decisions.c.id))]
 
+    def decisions_of_events(self, event_ids: list[int]) -> dict[int, dict]:
+        """The decisions recorded for these events, by event id."""
+        columns = (decisions.c.id, decisions.c.event_id, decisions.c.helpdesk, decisions.c.ticket_id,
+                   decisions.c.draft, decisions.c.action, decisions.c.created_at)
+        found = {}
+        with self.engine.connect() as db:
+            for start in range(0, len(event_ids), 500):
+                rows = db.execute(sa.select(*columns).where(decisions.c.event_id.in_(event_ids[start : start + 500])))
+                found.update((r.event_id, dict(r._mapping)) for r in rows)
+        return found
+
     def latest_decision(self, helpdesk: str, ticket_id: str) -> dict | None:
         """The newest decision on a ticket (its draft, confidence and sources), or None."""
         with self.engine.connect() as db:

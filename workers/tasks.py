@@ -100,20 +100,22 @@ def reindex_help_center() -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles (and its solved
     tickets when HELPDESK_INDEX_PAST_TICKETS is on)."""
     from helpdesk_bot.indexing import index_help_center, index_past_tickets
+    from helpdesk_bot.services import build_impact_check
 
     p = pipeline()
     embedder = p.answerer.retriever.embedder
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
     report = index_help_center(settings, p.ledger, embedder, helpdesk)
     log.info("re-index: %s", report.as_dict())
+    result = {**report.as_dict(), "impact": build_impact_check(settings, p.ledger, p.helpdesks).run()}
     if not settings.index_past_tickets:
-        return report.as_dict()
+        return result
     if not hasattr(helpdesk, "past_resolutions"):
         log.warning("HELPDESK_INDEX_PAST_TICKETS is on, but %s has no past tickets to index (Zendesk only)", helpdesk.name)
-        return report.as_dict()
+        return result
     past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
     log.info("past tickets: %s", past.as_dict())
-    return {**report.as_dict(), "past_tickets": past.as_dict()}
+    return {**result, "past_tickets": past.as_dict()}
 
 
 @celery_app.task

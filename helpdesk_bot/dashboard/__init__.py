@@ -343,6 +343,7 @@ def _policy_from_form(form, old: Policy) -> dict:
         "rollout": number("rollout", old.rollout),
         "shadow": form.get("shadow") == "on",
         "kill_switch": form.get("kill_switch") == "on",
+        "article_change_notes": form.get("article_change_notes") == "on",
         "rules": [],
     }
     indexes = sorted({int(k.split("-")[1]) for k in form if k.startswith("rule-") and k.split("-")[1].isdigit()})
