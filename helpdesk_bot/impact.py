@@ -30,7 +30,7 @@ from helpdesk_bot.impact_store import (SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPOR
                                        Citation, ImpactStore)
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import Policy, PolicyFile
-from helpdesk_bot.text import escape, sentences, stem, tokens
+from helpdesk_bot.text import STOPWORDS, escape, sentences, stem, tokens
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ NOTE_LEASE_SECONDS = 60
 _CITATION_MARK = re.compile(r"\[\d+\]")
 # A figure: an amount ("$12.50", "€9"), a percentage, or a number with the word after it as its
 # unit ("30 days", "14-day", "5 GB", "3 seats"). Numbers spelt out in words are not figures here.
-_FIGURE = re.compile(r"(?P<currency>[$€£¥]\s?)?(?P<number>\d[\d,]*(?:\.\d+)?)(?:(?:\s|-)?(?P<unit>%|[^\W\d_]+))?")
+_FIGURE = re.compile(r"(?P<currency>[$€£¥]\s?)?(?P<number>\d+(?:,\d{3})*(?:\.\d+)?)(?:(?:\s|-)?(?P<unit>%|[^\W\d_]+))?")
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,13 @@ def figures(text: str) -> list[Figure]:
     """The numbers, amounts and durations in a text, in order."""
     found = []
     for match in _FIGURE.finditer(_CITATION_MARK.sub("", text)):
-        unit = (match["unit"] or "").lower()
-        key = ((match["currency"] or "").strip(), match["number"].replace(",", "").rstrip("."),
-               stem(unit) if unit != "%" else unit)
-        found.append(Figure(match.group(0).strip(), key))
+        currency, unit = (match["currency"] or "").strip(), (match["unit"] or "").lower()
+        if currency or unit in STOPWORDS:  # "$12 a seat", "3 of them": the number stands alone
+            written, unit = match.group(0)[: match.end("number") - match.start()], ""
+        else:
+            written = match.group(0)
+        key = (currency, match["number"].replace(",", ""), stem(unit) if unit not in ("", "%") else unit)
+        found.append(Figure(written.strip(), key))
     return found
 
 
