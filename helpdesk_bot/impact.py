@@ -23,11 +23,12 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 
 from helpdesk_bot.errors import HelpdeskBotError
 from helpdesk_bot.groundedness import grounding
 from helpdesk_bot.impact_store import (SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, VERDICTS, ArticleChange,
-                                       Citation, ImpactStore)
+                                       ImpactStore)
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import Policy, PolicyFile
 from helpdesk_bot.text import STOPWORDS, escape, sentences, stem, tokens
@@ -54,10 +55,15 @@ class Figure:
         return self.key[0], self.key[2]
 
 
-def figures(text: str) -> list[Figure]:
+def figures(text: str) -> tuple[Figure, ...]:
     """The numbers, amounts and durations in a text, in order."""
+    return _figures(_CITATION_MARK.sub("", text))
+
+
+@lru_cache(maxsize=8192)  # a change's passages are read once for all the answers that cited them
+def _figures(text: str) -> tuple[Figure, ...]:
     found = []
-    for match in _FIGURE.finditer(_CITATION_MARK.sub("", text)):
+    for match in _FIGURE.finditer(text):
         currency, unit = (match["currency"] or "").strip(), (match["unit"] or "").lower()
         if currency or unit in STOPWORDS:  # "$12 a seat", "3 of them": the number stands alone
             written, unit = match.group(0)[: match.end("number") - match.start()], ""
@@ -65,7 +71,43 @@ def figures(text: str) -> list[Figure]:
             written = match.group(0)
         key = (currency, match["number"].replace(",", ""), stem(unit) if unit not in ("", "%") else unit)
         found.append(Figure(written.strip(), key))
-    return found
+    return tuple(found)
+
+
+@lru_cache(maxsize=8192)
+def _sentence_words(passage: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    return tuple((sentence, frozenset(tokens(sentence))) for sentence in sentences(passage))
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What a change did to the passages an answer quoted: their text before, the article now."""
+
+    before: tuple[str, ...]  # the cited chunks as the answer quoted them
+    after: tuple[str, ...]  # the whole article now (empty: removed)
+    gone_words: frozenset[str]  # lower-cased words of `before` that `after` no longer has
+    old_figures: frozenset[tuple]
+    new_figures: tuple[Figure, ...]
+
+    @staticmethod
+    @lru_cache(maxsize=4096)  # many answers quote the same chunks
+    def of(before: tuple[str, ...], after: tuple[str, ...]) -> Edit:
+        words_after = {w for text in after for w in _WORD.findall(text.lower())}
+        gone = frozenset(w for text in before for w in _WORD.findall(text.lower()) if w not in words_after)
+        return Edit(before, after, gone, frozenset(f.key for text in before for f in figures(text)),
+                    tuple(f for text in after for f in figures(text)))
+
+    def may_touch(self, answer: str) -> bool:
+        """Whether the answer may use a word the change took out (figures are words too).
+
+        When it cannot, no sentence of it lost support: the groundedness check need not run.
+        A substring test, so a false alarm only costs that check.
+        """
+        lowered = answer.lower()
+        return any(word in lowered for word in self.gone_words)
 
 
 @dataclass(frozen=True)
@@ -74,24 +116,22 @@ class Verdict:
     sentences: list[dict]  # {"sentence", "old", "new", "figures": [{"old", "new"}]}
 
 
-def judge(answer: str, before: list[str], after: list[str], touched_before: list[str], touched_after: list[str],
-          removed: bool) -> Verdict:
-    """Check an answer again: `before` and `after` are all its sources as it quoted them and as they
-    read now; `touched_*` the changed article's passages (its cited chunks before, all of it now)."""
+def judge(answer: str, edit: Edit, others: list[str] = (), removed: bool = False) -> Verdict:
+    """Check an answer again against the article as it reads now; `others` are its other sources."""
     answer = _CITATION_MARK.sub("", answer)
-    now = grounding(answer, after)
-    then = grounding(answer, before) if now.unsupported else None
+    if not removed and not edit.may_touch(answer):
+        return Verdict(STILL_SUPPORTED, [])
+    now = grounding(answer, [*others, *edit.after])
+    then = grounding(answer, [*others, *edit.before]) if now.unsupported else None
     lost = set(now.unsupported) - set(then.unsupported if then else ())
-    old_figures = {f.key for text in touched_before for f in figures(text)}
-    new_figures = [f for text in touched_after for f in figures(text)]
-    new_keys = {f.key for f in new_figures}
+    gone_figures = edit.old_figures - {f.key for f in edit.new_figures}
     affected = []
     for sentence in sentences(answer):
-        changed = [{"old": f.text, "new": _replacement(f, new_figures, old_figures)}
-                   for f in figures(sentence) if f.key in old_figures and f.key not in new_keys]
+        changed = [{"old": f.text, "new": _replacement(f, edit.new_figures, edit.old_figures)}
+                   for f in figures(sentence) if f.key in gone_figures]
         if sentence in lost or changed:
-            affected.append({"sentence": sentence, "old": _closest(sentence, touched_before),
-                             "new": _closest(sentence, touched_after), "figures": changed})
+            affected.append({"sentence": sentence, "old": _closest(sentence, edit.before),
+                             "new": _closest(sentence, edit.after), "figures": changed})
     if removed:
         return Verdict(SOURCE_REMOVED, affected)
     return Verdict(UNSUPPORTED_NOW if affected else STILL_SUPPORTED, affected)
@@ -107,8 +147,8 @@ def _closest(sentence: str, passages: list[str]) -> str | None:
     words = set(tokens(sentence))
     best, best_shared = None, 0
     for passage in passages:
-        for candidate in sentences(passage):
-            shared = len(words & set(tokens(candidate)))
+        for candidate, candidate_words in _sentence_words(passage):
+            shared = len(words & candidate_words)
             if shared > best_shared:
                 best, best_shared = candidate, shared
     return best
@@ -125,56 +165,56 @@ class ImpactCheck:
     def run(self) -> dict:
         """Check the answers touched by every change not checked yet; post the notes due."""
         counts = {verdict: 0 for verdict in VERDICTS} | {"changes": 0, "notes_posted": 0}
-        since = time.time() - self.days * 86400
-        for change in self.store.unchecked_changes():
-            for verdict, n in self.check_change(change, since).items():
-                counts[verdict] += n
-            counts["changes"] += 1
-            self.store.mark_checked(change.id)
+        changes = self.store.unchecked_changes()
+        if changes:
+            impacts = self.check(changes, since=time.time() - self.days * 86400)
+            # The verdicts and the changes marked checked in one transaction: a check that dies
+            # in between leaves the changes to the next one, which finds the same answers.
+            self.store.record_impacts(impacts, checked=[c.id for c in changes])
+            counts["changes"] = len(changes)
+            for impact in impacts:
+                counts[impact["verdict"]] += 1
         counts["notes_posted"] = self.post_notes()
         if counts["changes"]:
             log.info("article changes checked: %s", counts)
         return counts
 
-    def check_change(self, change: ArticleChange, since: float) -> dict[str, int]:
-        touched = self.store.citations_touched(change.id, since)
-        if not touched:
-            return {}
-        decisions = self.ledger.decisions_of_events(list(touched))
-        cited = self.store.cited_chunk_ids(list(touched))
-        unchanged_text = self.store.chunk_texts({c for ids in cited.values() for c in ids})
-        article_now = self.store.article_chunks(change.article_id) if change.change == "updated" else []
-        notes_on = self.policy.current().article_change_notes
-        impacts, counts = [], defaultdict(int)
-        for event_id, citations in touched.items():
-            decision = decisions.get(event_id)
+    def check(self, changes: list[ArticleChange], since: float) -> list[dict]:
+        """The verdicts on the answers since `since` that cited the old text of these changes."""
+        touched = self.store.citations_touched([c.id for c in changes], since)
+        decisions = self.ledger.decisions_of_events(sorted({event_id for _, event_id in touched}))
+        # The whole article now, not only the cited chunks: an edit that moves text from one
+        # chunk to the next leaves the answer supported.
+        article_now = self.store.article_texts([c.article_id for c in changes if c.change == "updated"])
+        by_id = {c.id: c for c in changes}
+        to_judge = []  # (change, decision, citations, edit)
+        for (change_id, event_id), citations in touched.items():
+            decision, change = decisions.get(event_id), by_id[change_id]
             if decision is None or not decision["draft"].strip():
                 continue
-            verdict = self._judge(decision["draft"], citations, cited.get(event_id, []), unchanged_text,
-                                  article_now, change)
-            counts[verdict.verdict] += 1
-            note = "not_needed" if verdict.verdict == STILL_SUPPORTED else ("due" if notes_on else "off")
+            after = tuple(article_now.get(change.article_id, ())) if change.change == "updated" else ()
+            to_judge.append((change, decision, citations, Edit.of(tuple(c.old_text for c in citations), after)))
+        # Only answers that may use what the change took out are checked against all their sources.
+        suspect = sorted({d["event_id"] for change, d, _, edit in to_judge
+                          if change.change == "removed" or edit.may_touch(d["draft"])})
+        cited = self.store.cited_chunk_ids(suspect)
+        current = self.store.chunk_texts({c for ids in cited.values() for c in ids})
+        notes_on = self.policy.current().article_change_notes
+        impacts = []
+        for change, decision, citations, edit in to_judge:
+            quoted = {c.chunk_id for c in citations}
+            # The answer's other sources as they read now (one of an article removed meanwhile is gone).
+            others = [current[c] for c in cited.get(decision["event_id"], ()) if c not in quoted and c in current]
+            verdict = judge(decision["draft"], edit, others, removed=change.change == "removed")
             impacts.append({
-                "event_id": event_id, "decision_id": decision["id"], "helpdesk": decision["helpdesk"],
-                "ticket_id": decision["ticket_id"], "answer": "reply" if decision["action"] == "auto_send" else "note",
+                "article_change_id": change.id, "event_id": decision["event_id"], "decision_id": decision["id"],
+                "helpdesk": decision["helpdesk"], "ticket_id": decision["ticket_id"],
+                "answer": "reply" if decision["action"] == "auto_send" else "note",
                 "answered_at": decision["created_at"], "verdict": verdict.verdict, "sentences": verdict.sentences,
-                "passages": [{"chunk_id": c.chunk_id, "old": c.old_text, "new": c.new_text} for c in citations],
-                "ticket_status": None, "note": note,
+                "passages": sorted(quoted), "ticket_status": None,
+                "note": "not_needed" if verdict.verdict == STILL_SUPPORTED else ("due" if notes_on else "off"),
             })
-        self.store.record_impacts(change.id, impacts)
-        return counts
-
-    @staticmethod
-    def _judge(draft: str, citations: list[Citation], cited_ids: list[str], unchanged_text: dict[str, str],
-               article_now: list[str], change: ArticleChange) -> Verdict:
-        touched_ids = {c.chunk_id for c in citations}
-        # The answer's other sources as they read now (a chunk of an article removed meanwhile is gone).
-        others = [unchanged_text[c] for c in cited_ids if c not in touched_ids and c in unchanged_text]
-        touched_before = [c.old_text for c in citations]
-        # The whole article now, not only the cited chunks: an edit that shifts text from one chunk
-        # to the next leaves the answer supported.
-        return judge(draft, others + touched_before, others + article_now, touched_before, article_now,
-                     removed=change.change == "removed")
+        return impacts
 
     # --- notes for the agents -------------------------------------------------------------------
 

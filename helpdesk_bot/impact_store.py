@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 
 from helpdesk_bot.domain import ARTICLE, Chunk
 from helpdesk_bot.ledger import metadata
@@ -90,7 +89,7 @@ answer_impacts = sa.Table(
     sa.Column("answered_at", sa.Float, nullable=False),
     sa.Column("verdict", sa.String(16), nullable=False),  # VERDICTS
     sa.Column("sentences", sa.Text, nullable=False),  # JSON: the answer's sentences the change touches
-    sa.Column("passages", sa.Text, nullable=False),  # JSON: the cited passages, old and new
+    sa.Column("passages", sa.Text, nullable=False),  # JSON: the ids of the cited chunks the change touched
     sa.Column("ticket_status", sa.String(32)),  # when checked; None: not looked up (still supported)
     sa.Column("note", sa.String(16), nullable=False),  # NOTE_STATES
     sa.Column("note_error", sa.Text),
@@ -215,15 +214,16 @@ class ImpactStore:
                               .order_by(article_changes.c.id))
             return [_article_change(r) for r in rows]
 
-    def mark_checked(self, change_id: int) -> None:
-        with self.engine.begin() as db:
-            db.execute(article_changes.update().where(article_changes.c.id == change_id).values(checked_at=time.time()))
-
-    def article_chunks(self, article_id: str) -> list[str]:
-        """The article's text as indexed now, chunk by chunk."""
+    def article_texts(self, article_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Each article's text as indexed now, chunk by chunk."""
+        out: dict[str, list[str]] = defaultdict(list)
         with self.engine.connect() as db:
-            return list(db.execute(sa.select(indexed_chunks.c.text).where(indexed_chunks.c.article_id == article_id)
-                                   .order_by(indexed_chunks.c.chunk_id)).scalars())
+            for batch in _batches(sorted(set(article_ids))):
+                for article_id, text in db.execute(
+                        sa.select(indexed_chunks.c.article_id, indexed_chunks.c.text)
+                        .where(indexed_chunks.c.article_id.in_(batch)).order_by(indexed_chunks.c.chunk_id)):
+                    out[article_id].append(text)
+        return dict(out)
 
     def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
         """The indexed text of these chunks (those still indexed)."""
@@ -247,20 +247,21 @@ class ImpactStore:
             if rows:
                 db.execute(cited_chunks.insert(), list(rows.values()))
 
-    def citations_touched(self, change_id: int, since: float) -> dict[int, list[Citation]]:
-        """The answers cited since `since` that quoted a chunk as it was before the change, by
-        event id (answers drafted from the new text are not touched)."""
-        query = (sa.select(cited_chunks.c.event_id, cited_chunks.c.chunk_id, cited_chunks.c.text_hash,
-                           chunk_changes.c.old_text, chunk_changes.c.new_text)
-                 .join(cited_chunks, cited_chunks.c.chunk_id == chunk_changes.c.chunk_id)
-                 .where(chunk_changes.c.article_change_id == change_id, cited_chunks.c.cited_at >= since,
-                        sa.or_(cited_chunks.c.text_hash.is_(None), chunk_changes.c.new_hash.is_(None),
-                               cited_chunks.c.text_hash != chunk_changes.c.new_hash)))
-        touched: dict[int, list[Citation]] = defaultdict(list)
+    def citations_touched(self, change_ids: list[int], since: float) -> dict[tuple[int, int], list[Citation]]:
+        """The answers cited since `since` that quoted a chunk as it was before one of these
+        changes, by (change id, event id); answers drafted from the new text are not touched."""
+        touched: dict[tuple[int, int], list[Citation]] = defaultdict(list)
         with self.engine.connect() as db:
-            for row in db.execute(query):
-                touched[row.event_id].append(Citation(row.event_id, row.chunk_id, row.text_hash, row.old_text,
-                                                      row.new_text))
+            for batch in _batches(change_ids):
+                query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id,
+                                   cited_chunks.c.text_hash, chunk_changes.c.old_text, chunk_changes.c.new_text)
+                         .join(cited_chunks, cited_chunks.c.chunk_id == chunk_changes.c.chunk_id)
+                         .where(chunk_changes.c.article_change_id.in_(batch), cited_chunks.c.cited_at >= since,
+                                sa.or_(cited_chunks.c.text_hash.is_(None), chunk_changes.c.new_hash.is_(None),
+                                       cited_chunks.c.text_hash != chunk_changes.c.new_hash)))
+                for row in db.execute(query):
+                    touched[(row.article_change_id, row.event_id)].append(
+                        Citation(row.event_id, row.chunk_id, row.text_hash, row.old_text, row.new_text))
         return dict(touched)
 
     def cited_chunk_ids(self, event_ids: list[int]) -> dict[int, list[str]]:
@@ -274,27 +275,25 @@ class ImpactStore:
 
     # --- verdicts ------------------------------------------------------------------------------
 
-    def record_impacts(self, change_id: int, impacts: list[dict]) -> None:
-        """Keep the verdicts on the answers a change touched; a change checked again keeps the first."""
+    def record_impacts(self, impacts: list[dict], checked: list[int]) -> None:
+        """Keep the verdicts and mark the changes checked. A change another check marked first
+        keeps that check's verdicts (the nightly run and `index` may finish together)."""
         now = time.time()
-        rows = [{**impact, "article_change_id": change_id, "checked_at": now,
-                 "sentences": json.dumps(impact["sentences"]), "passages": json.dumps(impact["passages"])}
-                for impact in impacts]
         with self.engine.begin() as db:
-            existing = set(db.execute(sa.select(answer_impacts.c.event_id)
-                                      .where(answer_impacts.c.article_change_id == change_id)).scalars())
-            rows = [r for r in rows if r["event_id"] not in existing]
-            for batch in _batches(rows):
-                try:
-                    with db.begin_nested():
-                        db.execute(answer_impacts.insert(), batch)
-                except IntegrityError:  # another check got there first: its rows stand
-                    continue
+            for batch in _batches(checked):
+                # Row locks (PostgreSQL) or the write lock (SQLite) make the second check wait here
+                # and then find the changes checked.
+                mine = set(db.execute(article_changes.update().where(article_changes.c.id.in_(batch),
+                                                                     article_changes.c.checked_at.is_(None))
+                                      .values(checked_at=now).returning(article_changes.c.id)).scalars())
+                rows = [{**impact, "checked_at": now, "sentences": json.dumps(impact["sentences"]),
+                         "passages": json.dumps(impact["passages"])}
+                        for impact in impacts if impact["article_change_id"] in mine]
+                if rows:
+                    db.execute(answer_impacts.insert(), rows)
 
     def notes_due(self) -> list[dict]:
-        with self.engine.connect() as db:
-            return [_impact(r) for r in db.execute(self._listing().where(answer_impacts.c.note == "due")
-                                                   .order_by(answer_impacts.c.id))]
+        return self._read(self._listing().where(answer_impacts.c.note == "due").order_by(answer_impacts.c.id))
 
     def set_note(self, impact_ids: list[int], state: str, error: str | None = None,
                  ticket_status: str | None = None) -> None:
@@ -319,8 +318,22 @@ class ImpactStore:
                                answer_impacts.c.id.desc())
         if limit:
             query = query.limit(limit)
+        return self._read(query)
+
+    def _read(self, query) -> list[dict]:
+        """The impacts the query selects, each with its passages old and new, side by side."""
         with self.engine.connect() as db:
-            return [_impact(r) for r in db.execute(query)]
+            impacts = [dict(r._mapping) for r in db.execute(query)]
+            texts = {}
+            for batch in _batches(sorted({i["article_change_id"] for i in impacts})):
+                texts.update(((r.article_change_id, r.chunk_id), (r.old_text, r.new_text)) for r in db.execute(
+                    sa.select(chunk_changes.c.article_change_id, chunk_changes.c.chunk_id, chunk_changes.c.old_text,
+                              chunk_changes.c.new_text).where(chunk_changes.c.article_change_id.in_(batch))))
+        for impact in impacts:
+            impact["sentences"] = json.loads(impact["sentences"])
+            impact["passages"] = [{"chunk_id": chunk_id, "old": old, "new": new} for chunk_id in json.loads(impact["passages"])
+                                  for old, new in [texts[(impact["article_change_id"], chunk_id)]]]
+        return impacts
 
     def counts(self, since: float = 0.0) -> dict[str, int]:
         """Answers checked again since `since`, by verdict."""
@@ -353,9 +366,3 @@ def _chunk_row(chunk: Chunk, now: float) -> dict:
 def _article_change(row) -> ArticleChange:
     return ArticleChange(id=row.id, article_id=row.article_id, title=row.title, url=row.url, change=row.change,
                          changed_at=row.changed_at)
-
-
-def _impact(row) -> dict:
-    impact = dict(row._mapping)
-    impact["sentences"], impact["passages"] = json.loads(impact["sentences"]), json.loads(impact["passages"])
-    return impact

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, TicketEvent
-from helpdesk_bot.impact import ImpactCheck, figures, judge
+from helpdesk_bot.impact import Edit, ImpactCheck, figures, judge
 from helpdesk_bot.impact_store import SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, ImpactStore
 from helpdesk_bot.ledger import Ledger, decisions
 from helpdesk_bot.policy import Policy
@@ -43,7 +43,7 @@ def test_a_day_written_two_ways_is_one_figure():
 
 def test_a_changed_number_makes_the_answer_unsupported_and_is_called_out():
     new = RESET.replace("60 minutes", "30 minutes")
-    verdict = judge(ANSWER, [RESET], [new], [RESET], [new], removed=False)
+    verdict = judge(ANSWER, Edit.of((RESET,), (new,)))
     assert verdict.verdict == UNSUPPORTED_NOW
     [affected] = verdict.sentences
     assert affected["sentence"].startswith("The link is valid for 60 minutes")
@@ -54,7 +54,7 @@ def test_a_changed_number_makes_the_answer_unsupported_and_is_called_out():
 
 def test_a_sentence_that_lost_its_support_is_named_beside_the_new_text():
     new = "Open the email and click the link. Reset links now come by text message only."
-    verdict = judge(ANSWER, [RESET], [new], [RESET], [new], removed=False)
+    verdict = judge(ANSWER, Edit.of((RESET,), (new,)))
     assert verdict.verdict == UNSUPPORTED_NOW
     assert [s["sentence"] for s in verdict.sentences] == ["The link is valid for 60 minutes and can be used once."]
 
@@ -65,19 +65,19 @@ def test_a_sentence_that_lost_its_support_is_named_beside_the_new_text():
     lambda text: text.replace("account locks", "acount locks"),  # a typo elsewhere
 ])
 def test_a_cosmetic_change_leaves_the_answer_still_supported(edit):
-    verdict = judge(ANSWER, [RESET], [edit(RESET)], [RESET], [edit(RESET)], removed=False)
-    assert verdict == judge(ANSWER, [RESET], [RESET], [RESET], [RESET], removed=False)
+    verdict = judge(ANSWER, Edit.of((RESET,), (edit(RESET),)))
+    assert verdict == judge(ANSWER, Edit.of((RESET,), (RESET,)))
     assert verdict.verdict == STILL_SUPPORTED and verdict.sentences == []
 
 
 def test_text_moved_to_the_next_chunk_still_supports_the_answer():
     first, second = "Open the email and click the link.", "The link is valid for 60 minutes and can be used once."
-    verdict = judge(ANSWER, [RESET], [first, second], [RESET], [first, second], removed=False)
+    verdict = judge(ANSWER, Edit.of((RESET,), (first, second)))
     assert verdict.verdict == STILL_SUPPORTED
 
 
 def test_a_removed_article_is_source_removed_with_the_sentences_it_carried():
-    verdict = judge(ANSWER, [RESET], [], [RESET], [], removed=True)
+    verdict = judge(ANSWER, Edit.of((RESET,), ()), removed=True)
     assert verdict.verdict == SOURCE_REMOVED
     assert all(s["new"] is None for s in verdict.sentences) and verdict.sentences
 
@@ -114,7 +114,7 @@ def test_each_run_keeps_the_old_and_new_hash_of_changed_chunks_and_the_removed_o
     assert len(ids) == 3
     assert changes(store) == [("a", "updated", "a#1", True, False),  # the article shrank: its chunk 1 is gone
                               ("b", "updated", "b#0", True, True), ("c", "removed", "c#0", True, False)]
-    assert store.article_chunks("b") == ["Beta, edited."] and store.article_chunks("c") == []
+    assert store.article_texts(["b", "c"]) == {"b": ["Beta, edited."]}
 
 
 def test_a_run_over_every_article_removes_those_it_no_longer_has(store):
@@ -183,14 +183,14 @@ def test_answers_citing_the_old_text_are_checked_and_the_agent_told_once(ledger,
     [(ticket_id, html, tags)] = helpdesk.notes
     assert ticket_id == "1" and "60 minutes" in html and "30 minutes" in html and "ai_source_changed" in tags
 
-    # Checked again (a check that died before marking its change), the note is not posted twice.
+    # Due again (a check that died between posting the note and noting it), it is not posted twice.
     with store.engine.begin() as db:
-        db.execute(sa.text("UPDATE article_changes SET checked_at = NULL"))
         db.execute(sa.text("UPDATE answer_impacts SET note = 'due' WHERE verdict != 'still_supported'"))
     check(ledger, store, helpdesk)
     assert len(helpdesk.notes) == 1
     [flagged] = store.impacts(since=0, verdict=UNSUPPORTED_NOW)
     assert (flagged["ticket_id"], flagged["note"], flagged["ticket_status"]) == ("1", "posted", "pending")
+    assert flagged["passages"] == [{"chunk_id": "reset#0", "old": RESET, "new": RESET.replace("60 minutes", "30 minutes")}]
 
 
 def test_an_answer_drafted_from_the_new_text_is_not_touched(ledger, store):
