@@ -101,6 +101,8 @@ answer_impacts = sa.Table(
 STILL_SUPPORTED, UNSUPPORTED_NOW, SOURCE_REMOVED = "still_supported", "unsupported_now", "source_removed"
 VERDICTS = {STILL_SUPPORTED: "still supported", UNSUPPORTED_NOW: "contradicted or unsupported now",
             SOURCE_REMOVED: "source removed"}
+# A still-supported answer's ticket is not looked up: no note is due on it.
+NOT_LOOKED_UP = "not looked up"
 # not_needed: still supported; off: the policy turns notes off; closed: the ticket is solved or
 # closed; due: to post (again, after a failure); posted: on the ticket.
 NOTE_STATES = ("not_needed", "off", "closed", "due", "posted")
@@ -295,6 +297,11 @@ class ImpactStore:
     def notes_due(self) -> list[dict]:
         return self._read(self._listing().where(answer_impacts.c.note == "due").order_by(answer_impacts.c.id))
 
+    def notes_due_count(self) -> int:
+        with self.engine.connect() as db:
+            return db.execute(sa.select(sa.func.count()).select_from(answer_impacts)
+                              .where(answer_impacts.c.note == "due")).scalar()
+
     def set_note(self, impact_ids: list[int], state: str, error: str | None = None,
                  ticket_status: str | None = None) -> None:
         values = {"note": state, "note_error": error[:2000] if error else None}
@@ -312,7 +319,9 @@ class ImpactStore:
             query = query.where(article_changes.c.article_id == article_id)
         if verdict:
             query = query.where(answer_impacts.c.verdict == verdict)
-        if ticket_status:
+        if ticket_status == NOT_LOOKED_UP:
+            query = query.where(answer_impacts.c.ticket_status.is_(None))
+        elif ticket_status:
             query = query.where(answer_impacts.c.ticket_status == ticket_status)
         query = query.order_by(answer_impacts.c.checked_at.desc(), answer_impacts.c.answered_at.desc(),
                                answer_impacts.c.id.desc())
@@ -341,6 +350,13 @@ class ImpactStore:
             rows = db.execute(sa.select(answer_impacts.c.verdict, sa.func.count())
                               .where(answer_impacts.c.checked_at >= since).group_by(answer_impacts.c.verdict)).all()
         return {verdict: dict(rows).get(verdict, 0) for verdict in VERDICTS}
+
+    def ticket_statuses(self, since: float) -> list[str]:
+        """The ticket statuses seen by the checks since `since`, for filters."""
+        with self.engine.connect() as db:
+            found = set(db.execute(sa.select(answer_impacts.c.ticket_status).distinct()
+                                   .where(answer_impacts.c.checked_at >= since)).scalars())
+        return sorted(NOT_LOOKED_UP if status is None else status for status in found)
 
     def changed_articles(self, since: float) -> list[tuple[str, str]]:
         """(article id, title) of the articles with checked answers since `since`, for filters."""

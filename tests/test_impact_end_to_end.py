@@ -67,6 +67,18 @@ def edit_article(stack, article_id: str, change) -> None:
     requests.put(api, json={"article": {"body": change(body)}}, auth=auth, timeout=10).raise_for_status()
 
 
+def signed_in(stack) -> requests.Session:
+    from tests.test_dashboard import PASSWORD, token_of
+
+    if not stack.ledger.check_login("impact", PASSWORD):
+        stack.ledger.create_user("impact", PASSWORD)
+    session, base = requests.Session(), stack.webhook_url.removesuffix("/webhooks/zendesk")
+    page = session.get(f"{base}/dashboard/login", timeout=10)
+    session.post(f"{base}/dashboard/login", timeout=10,
+                 data={"username": "impact", "password": PASSWORD, "csrf_token": token_of(page.text)}).raise_for_status()
+    return session
+
+
 def notes(stack, ticket_id: int) -> list[dict]:
     return [c for c in stack.bot_comments(ticket_id) if not c["public"]]
 
@@ -97,6 +109,14 @@ def test_a_changed_number_flags_the_reply_and_the_agent_is_told_once(stack):
     assert "60 minutes" in sentence["sentence"] and "30 minutes" in sentence["new"]
     assert sentence["figures"] == [{"old": "60 minutes", "new": "30 minutes"}]
     assert item["answer"] == "reply" and item["answered_at"].endswith("Z") and item["note"] == "posted"
+
+    # The dashboard page: the reply beside the new text, filtered by verdict.
+    session, base = signed_in(stack), stack.webhook_url.removesuffix("/webhooks/zendesk")
+    page = session.get(f"{base}/dashboard/article-changes", params={"verdict": "unsupported_now"}, timeout=10).text
+    assert f"zendesk #{ticket_id}" in page and "60 minutes → 30 minutes" in page
+    assert f"/dashboard/tickets/zendesk/{ticket_id}" in page and f"/articles/{article_id}" in page
+    page = session.get(f"{base}/dashboard/article-changes", params={"verdict": "still_supported"}, timeout=10).text
+    assert f"zendesk #{ticket_id}<" not in page
 
 
 def test_a_removed_article_flags_the_reply_as_source_removed(stack):

@@ -20,6 +20,7 @@ from helpdesk_bot import analytics, topics
 from helpdesk_bot.dashboard import charts
 from helpdesk_bot.dashboard.auth import check_csrf, csrf_token, load_user, login_required, safe_next, sign_in
 from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.impact_store import NOT_LOOKED_UP, VERDICTS, ImpactStore
 from helpdesk_bot.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
@@ -237,6 +238,21 @@ def ticket(helpdesk: str, ticket_id: str):
     return render_template("ticket.html", helpdesk=helpdesk, ticket_id=ticket_id, decisions=rows, events=events,
                            actions=done, outcome=ledger().outcome(helpdesk, ticket_id),
                            feedback=ledger().feedback_for(helpdesk, ticket_id))
+
+
+@blueprint.get("/article-changes")
+@login_required
+def article_changes():
+    """Answers affected by article changes: checked again after each re-index, newest first."""
+    days = request.args.get("days", current_app.extensions["settings"].impact_days, type=int)
+    since = time.time() - max(days, 1) * 86400
+    chosen = {key: request.args.get(key) or None for key in ("article", "verdict", "status")}
+    store = ImpactStore(ledger().engine)
+    rows = store.impacts(since=since, article_id=chosen["article"], verdict=chosen["verdict"],
+                         ticket_status=chosen["status"], limit=300)
+    return render_template("article_changes.html", rows=rows, days=days, chosen=chosen, verdicts=VERDICTS,
+                           articles=store.changed_articles(since), statuses=store.ticket_statuses(since),
+                           counts=store.counts(since), not_looked_up=NOT_LOOKED_UP)
 
 
 @blueprint.get("/topics")
@@ -490,6 +506,16 @@ class LedgerCollector:
         for rating, count in ratings:
             verdicts.add_metric([rating], count)
         yield verdicts
+        impact = ImpactStore(self.ledger.engine)
+        affected = CounterMetricFamily("helpdesk_bot_article_change_answers",
+                                       "Answers checked again after an article they cited changed, by verdict",
+                                       labels=["verdict"])
+        for verdict, count in impact.counts().items():
+            affected.add_metric([verdict], count)
+        yield affected
+        yield GaugeMetricFamily("helpdesk_bot_article_change_notes_due",
+                                "Notes on answers an article change affects, not posted yet (a helpdesk error)",
+                                value=impact.notes_due_count())
         day = analytics.summarize(analytics.load_tickets(self.ledger, since=time.time() - 86400))
         yield GaugeMetricFamily("helpdesk_bot_deflection_rate_24h", "Deflection rate over the last 24 hours",
                                 value=day.deflection_rate if day.deflection_rate is not None else float("nan"))
