@@ -255,15 +255,18 @@ class ImpactStore:
         touched: dict[tuple[int, int], list[Citation]] = defaultdict(list)
         with self.engine.connect() as db:
             for batch in _batches(change_ids):
+                texts = {(r.article_change_id, r.chunk_id): (r.old_text, r.new_text) for r in db.execute(
+                    sa.select(chunk_changes.c.article_change_id, chunk_changes.c.chunk_id, chunk_changes.c.old_text,
+                              chunk_changes.c.new_text).where(chunk_changes.c.article_change_id.in_(batch)))}
                 query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id,
-                                   cited_chunks.c.text_hash, chunk_changes.c.old_text, chunk_changes.c.new_text)
+                                   cited_chunks.c.text_hash)
                          .join(cited_chunks, cited_chunks.c.chunk_id == chunk_changes.c.chunk_id)
                          .where(chunk_changes.c.article_change_id.in_(batch), cited_chunks.c.cited_at >= since,
                                 sa.or_(cited_chunks.c.text_hash.is_(None), chunk_changes.c.new_hash.is_(None),
                                        cited_chunks.c.text_hash != chunk_changes.c.new_hash)))
-                for row in db.execute(query):
-                    touched[(row.article_change_id, row.event_id)].append(
-                        Citation(row.event_id, row.chunk_id, row.text_hash, row.old_text, row.new_text))
+                for change_id, event_id, chunk_id, quoted_hash in db.execute(query):
+                    old, new = texts[(change_id, chunk_id)]
+                    touched[(change_id, event_id)].append(Citation(event_id, chunk_id, quoted_hash, old, new))
         return dict(touched)
 
     def cited_chunk_ids(self, event_ids: list[int]) -> dict[int, list[str]]:
