@@ -11,6 +11,7 @@ nor fires a missed nightly job twice.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
