@@ -23,10 +23,10 @@ from helpdesk_bot.intake import Intake, RateLimited, celery_enqueue_many, one_by
 from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
 from helpdesk_bot.services import init_sentry, open_ledger
 from helpdesk_bot.settings import Settings
-from workers.broker import broker_url
-from workers.celery_app import create_celery, queue_answer
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
+from workers.broker import broker_url
+from workers.celery_app import create_celery, queue_answer
 
 MAX_BODY_BYTES = 1024 * 1024
 # Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say
