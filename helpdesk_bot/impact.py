@@ -273,8 +273,10 @@ def impact_note(impacts: list[dict]) -> str:
     parts = [f"<p><strong>An article helpdesk-bot cited on this ticket {what}:</strong> {article}.</p>"]
     for impact in impacts:
         told = "The reply sent to the customer" if impact["answer"] == "reply" else "The draft in the bot's note"
-        parts.append(f"<p>{told} ({_day(impact['answered_at'])}) is now <strong>{VERDICTS[impact['verdict']]}"
-                     "</strong>. Please check it and correct it with the customer if needed.</p>")
+        verdict = ("has lost its source" if impact["verdict"] == SOURCE_REMOVED
+                   else "is contradicted or no longer supported by the article")
+        parts.append(f"<p>{told} on {_day(impact['answered_at'])} <strong>{verdict}</strong>. Please check what "
+                     "the customer was told, and correct it with them if needed.</p>")
         rows = []
         for s in impact["sentences"]:
             figures_changed = "".join(

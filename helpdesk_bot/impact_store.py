@@ -138,7 +138,6 @@ class Citation:
 
     event_id: int
     chunk_id: str
-    text_hash: str | None  # of the text the answer was drafted from
     old_text: str  # the chunk before the change
     new_text: str | None  # None: removed
 
@@ -258,15 +257,14 @@ class ImpactStore:
                 texts = {(r.article_change_id, r.chunk_id): (r.old_text, r.new_text) for r in db.execute(
                     sa.select(chunk_changes.c.article_change_id, chunk_changes.c.chunk_id, chunk_changes.c.old_text,
                               chunk_changes.c.new_text).where(chunk_changes.c.article_change_id.in_(batch)))}
-                query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id,
-                                   cited_chunks.c.text_hash)
+                query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id)
                          .join(cited_chunks, cited_chunks.c.chunk_id == chunk_changes.c.chunk_id)
                          .where(chunk_changes.c.article_change_id.in_(batch), cited_chunks.c.cited_at >= since,
                                 sa.or_(cited_chunks.c.text_hash.is_(None), chunk_changes.c.new_hash.is_(None),
                                        cited_chunks.c.text_hash != chunk_changes.c.new_hash)))
-                for change_id, event_id, chunk_id, quoted_hash in db.execute(query):
+                for change_id, event_id, chunk_id in db.execute(query):
                     old, new = texts[(change_id, chunk_id)]
-                    touched[(change_id, event_id)].append(Citation(event_id, chunk_id, quoted_hash, old, new))
+                    touched[(change_id, event_id)].append(Citation(event_id, chunk_id, old, new))
         return dict(touched)
 
     def cited_chunk_ids(self, event_ids: list[int]) -> dict[int, list[str]]:

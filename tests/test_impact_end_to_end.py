@@ -99,7 +99,7 @@ def test_a_changed_number_flags_the_reply_and_the_agent_is_told_once(stack):
 
     [note] = notes(stack, ticket_id)
     assert "60 minutes" in note["plain_body"] and "30 minutes" in note["plain_body"]
-    assert "contradicted or unsupported now" in note["plain_body"]
+    assert "is contradicted or no longer supported by the article" in note["plain_body"]
     assert "ai_source_changed" in stack.sandbox.ticket(ticket_id)["tags"]
     [item] = listed(stack, ticket_id)
     assert (item["helpdesk"], item["decision_id"], item["article_id"], item["change"], item["verdict"]) == (
@@ -128,7 +128,8 @@ def test_a_removed_article_flags_the_reply_as_source_removed(stack):
     assert (report["deleted"], report["impact"]["source_removed"], report["impact"]["notes_posted"]) == (1, 1, 1)
 
     [note] = notes(stack, ticket_id)
-    assert "was removed" in note["plain_body"] and "30 days" in note["plain_body"]
+    assert "was removed" in note["plain_body"] and "has lost its source" in note["plain_body"]
+    assert "30 days" in note["plain_body"]
     [item] = listed(stack, ticket_id)
     assert (item["article_id"], item["change"], item["verdict"]) == (article_id, "removed", "source_removed")
 
