@@ -272,11 +272,14 @@ def impact_note(impacts: list[dict]) -> str:
     what = "was removed" if first["change"] == "removed" else "has changed"
     parts = [f"<p><strong>An article helpdesk-bot cited on this ticket {what}:</strong> {article}.</p>"]
     for impact in impacts:
-        told = "The reply sent to the customer" if impact["answer"] == "reply" else "The draft in the bot's note"
         verdict = ("has lost its source" if impact["verdict"] == SOURCE_REMOVED
                    else "is contradicted or no longer supported by the article")
-        parts.append(f"<p>{told} on {_day(impact['answered_at'])} <strong>{verdict}</strong>. Please check what "
-                     "the customer was told, and correct it with them if needed.</p>")
+        if impact["answer"] == "reply":
+            parts.append(f"<p>The reply sent to the customer on {_day(impact['answered_at'])} <strong>{verdict}"
+                         "</strong>. Please check what they were told, and correct it with them if needed.</p>")
+        else:
+            parts.append(f"<p>The draft in the bot's note of {_day(impact['answered_at'])} <strong>{verdict}"
+                         "</strong>. Please do not send it as it is; if it was sent, correct it with the customer.</p>")
         rows = []
         for s in impact["sentences"]:
             figures_changed = "".join(
