@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -242,3 +243,30 @@ def test_a_re_index_that_changed_nothing_does_no_impact_work(ledger, store):
 
     counts = ImpactCheck(store, Untouchable(), {}, Policy()).run()
     assert counts["changes"] == 0
+
+
+def test_answers_recorded_before_the_upgrade_are_cited_from_their_sources(empty_database_url):
+    from alembic import command
+    from alembic.config import Config
+
+    from helpdesk_bot.ledger import MIGRATIONS
+
+    ledger = Ledger(empty_database_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with ledger.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+    event_id, _ = ledger.record_event(TicketEvent("zendesk", "d-1", "1"))
+    with ledger.engine.begin() as db:
+        db.execute(sa.text(
+            "INSERT INTO decisions (event_id, helpdesk, ticket_id, tags, question, sources, draft, drafter, confidence, "
+            "components, rule, threshold, action, reasons, latency_ms, prompt_tokens, completion_tokens, created_at) "
+            "VALUES (:e, 'zendesk', '1', '[]', 'q', :sources, 'd [1]', 'extractive', 80, '{}', 'default', 70, "
+            "'auto_send', '[]', '{}', 0, 0, 1000.0)"),
+            {"e": event_id, "sources": json.dumps([{"id": "reset#0", "cited": 1}, {"id": "reset#1", "cited": 0}])})
+    ledger.migrate()
+    with ledger.engine.connect() as db:
+        assert db.execute(sa.text("SELECT event_id, chunk_id, text_hash, cited_at FROM cited_chunks")).all() == [
+            (event_id, "reset#0", None, 1000.0)]
+    ledger.dispose()
