@@ -63,6 +63,7 @@ chunk_changes = sa.Table(
     sa.Column("old_text", sa.Text, nullable=False),
     sa.Column("new_text", sa.Text),
     sa.Index("ix_chunk_changes_change", "article_change_id"),
+    sa.Index("ix_chunk_changes_old_hash", "old_hash"),  # an old answer's quoted text, by its hash
 )
 
 cited_chunks = sa.Table(
@@ -138,7 +139,7 @@ class Citation:
 
     event_id: int
     chunk_id: str
-    old_text: str  # the chunk before the change
+    old_text: str  # the chunk as the answer quoted it
     new_text: str | None  # None: removed
 
 
@@ -250,22 +251,39 @@ class ImpactStore:
 
     def citations_touched(self, change_ids: list[int], since: float) -> dict[tuple[int, int], list[Citation]]:
         """The answers cited since `since` that quoted a chunk as it was before one of these
-        changes, by (change id, event id); answers drafted from the new text are not touched."""
+        changes, by (change id, event id); answers drafted from the new text are not touched.
+
+        Each citation carries the text the answer quoted: the chunk before this change, or before
+        an earlier one when the answer is older than that.
+        """
         touched: dict[tuple[int, int], list[Citation]] = defaultdict(list)
         with self.engine.connect() as db:
             for batch in _batches(change_ids):
-                texts = {(r.article_change_id, r.chunk_id): (r.old_text, r.new_text) for r in db.execute(
-                    sa.select(chunk_changes.c.article_change_id, chunk_changes.c.chunk_id, chunk_changes.c.old_text,
-                              chunk_changes.c.new_text).where(chunk_changes.c.article_change_id.in_(batch)))}
-                query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id)
+                changed = {(r.article_change_id, r.chunk_id): r for r in db.execute(
+                    sa.select(chunk_changes).where(chunk_changes.c.article_change_id.in_(batch)))}
+                query = (sa.select(chunk_changes.c.article_change_id, cited_chunks.c.event_id, cited_chunks.c.chunk_id,
+                                   cited_chunks.c.text_hash)
                          .join(cited_chunks, cited_chunks.c.chunk_id == chunk_changes.c.chunk_id)
                          .where(chunk_changes.c.article_change_id.in_(batch), cited_chunks.c.cited_at >= since,
                                 sa.or_(cited_chunks.c.text_hash.is_(None), chunk_changes.c.new_hash.is_(None),
                                        cited_chunks.c.text_hash != chunk_changes.c.new_hash)))
-                for change_id, event_id, chunk_id in db.execute(query):
-                    old, new = texts[(change_id, chunk_id)]
-                    touched[(change_id, event_id)].append(Citation(event_id, chunk_id, old, new))
+                rows = db.execute(query).all()
+                older = self._texts_by_hash(db, {quoted for change_id, _, chunk_id, quoted in rows
+                                                 if quoted and quoted != changed[(change_id, chunk_id)].old_hash})
+                for change_id, event_id, chunk_id, quoted in rows:
+                    change = changed[(change_id, chunk_id)]
+                    touched[(change_id, event_id)].append(
+                        Citation(event_id, chunk_id, older.get(quoted, change.old_text), change.new_text))
         return dict(touched)
+
+    @staticmethod
+    def _texts_by_hash(db, hashes: set[str]) -> dict[str, str]:
+        """Chunk texts of earlier versions, by hash, from the change log."""
+        found: dict[str, str] = {}
+        for batch in _batches(sorted(hashes)):
+            found.update(db.execute(sa.select(chunk_changes.c.old_hash, chunk_changes.c.old_text)
+                                    .where(chunk_changes.c.old_hash.in_(batch))).all())
+        return found
 
     def cited_chunk_ids(self, event_ids: list[int]) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)

@@ -270,3 +270,18 @@ def test_answers_recorded_before_the_upgrade_are_cited_from_their_sources(empty_
         assert db.execute(sa.text("SELECT event_id, chunk_id, text_hash, cited_at FROM cited_chunks")).all() == [
             (event_id, "reset#0", None, 1000.0)]
     ledger.dispose()
+
+
+def test_an_answer_older_than_the_last_change_is_compared_with_what_it_quoted(ledger, store):
+    v1, v2, v3 = RESET, RESET.replace("used once", "used twice"), RESET.replace("60 minutes", "30 minutes")
+    store.record_reindex("zendesk help center", [chunk("reset", 0, v1)], [])
+    answered(ledger, store, "1", [chunk("reset", 0, v1)])
+    store.record_reindex("zendesk help center", [chunk("reset", 0, v2)], [])
+    check(ledger, store, FakeHelpdesk())  # "used once" became "used twice": flagged
+    store.record_reindex("zendesk help center", [chunk("reset", 0, v3)], [])
+    check(ledger, store, FakeHelpdesk())
+    latest = store.impacts(since=0)[0]
+    assert latest["passages"][0]["new"] == v3
+    [sentence] = latest["sentences"]
+    assert sentence["old"] == "The link is valid for 60 minutes and can be used once."  # as quoted, not as of v2
+    assert sentence["figures"] == [{"old": "60 minutes", "new": "30 minutes"}]

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("new_text", sa.Text),
     )
     op.create_index("ix_chunk_changes_change", "chunk_changes", ["article_change_id"])
+    op.create_index("ix_chunk_changes_old_hash", "chunk_changes", ["old_hash"])
     op.create_table(
         "cited_chunks",
         sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), primary_key=True),
