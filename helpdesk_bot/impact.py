@@ -25,8 +25,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
+from helpdesk_bot.domain import SOURCE_CHANGED_TAG
 from helpdesk_bot.errors import HelpdeskBotError
 from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.helpdesk import Helpdesk
 from helpdesk_bot.impact_store import (SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, VERDICTS, ArticleChange,
                                        ImpactStore)
 from helpdesk_bot.ledger import Ledger
@@ -36,7 +38,6 @@ from helpdesk_bot.text import STOPWORDS, escape, sentences, stem, tokens
 log = logging.getLogger(__name__)
 
 CLOSED_STATUSES = frozenset({"solved", "closed"})
-IMPACT_TAG = "ai_source_changed"
 # A claim on a note older than this belongs to a check that died mid-call (helpdesk timeouts are shorter).
 NOTE_LEASE_SECONDS = 60
 _CITATION_MARK = re.compile(r"\[\d+\]")
@@ -158,7 +159,7 @@ def _closest(sentence: str, passages: list[str]) -> str | None:
 class ImpactCheck:
     store: ImpactStore
     ledger: Ledger
-    helpdesks: dict  # by name, as the pipeline's
+    helpdesks: dict[str, Helpdesk]  # by name, as the pipeline's
     policy: Policy | PolicyFile
     days: int = 30
 
@@ -250,7 +251,7 @@ class ImpactCheck:
                     if not self.ledger.reclaim_stale_action(key, claimed["claimed_at"], NOTE_LEASE_SECONDS):
                         continue  # another check is posting it now
                     body = claimed["body"]  # a check died mid-call: finish what it started
-                result = helpdesk.post_note(ticket_id, body, None, (IMPACT_TAG,))
+                result = helpdesk.post_note(ticket_id, body, None, (SOURCE_CHANGED_TAG,))
             except HelpdeskBotError as exc:
                 log.warning("note on %s ticket %s about article change %s not posted: %s", helpdesk_name,
                             ticket_id, change_id, exc)

@@ -12,7 +12,7 @@ import psutil
 def test_demo_decides_every_sample_ticket_and_leaves_nothing_running(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL"))}
     env["HELPDESK_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", "demo", "--once", "--port", "0"],
+    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", "demo", "--once", "--port", "0"],
                           env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     decided = re.search(r"(\d+)/(\d+) tickets decided", done.stdout)

@@ -40,7 +40,7 @@ def nightly_reindex(stack) -> None:
 
 
 def cli(stack, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", *args], env=stack.env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", *args], env=stack.env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout

@@ -30,7 +30,7 @@ from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
 from workers.broker import stop_embedded_redis
 
-SAMPLE_DATA = Path(__file__).parent / "sample_data"
+SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
 TIMEOUT_SECONDS = 180
 DEMO_ADMIN = "admin"
 
@@ -67,10 +67,10 @@ def run_demo(once: bool, port: int) -> int:
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env
+        [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env
     )
     try:
-        from helpdesk_bot.webapp import create_app
+        from helpdesk_bot.web.app import create_app
 
         app = create_app(settings)
         server = make_server("127.0.0.1", port, app, threaded=True)

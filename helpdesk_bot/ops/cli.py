@@ -53,7 +53,7 @@ def serve(host: str, port: int, workers: int, worker_class: str, connections: in
     _settings()  # fail here, with the setting's name, rather than in every gunicorn worker
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                                *gunicorn_options(workers, worker_class, connections, threads),
-                               "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
+                               "--access-logfile", "-", "helpdesk_bot.web.wsgi:app"])
 
 
 @main.command()
@@ -102,6 +102,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
           keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
+    from helpdesk_bot.helpdesk import PastTicketsFeed
     from helpdesk_bot.indexing import index_articles, index_help_center, index_past_tickets
     from helpdesk_bot.knowledge import load_articles
     from helpdesk_bot.services import build_impact_check, make_helpdesk, open_ledger
@@ -120,7 +121,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
         embedder = make_embedder(settings)
         if past_tickets:
             chosen = make_helpdesk(settings, helpdesk)
-            if not hasattr(chosen, "past_resolutions"):
+            if not isinstance(chosen, PastTicketsFeed):
                 raise click.UsageError(f"{chosen.name} has no past tickets to index (Zendesk only)")
             report = index_past_tickets(settings, ledger, embedder, chosen, progress=progress)
         elif from_helpdesk:
@@ -232,7 +233,7 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="web app port")
 def demo(once: bool, port: int) -> None:
     """Run everything on embedded defaults and send the sample tickets through it."""
-    from helpdesk_bot.demo import run_demo
+    from helpdesk_bot.ops.demo import run_demo
 
     sys.exit(run_demo(once=once, port=port))
 
@@ -370,7 +371,7 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
     """Check the configuration and each configured service; say what is wrong and how to fix it."""
-    from helpdesk_bot.doctor import render, run_checks
+    from helpdesk_bot.ops.doctor import render, run_checks
 
     checks = run_checks()
     click.echo(json.dumps([c.as_dict() for c in checks]) if as_json else render(checks))

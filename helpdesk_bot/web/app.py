@@ -1,4 +1,4 @@
-"""The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/dashboard).
+"""The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/web/dashboard).
 
 A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
 account → parse → duplicate delivery? → record → enqueue → 202.
@@ -17,15 +17,16 @@ from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from helpdesk_bot.agent_app import agent_app
+from helpdesk_bot.web.agent_app import agent_app
+from helpdesk_bot.web.dashboard import init_dashboard
 from helpdesk_bot.errors import BadInput, TransientError
-from helpdesk_bot.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
-from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
+from helpdesk_bot.web.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
+from helpdesk_bot.web.limits import RateLimiter, Verdict
 from helpdesk_bot.services import init_sentry, open_ledger
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
-from workers.broker import broker_url
+from workers.broker import broker_url, redis_client
 from workers.celery_app import create_celery, queue_answer
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -58,12 +59,10 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     else:
         enqueue_many = one_by_one(enqueue)
     app.extensions["enqueue"] = enqueue
-    # Deliveries arriving together are recorded and queued together (helpdesk_bot/intake.py).
+    # Deliveries arriving together are recorded and queued together (helpdesk_bot/web/intake.py).
     app.extensions["intake"] = Intake(app.extensions["ledger"], enqueue_many)
-    from helpdesk_bot.dashboard import init_dashboard
-
     init_dashboard(app, settings, limits_store)
-    app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/agent_app.py)
+    app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/web/agent_app.py)
 
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):
@@ -85,7 +84,7 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     def zendesk():
         # The order is per IP → size → signature → per account → parse. A delivery that passes
         # them all is counted with the others of its batch in one round trip to Redis
-        # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
+        # (helpdesk_bot/web/intake.py); any other answer counts the limits first, in that order.
         delivery = request._get_current_object()  # each read through the proxy fails a lookup first
         ip = delivery.remote_addr or "unknown"
         known = ip_limiter.refused_already(ip)  # a flood from one address costs no body read or HMAC
@@ -177,7 +176,7 @@ def _raw_body(delivery: Request) -> bytes:
 
 def _accept(app: Flask, event, limits=()):
     # Recorded, then queued, then answered; if the broker is down the event stays recorded
-    # and is queued once it answers again (helpdesk_bot/intake.py).
+    # and is queued once it answers again (helpdesk_bot/web/intake.py).
     try:
         event_id, new = app.extensions["intake"].accept(event, limits)
     except RateLimited as exc:
