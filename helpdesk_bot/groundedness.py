@@ -71,7 +71,8 @@ _COURTESY = re.compile(
 
 
 # "The full policy is here: https://…", "More in:": a pointer to a link, which the link check judges.
-_POINTER = re.compile(r"://|:\s*$")
+_LINK_LIKE = re.compile(r"\S+://\S+|\b(?:[\w-]+\.)+[a-z]{2,}\b[^\s,;]*", re.I)  # links are judged apart
+_POINTER = re.compile(r"://|\b(?:[\w-]+\.)+[a-z]{2,}\b|:\s*$", re.I)
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,15 @@ def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[Sentence
     all_source_words = {w.lower() for pair in sources for part in pair for w in re.findall(r"[\w+-]+", part)}
     results = []
     for sentence in sentences(text):
-        words = _content(re.sub(r"\S+://\S+", " ", sentence))
+        words = _content(_LINK_LIKE.sub(" ", sentence))
         if _COURTESY.match(sentence.strip()) or not words or (len(words) < 3 and _POINTER.search(sentence)):
             continue
-        best, share = None, 0.0
+        scored = []
         for passage in passages:
             # The article's title and heading say what a passage is about, not what it claims: half weight.
             found = sum(1.0 if w in passage.words else 0.5 if w in passage.context else 0.0 for w in words) / len(words)
-            if found > share or (found == share and best is not None and len(passage.text) < len(best.text)):
-                best, share = passage, found
+            scored.append((found, passage))
+        share, best = max(scored, key=lambda p: (p[0], -len(p[1].text)), default=(0.0, None))
         mismatches = _mismatches(sentence, best.text if best else "", all_source_words)
         results.append(SentenceSupport(sentence, best.text if best else "", share, tuple(mismatches)))
     return results
@@ -175,23 +176,93 @@ def _mismatches(sentence: str, passage: str, source_words: set[str]) -> list[str
     for name in _CAPITALISED.findall(sentence):
         if name.lower() not in source_words and not any(name.lower() in f for f in found):
             found.append(f"{name!r} is not in the sources")
-    if _negated(sentence) and not _negated(passage):
+    if _negated(sentence) and not _negation_matches(sentence, passage):
         found.append("negated where its source is not")
     elif not _negated(sentence) and _denies(passage, set(_content(sentence))):
         found.append("its source says the opposite (not)")
     return found
 
 
+def _scopes(text: str) -> list[set[str]]:
+    """What each "not" in `text` bears on: the content words right after it ("does not send codes"),
+    or before it when it ends the clause ("... is not allowed")."""
+    words = re.findall(r"[\w']+", text.lower().replace("’", "'"))
+    scopes = []
+    for i, word in enumerate(words):
+        if word in _NEGATIONS or word.endswith("n't"):
+            after = [stem(w) for w in words[i + 1:i + 6] if w not in STOPWORDS][:3]
+            before = [stem(w) for w in words[max(0, i - 5):i] if w not in STOPWORDS][-3:]
+            scopes.append(set(after or before) | ({after[0]} if after else set()))
+    return scopes
+
+
 def _denies(passage: str, words: set[str]) -> bool:
     """Whether a "not" in `passage` bears on `words`: "Orbitask does not send codes by SMS" denies
     "Orbitask sends codes by SMS"; "if you are not happy, ..." denies nothing in "refunds take 14 days"."""
-    tokens_ = re.findall(r"[\w']+", passage.lower().replace("’", "'"))
-    for i, word in enumerate(tokens_):
-        if word in _NEGATIONS or word.endswith("n't"):
-            after = [stem(w) for w in tokens_[i + 1:i + 6] if w not in STOPWORDS]
-            if len(set(after[:3]) & words) >= 2 or (after and after[0] in words and len(words) <= 4):
-                return True
-    return False
+    return any(len(scope & words) >= 2 or (scope & words and len(words) <= 4) for scope in _scopes(passage))
+
+
+def _negation_matches(sentence: str, passage: str) -> bool:
+    """Whether every "not" of `sentence` bears on what a "not" of `passage` bears on."""
+    theirs = _scopes(passage)
+    return all(any(scope & other for other in theirs) for scope in _scopes(sentence))
+
+
+def _passages(body: str) -> list[tuple[str, bool]]:
+    """(passage, is a table cell): the body's sentences, and each table cell on its own with its
+    row's and column's names, so "Free plan storage is 1 TB" meets "Free, Total storage: 1 GB"
+    and not the whole table."""
+    out, header = [], None
+    for line in body.splitlines():
+        line = line.strip()
+        cells = [c.strip() for c in (line[:-1] if line.endswith("|") else line).split("|")]
+        if len(cells) < 2:
+            header = None
+            out += [(sentence, False) for sentence in sentences(line)]
+        elif header is None:
+            header = cells
+            out.append((" ".join(cells), True))
+        else:
+            out += [(f"{header[0]} {cells[0]}, {header[j] if j < len(header) else ''}: {cell}", True)
+                    for j, cell in enumerate(cells[1:], 1)]
+    return out
+
+
+# Stopwords elsewhere, but here they make the claim: "refunds any payment at any time", "always free".
+_QUANTIFIERS = frozenset(stem(w) for w in "any all always every never only anytime forever unlimited instantly "
+                                          "immediately".split())
+
+
+_FILLER = frozenset("yes per via etc".split())
+
+
+def _content(text: str) -> list[str]:
+    words = [t for t in tokens(text) if t not in _FILLER]
+    return [t for t in words if (t not in STOPWORDS or t in _QUANTIFIERS) and not t.isdigit()] or \
+        [t for t in words if t.isdigit()]
+
+
+def _mismatches(sentence: str, passage: str, source_words: set[str]) -> list[str]:
+    found = []
+    ours, theirs = _numbers(sentence), _numbers(passage)
+    for value, unit in sorted(ours):
+        if not any(v == value and (not unit or not u or unit == u) for v, u in theirs):
+            found.append(f"{value}{' ' + unit if unit else ''} is not in its source")
+    plans_there = {w.lower() for w in re.findall(r"[\w+-]+", passage)}
+    for match in _PLAN.finditer(sentence):
+        name = (match.group(1) or match.group(2)).lower()
+        if name not in plans_there and name not in {"your", "the", "this", "that", "a", "our", "each", "every", "any"}:
+            found.append(f"plan {match.group(0)!r} is not in its source")
+    for name in _CAPITALISED.findall(sentence):
+        if name.lower() not in source_words and not any(name.lower() in f for f in found):
+            found.append(f"{name!r} is not in the sources")
+    if _negated(sentence) and not _negation_matches(sentence, passage):
+        found.append("negated where its source is not")
+    elif not _negated(sentence) and _denies(passage, set(_content(sentence))):
+        found.append("its source says the opposite (not)")
+    return found
+
+
 
 
 def _numbers(text: str) -> set[tuple[str, str]]:
