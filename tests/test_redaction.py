@@ -155,14 +155,17 @@ def test_the_llm_never_sees_personal_data():
     try:
         drafter = OpenAIDrafter(api_key="sk-test", base_url=standin.base_url, model="m", timeout=5)
         ticket = Ticket(helpdesk="zendesk", id="1", subject="Refund to DE75512108001245126199", messages=(
+            Message("customer", "Earlier: my SSN is 123-45-6789 and mot de passe : chaton_95"),
             Message("customer", "I'm jo@example.com, call +44 20 7946 0958. Card 4539 1488 0343 6467, "
-                                "our key sk-proj-abcdefghijklmnopqrstuvwxyz012345"),))
+                                "our key sk-proj-abcdefghijklmnopqrstuvwxyz012345"),),
+            requester_name="Jo Example-Person")
         source = Source(Chunk("a#0", "a", "Refunds", "Refunds are made within 14 days.", "https://x.example/a"), 1, 1, 1)
         drafter.draft(ticket, [source])
         sent = json.dumps(list(standin.requests))
-        for secret in ("jo@example.com", "7946 0958", "0343 6467", "DE75512108001245126199", "sk-proj-abc"):
+        for secret in ("jo@example.com", "7946 0958", "0343 6467", "DE75512108001245126199", "sk-proj-abc",
+                       "123-45-6789", "chaton_95", "Example-Person"):  # the display name is not sent at all
             assert secret not in sent
-        assert "[email]" in sent and "[card]" in sent
+        assert "[email]" in sent and "[card]" in sent and "[national_id]" in sent and "Refund to [iban]" in sent
     finally:
         standin.stop()
 
