@@ -47,9 +47,9 @@ def grounding(text: str, sources: list[str]) -> Grounding:
 # --- Sentence by sentence: what each sentence of a draft rests on --------------------------------------
 #
 # No entailment model ships inside a package (docs: models.md), so each sentence of a draft is
-# aligned with the source sentence (or two adjacent sentences) that shares most of its words, and
-# the facts a reader acts on must match that passage exactly: numbers with their units, plan
-# names, other proper names, and whether it is negated. A sentence that reuses the help center's
+# aligned with the source passage (a sentence, up to three adjacent ones, or a table cell) that
+# shares most of its words, and the facts a reader acts on must match that passage exactly:
+# numbers with their units, plan names, other proper names, and what is negated. A sentence that reuses the help center's
 # words around a changed number, plan or "not" is caught here, where a bag of words lets it pass.
 
 SENTENCE_SUPPORT = 0.7  # share of a sentence's content words that its source passage must hold
@@ -68,10 +68,9 @@ _COURTESY = re.compile(
     r"(?:i'm|i am|we're|we are) (?:happy|glad) to help.*|glad to help|happy to help|thanks? (?:you )?for .*|"
     r"(?:sure|of course|certainly|absolutely|great question|good question|no problem)[!,.]?(?: here(?:'s| is) how)?)"
     r"[.!:]?$")
-
-
-# "The full policy is here: https://…", "More in:": a pointer to a link, which the link check judges.
-_LINK_LIKE = re.compile(r"\S+://\S+|\b(?:[\w-]+\.)+[a-z]{2,}\b[^\s,;]*", re.I)  # links are judged apart
+# Links are judged by the link check; a sentence that only points at one ("The full policy is
+# here: https://…", "More in:") carries no claim of its own.
+_LINK_LIKE = re.compile(r"\S+://\S+|\b(?:[\w-]+\.)+[a-z]{2,}\b[^\s,;]*", re.I)
 _POINTER = re.compile(r"://|\b(?:[\w-]+\.)+[a-z]{2,}\b|:\s*$", re.I)
 
 
@@ -97,7 +96,7 @@ class _Passage:
 def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[SentenceSupport]:
     """Each claim-bearing sentence of `text` aligned with its best passage in `sources`.
 
-    `sources` are (title and heading, body text) pairs; passages are one body sentence or two
+    `sources` are (title and heading, body text) pairs; passages are one body sentence or up
     to three adjacent ones, so a sentence that joins steps still finds its support.
     """
     passages = []

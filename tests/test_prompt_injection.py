@@ -177,6 +177,24 @@ def test_hostile_tickets_never_get_a_reply_that_follows_them(world, drafter):
     assert failures == []
 
 
+@pytest.mark.timeout(300)  # 101 tickets through the pipeline, like the test above
+def test_the_draft_checks_alone_hold_what_the_ticket_scan_misses(world, monkeypatch):
+    """Defence in depth: with the scan of the ticket switched off, the checks on the draft
+    still keep every obeyed answer from the customer."""
+    import helpdesk_bot.guardrails as guardrails_module
+
+    monkeypatch.setattr(guardrails_module, "injection_signals", lambda ticket: [])
+    sent, failures = 0, []
+    for case in [c for c in HOSTILE if not c["internal_note"]]:
+        [comment] = run_case(world, "llm", case, obey=True)
+        sent += comment["public"]
+        if comment["public"] and reply_violations(case, comment):
+            failures.append((case["id"], comment["plain_body"][:200]))
+    print(f"\nticket scan off: {sent} of {len([c for c in HOSTILE if not c['internal_note']])} hostile tickets "
+          f"auto-sent, {len(failures)} following the injection")
+    assert failures == []
+
+
 def test_the_display_name_never_reaches_the_model(world):
     world["llm"].clear()
     for case in [c for c in HOSTILE if c.get("name")]:
