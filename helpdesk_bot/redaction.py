@@ -227,9 +227,9 @@ _NOT_PHONE_LABEL = re.compile(
     r"confirmation|booking|imei|serial|version|build|id|iban|account|vat|tax|ust-?id|btw|iva|tva|siret|siren|"
     r"company|registration|pedido|commande|bestellung|rechnung|factura|"
     r"fattura|encomenda|bestelling)\b[^\d\n]{0,20}$")
-_PHONE_CANDIDATE = re.compile(r"(?<![\w+./:-])(?:\+|00)?\(?\d[\d ().\u00a0/-]{5,20}\d(?![\w-]|\.\d)")
+_PHONE_CANDIDATE = re.compile(r"(?<![\w+./:-])(?:\+|00)?\(?\d[\d ().\u00a0/-]{5,20}\d(?![\w-]|[.:]\d)")
 _SEPARATED = re.compile(r"[ ().\u00a0/-]")
-_DATE_TIME_OR_ADDRESS = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$|^\d{1,2}:\d{2}|^\d{1,3}(?:\.\d{1,3}){3}$|"
+_DATE_TIME_OR_ADDRESS = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}(?:$|[ T])|^\d{1,2}:\d{2}|^\d{1,3}(?:\.\d{1,3}){3}$|"
                                    r"^(?:19|20)\d\d ?[-–] ?(?:19|20)\d\d$")
 
 

@@ -300,6 +300,7 @@ for text in [
     "Case 00012345 was closed.", "The rate limit is 600 requests per minute.", "Invoice total 4 512,30 € HT",
     "postcode 75011, Paris", "IMEI 490154203237518 is my test phone", "Project id 48213 and board id 5521",
     "Release 2019-2024 roadmap", "Ticket #123456 from last week", "Timestamp 1710250000 in the export",
+    "Logged at 2024-05-01 10:32:11 UTC", "Amazon order 112-7721456-3325516 arrived late",
 ]:
     add("near/number", text)
 
