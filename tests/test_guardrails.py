@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpdesk_bot.agent_app import draft_html
+from helpdesk_bot.web.agent_app import draft_html
 from helpdesk_bot.domain import Chunk, Confidence, Decision, Draft, Message, Outcome, Source, Ticket
 from helpdesk_bot.drafting import greeting, reply_html
 from helpdesk_bot.groundedness import sentence_support
