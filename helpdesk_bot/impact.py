@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from helpdesk_bot.domain import SOURCE_CHANGED_TAG
 from helpdesk_bot.errors import HelpdeskBotError
-from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.groundedness import grounding, sentence_support
 from helpdesk_bot.helpdesk import Helpdesk
 from helpdesk_bot.impact_store import (SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, VERDICTS, ArticleChange,
                                        ImpactStore)
@@ -81,6 +81,7 @@ def _sentence_words(passage: str) -> tuple[tuple[str, frozenset[str]], ...]:
 
 
 _WORD = re.compile(r"[^\W_]+")
+_NEGATIONS = frozenset("not no never cannot without none nothing nor neither".split())
 
 
 @dataclass(frozen=True)
@@ -92,23 +93,27 @@ class Edit:
     gone_words: frozenset[str]  # lower-cased words of `before` that `after` no longer has
     old_figures: frozenset[tuple]
     new_figures: tuple[Figure, ...]
+    negation_changed: bool  # a "not", "never", "cannot"… came or went: what a bag of words misses
 
     @staticmethod
     @lru_cache(maxsize=4096)  # many answers quote the same chunks
     def of(before: tuple[str, ...], after: tuple[str, ...]) -> Edit:
+        words_before = {w for text in before for w in _WORD.findall(text.lower())}
         words_after = {w for text in after for w in _WORD.findall(text.lower())}
-        gone = frozenset(w for text in before for w in _WORD.findall(text.lower()) if w not in words_after)
-        return Edit(before, after, gone, frozenset(f.key for text in before for f in figures(text)),
-                    tuple(f for text in after for f in figures(text)))
+        return Edit(before, after, frozenset(words_before - words_after),
+                    frozenset(f.key for text in before for f in figures(text)),
+                    tuple(f for text in after for f in figures(text)),
+                    bool((words_before ^ words_after) & _NEGATIONS))
 
     def may_touch(self, answer: str) -> bool:
-        """Whether the answer may use a word the change took out (figures are words too).
+        """Whether the answer may use a word the change took out (figures are words too), or the
+        change turned something negative or positive.
 
         When it cannot, no sentence of it lost support: the groundedness check need not run.
         A substring test, so a false alarm only costs that check.
         """
         lowered = answer.lower()
-        return any(word in lowered for word in self.gone_words)
+        return self.negation_changed or any(word in lowered for word in self.gone_words)
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ def judge(answer: str, edit: Edit, others: list[str] = (), removed: bool = False
     now = grounding(answer, [*others, *edit.after])
     then = grounding(answer, [*others, *edit.before]) if now.unsupported else None
     lost = set(now.unsupported) - set(then.unsupported if then else ())
+    if edit.negation_changed and not removed:
+        # The sentence-level check compares what is negated (ten times the cost: only here).
+        aligned_then = {c.sentence: c.supported for c in sentence_support(answer, [("", t) for t in [*others, *edit.before]])}
+        lost |= {c.sentence for c in sentence_support(answer, [("", t) for t in [*others, *edit.after]])
+                 if not c.supported and aligned_then.get(c.sentence)}
     gone_figures = edit.old_figures - {f.key for f in edit.new_figures}
     affected = []
     for sentence in sentences(answer):

@@ -77,6 +77,14 @@ def test_text_moved_to_the_next_chunk_still_supports_the_answer():
     assert verdict.verdict == STILL_SUPPORTED
 
 
+def test_a_negation_added_to_the_article_makes_the_answer_unsupported():
+    before = "Guests can export a project as CSV. Owners can export every project."
+    after = "Guests cannot export a project as CSV. Owners can export every project."
+    verdict = judge("Guests can export a project as CSV. [1]", Edit.of((before,), (after,)))
+    assert verdict.verdict == UNSUPPORTED_NOW
+    assert [s["new"] for s in verdict.sentences] == ["Guests cannot export a project as CSV."]
+
+
 def test_a_removed_article_is_source_removed_with_the_sentences_it_carried():
     verdict = judge(ANSWER, Edit.of((RESET,), ()), removed=True)
     assert verdict.verdict == SOURCE_REMOVED
