@@ -251,8 +251,9 @@ class EventStore(Database):
     def ticket_history(self, helpdesk: str, ticket_id: str) -> tuple[list[dict], list[dict]]:
         """A ticket's events, oldest first, and the replies and notes they claimed, in claim order."""
         with self.engine.connect() as db:
-            events = [dict(r._mapping) for r in db.execute(sa.select(ticket_events).where(
-                ticket_events.c.helpdesk == helpdesk, ticket_events.c.ticket_id == ticket_id).order_by(ticket_events.c.id))]
+            events = [dict(r._mapping) for r in db.execute(
+                sa.select(ticket_events).where(ticket_events.c.helpdesk == helpdesk, ticket_events.c.ticket_id == ticket_id)
+                .order_by(ticket_events.c.id))]
             if not events:
                 return [], []
             claimed = [dict(r._mapping) for r in db.execute(sa.select(actions).where(
