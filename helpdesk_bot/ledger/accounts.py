@@ -6,6 +6,7 @@ import time
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from helpdesk_bot.ledger.database import Database
 from helpdesk_bot.ledger.tables import admin_users, policy_changes
@@ -15,8 +16,6 @@ class AccountStore(Database):
     """`admin_users` and `policy_changes`."""
 
     def create_user(self, username: str, password: str) -> int:
-        from werkzeug.security import generate_password_hash
-
         username = username.strip()
         if not username:
             raise ValueError("the username must not be empty")
@@ -31,8 +30,6 @@ class AccountStore(Database):
                 raise ValueError(f"a user named {username!r} already exists") from None
 
     def set_password(self, username: str, password: str) -> None:
-        from werkzeug.security import generate_password_hash
-
         if len(password) < 10:
             raise ValueError("the password must have at least 10 characters")
         with self.engine.begin() as db:
@@ -42,12 +39,10 @@ class AccountStore(Database):
 
     def check_login(self, username: str, password: str) -> dict | None:
         """The user if the password is right, else None (taking as long either way)."""
-        from werkzeug.security import check_password_hash, generate_password_hash
-
         with self.engine.connect() as db:
             row = db.execute(sa.select(admin_users).where(admin_users.c.username == username.strip())).first()
         if row is None:
-            check_password_hash(_dummy_hash(generate_password_hash), password)  # same cost as a real check
+            check_password_hash(_dummy_hash(), password)  # same cost as a real check
             return None
         if not check_password_hash(row.password_hash, password):
             return None
@@ -81,7 +76,7 @@ class AccountStore(Database):
 _DUMMY_HASH: list[str] = []
 
 
-def _dummy_hash(generate) -> str:
+def _dummy_hash() -> str:
     if not _DUMMY_HASH:
-        _DUMMY_HASH.append(generate("not a password of anyone's"))
+        _DUMMY_HASH.append(generate_password_hash("not a password of anyone's"))
     return _DUMMY_HASH[0]
