@@ -30,8 +30,9 @@ import sqlalchemy as sa
 from benchmarks.common import emit, log, machine
 from helpdesk_bot.domain import Chunk
 from helpdesk_bot.impact import ImpactCheck
-from helpdesk_bot.impact_store import ImpactStore, answer_impacts, article_changes, cited_chunks, text_hash
 from helpdesk_bot.ledger import Ledger, decisions, ticket_events
+from helpdesk_bot.ledger.article_changes import text_hash
+from helpdesk_bot.ledger.tables import answer_impacts, article_changes, cited_chunks
 from helpdesk_bot.policy import Policy
 
 CHUNKS_PER_ARTICLE = 5
@@ -49,7 +50,7 @@ def chunk_text(rng: random.Random, article: int, n: int, figure: int) -> str:
     return " ".join(sentence(k) for k in range(6)) + f" Section {n} of article {article}."
 
 
-def build(ledger: Ledger, store: ImpactStore, articles: int, n_decisions: int, rng: random.Random) -> list[Chunk]:
+def build(ledger: Ledger, store: Ledger, articles: int, n_decisions: int, rng: random.Random) -> list[Chunk]:
     chunks = [Chunk(id=f"{a}#{n}", article_id=str(a), title=f"Article {a}", text=chunk_text(rng, a, n, 10 + a % 50),
                     url=f"https://help.example.com/articles/{a}")
               for a in range(articles) for n in range(CHUNKS_PER_ARTICLE)]
@@ -96,7 +97,7 @@ def scan_decisions(ledger: Ledger, changed: set[str], since: float) -> int:
     return touched
 
 
-def reset(store: ImpactStore, chunks: list[Chunk]) -> None:
+def reset(store: Ledger, chunks: list[Chunk]) -> None:
     """Back to the index before the change, so each round checks the same change."""
     with store.engine.begin() as db:
         db.execute(answer_impacts.delete())
@@ -110,13 +111,13 @@ def run(n_decisions: int, changed_articles: int, rounds: int) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="bench-impact-"))
     ledger = Ledger(f"sqlite:///{folder}/ledger.db")
     ledger.migrate()
-    store = ImpactStore(ledger.engine)
+    store = ledger  # its ArticleChangeStore
     articles = 20_000 // CHUNKS_PER_ARTICLE
     log(f"recording {n_decisions} decisions citing {articles * CHUNKS_PER_ARTICLE} chunks")
     chunks = build(ledger, store, articles, n_decisions, rng)
     edited = changed_chunks(chunks, rng.sample(range(articles), changed_articles))
     originals = [c for c in chunks if c.article_id in {e.article_id for e in edited}]
-    check = ImpactCheck(store, ledger, {}, Policy(article_change_notes=False), days=30)
+    check = ImpactCheck(ledger, {}, Policy(article_change_notes=False), days=30)
     # Wall time, and the check's CPU time: on a machine shared with other work they differ.
     timings: dict[str, list[float]] = {"record_changes": [], "check": [], "check_cpu": [], "no_op": [],
                                        "baseline_scan": []}

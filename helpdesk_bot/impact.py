@@ -1,6 +1,6 @@
 """When an article changes, the answers that cited it are checked again.
 
-Every re-index keeps what it changed, chunk by chunk (helpdesk_bot/impact_store.py). After it,
+Every re-index keeps what it changed, chunk by chunk (helpdesk_bot/ledger/article_changes.py). After it,
 `ImpactCheck.run` takes each change not checked yet, finds through the decision → cited chunk
 index the replies and drafted notes of the last HELPDESK_IMPACT_DAYS that quoted the old text,
 and runs the groundedness check of each against the article as it reads now:
@@ -29,8 +29,7 @@ from helpdesk_bot.domain import SOURCE_CHANGED_TAG
 from helpdesk_bot.errors import HelpdeskBotError
 from helpdesk_bot.groundedness import grounding, sentence_support
 from helpdesk_bot.helpdesk import Helpdesk
-from helpdesk_bot.impact_store import (SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, VERDICTS, ArticleChange,
-                                       ImpactStore)
+from helpdesk_bot.ledger.article_changes import SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, VERDICTS, ArticleChange
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import Policy, PolicyFile
 from helpdesk_bot.text import STOPWORDS, escape, sentences, stem, tokens
@@ -167,7 +166,6 @@ def _closest(sentence: str, passages: list[str]) -> str | None:
 
 @dataclass
 class ImpactCheck:
-    store: ImpactStore
     ledger: Ledger
     helpdesks: dict[str, Helpdesk]  # by name, as the pipeline's
     policy: Policy | PolicyFile
@@ -176,12 +174,12 @@ class ImpactCheck:
     def run(self) -> dict:
         """Check the answers touched by every change not checked yet; post the notes due."""
         counts = {verdict: 0 for verdict in VERDICTS} | {"changes": 0, "notes_posted": 0}
-        changes = self.store.unchecked_changes()
+        changes = self.ledger.unchecked_changes()
         if changes:
             impacts = self.check(changes, since=time.time() - self.days * 86400)
             # The verdicts and the changes marked checked in one transaction: a check that dies
             # in between leaves the changes to the next one, which finds the same answers.
-            self.store.record_impacts(impacts, checked=[c.id for c in changes])
+            self.ledger.record_impacts(impacts, checked=[c.id for c in changes])
             counts["changes"] = len(changes)
             for impact in impacts:
                 counts[impact["verdict"]] += 1
@@ -192,11 +190,11 @@ class ImpactCheck:
 
     def check(self, changes: list[ArticleChange], since: float) -> list[dict]:
         """The verdicts on the answers since `since` that cited the old text of these changes."""
-        touched = self.store.citations_touched([c.id for c in changes], since)
+        touched = self.ledger.citations_touched([c.id for c in changes], since)
         decisions = self.ledger.decisions_of_events(sorted({event_id for _, event_id in touched}))
         # The whole article now, not only the cited chunks: an edit that moves text from one
         # chunk to the next leaves the answer supported.
-        article_now = self.store.article_texts([c.article_id for c in changes if c.change == "updated"])
+        article_now = self.ledger.article_texts([c.article_id for c in changes if c.change == "updated"])
         by_id = {c.id: c for c in changes}
         to_judge = []  # (change, decision, citations, edit)
         for (change_id, event_id), citations in touched.items():
@@ -208,8 +206,8 @@ class ImpactCheck:
         # Only answers that may use what the change took out are checked against all their sources.
         suspect = sorted({d["event_id"] for change, d, _, edit in to_judge
                           if change.change == "removed" or edit.may_touch(d["draft"])})
-        cited = self.store.cited_chunk_ids(suspect)
-        current = self.store.chunk_texts({c for ids in cited.values() for c in ids})
+        cited = self.ledger.cited_chunk_ids(suspect)
+        current = self.ledger.chunk_texts({c for ids in cited.values() for c in ids})
         notes_on = self.policy.current().article_change_notes
         impacts = []
         for change, decision, citations, edit in to_judge:
@@ -232,23 +230,23 @@ class ImpactCheck:
     def post_notes(self) -> int:
         """Post the notes due: one per ticket and change, on tickets still open."""
         by_ticket: dict[tuple, list[dict]] = defaultdict(list)
-        for impact in self.store.notes_due():
+        for impact in self.ledger.impact_notes_due():
             by_ticket[(impact["helpdesk"], impact["ticket_id"], impact["article_change_id"])].append(impact)
         if by_ticket and not self.policy.current().article_change_notes:  # turned off since the check
-            self.store.set_note([i["id"] for group in by_ticket.values() for i in group], "off")
+            self.ledger.set_impact_note([i["id"] for group in by_ticket.values() for i in group], "off")
             return 0
         posted = 0
         for (helpdesk_name, ticket_id, change_id), impacts in by_ticket.items():
             ids = [i["id"] for i in impacts]
             helpdesk = self.helpdesks.get(helpdesk_name)
             if helpdesk is None:
-                self.store.set_note(ids, "due", f"no helpdesk named {helpdesk_name!r} is configured")
+                self.ledger.set_impact_note(ids, "due", f"no helpdesk named {helpdesk_name!r} is configured")
                 continue
             key = f"{helpdesk_name}:{ticket_id}:article-change:{change_id}"
             try:
                 status = helpdesk.fetch_ticket(ticket_id, requester=False).status
                 if status in CLOSED_STATUSES:
-                    self.store.set_note(ids, "closed", ticket_status=status)
+                    self.ledger.set_impact_note(ids, "closed", ticket_status=status)
                     continue
                 body = impact_note(impacts)
                 if self.ledger.claim_action(key, impacts[0]["event_id"], "note", body) is None:
@@ -256,7 +254,7 @@ class ImpactCheck:
                     if claimed["state"] == "done" or helpdesk.has_bot_comment(ticket_id, claimed["body"]):
                         if claimed["state"] != "done":
                             self.ledger.finish_action(key, {"reconciled": True})
-                        self.store.set_note(ids, "posted", ticket_status=status)
+                        self.ledger.set_impact_note(ids, "posted", ticket_status=status)
                         continue
                     if not self.ledger.reclaim_stale_action(key, claimed["claimed_at"], NOTE_LEASE_SECONDS):
                         continue  # another check is posting it now
@@ -267,10 +265,10 @@ class ImpactCheck:
                             ticket_id, change_id, exc)
                 if (self.ledger.action(key) or {}).get("state") == "claimed":
                     self.ledger.release_action(key)
-                self.store.set_note(ids, "due", f"{type(exc).__name__}: {exc}")  # tried again at the next check
+                self.ledger.set_impact_note(ids, "due", f"{type(exc).__name__}: {exc}")  # tried again at the next check
                 continue
             self.ledger.finish_action(key, result)
-            self.store.set_note(ids, "posted", ticket_status=status)
+            self.ledger.set_impact_note(ids, "posted", ticket_status=status)
             posted += 1
         return posted
 

@@ -14,7 +14,6 @@ from typing import Callable, Iterator
 
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.domain import ARTICLE
-from helpdesk_bot.impact_store import ImpactStore
 from helpdesk_bot.knowledge import Article, IndexReport, refresh_help_center, refresh_past_tickets, sync_index
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.services import open_store
@@ -27,9 +26,8 @@ def _index_run(ledger: Ledger, source: str, store: KnowledgeStore) -> Iterator[K
     """Publish the index if the run succeeds; if it fails, drop what it wrote and record why,
     so `index --status` shows the failed run next to the others."""
     started = time.perf_counter()
-    changes = ImpactStore(ledger.engine)
-    if changes.is_empty():  # the first run since the change log exists: it starts from the index as it is
-        changes.seed(store.chunks(ARTICLE))
+    if ledger.change_log_empty():  # the first run since the change log exists: it starts from the index as it is
+        ledger.seed_change_log(store.chunks(ARTICLE))
     try:
         yield store
     except BaseException as exc:
@@ -79,7 +77,7 @@ def index_articles(settings: Settings, ledger: Ledger, embedder: Embedder, artic
 
 def _record_changes(ledger: Ledger, source: str, report: IndexReport, every_article: set[str] | None) -> None:
     """Keep what the run changed in each article, for the impact check (helpdesk_bot/impact.py)."""
-    ImpactStore(ledger.engine).record_reindex(source, report.written, report.removed_ids, every_article)
+    ledger.record_reindex(source, report.written, report.removed_ids, every_article)
 
 
 def index_past_tickets(settings: Settings, ledger: Ledger, embedder: Embedder, helpdesk,

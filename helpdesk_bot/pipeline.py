@@ -9,7 +9,7 @@ the latest message is answered, handed over at once, or left to the human who ha
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
@@ -18,7 +18,6 @@ from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, T
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
 from helpdesk_bot.guardrails import hold_unsafe, is_web_link
-from helpdesk_bot.impact_store import ImpactStore
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
@@ -61,10 +60,6 @@ class Pipeline:
     helpdesks: dict[str, Helpdesk]  # by name: "zendesk", "intercom"
     ledger: Ledger
     action_lease_seconds: float = ACTION_LEASE_SECONDS
-    citations: ImpactStore = field(init=False)
-
-    def __post_init__(self):
-        self.citations = ImpactStore(self.ledger.engine)
 
     def handle_event(self, event_id: int) -> str:
         """Process one recorded webhook event; safe to run twice for the same event."""
@@ -106,7 +101,7 @@ class Pipeline:
             self.ledger.record_decision(event_id, outcome, timings)
             # What it quoted, so an answer is checked again when an article it cited changes.
             cited = [] if outcome.decision.action == "held_back" else cited_sources(outcome.draft, list(outcome.sources))
-            self.citations.record_citations(event_id, [source.chunk for source in cited])
+            self.ledger.record_citations(event_id, [source.chunk for source in cited])
         self.ledger.set_status(event_id, "done")
         return result
 

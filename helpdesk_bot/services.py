@@ -6,7 +6,6 @@ from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.impact import ImpactCheck
-from helpdesk_bot.impact_store import ImpactStore
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
 from helpdesk_bot.policy import PolicyFile
@@ -80,6 +79,6 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
 def build_impact_check(settings: Settings, ledger: Ledger, helpdesks: dict | None = None) -> ImpactCheck:
     """The check, after every re-index, of the answers that cited a changed or removed article."""
-    return ImpactCheck(store=ImpactStore(ledger.engine), ledger=ledger, helpdesks=helpdesks or make_helpdesks(settings),
+    return ImpactCheck(ledger=ledger, helpdesks=helpdesks or make_helpdesks(settings),
                        policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),
                        days=settings.impact_days)

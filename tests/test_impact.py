@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, TicketEvent
 from helpdesk_bot.impact import Edit, ImpactCheck, figures, judge
-from helpdesk_bot.impact_store import SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW, ImpactStore
+from helpdesk_bot.ledger.article_changes import SOURCE_REMOVED, STILL_SUPPORTED, UNSUPPORTED_NOW
 from helpdesk_bot.ledger import Ledger, decisions
 from helpdesk_bot.policy import Policy
 
@@ -103,10 +103,10 @@ def ledger(database_url):
 
 @pytest.fixture
 def store(ledger):
-    return ImpactStore(ledger.engine)
+    return ledger  # the ledger's ArticleChangeStore
 
 
-def changes(store: ImpactStore) -> list[tuple]:
+def changes(store: Ledger) -> list[tuple]:
     with store.engine.connect() as db:
         rows = db.execute(sa.text(
             "SELECT a.article_id, a.change, c.chunk_id, c.old_hash IS NOT NULL, c.new_hash IS NOT NULL "
@@ -161,7 +161,7 @@ class FakeHelpdesk:
         return any(n[0] == ticket_id and n[1] == html for n in self.notes)
 
 
-def answered(ledger: Ledger, store: ImpactStore, ticket_id: str, cited: list[Chunk], draft: str = ANSWER,
+def answered(ledger: Ledger, store: Ledger, ticket_id: str, cited: list[Chunk], draft: str = ANSWER,
              action: str = "auto_send", at: float | None = None) -> int:
     at = time.time() if at is None else at
     event_id, _ = ledger.record_event(TicketEvent("zendesk", f"d-{ticket_id}", ticket_id))
@@ -175,7 +175,7 @@ def answered(ledger: Ledger, store: ImpactStore, ticket_id: str, cited: list[Chu
 
 
 def check(ledger, store, helpdesk, **policy) -> dict:
-    return ImpactCheck(store, ledger, {"zendesk": helpdesk}, Policy(**policy), days=30).run()
+    return ImpactCheck(ledger, {"zendesk": helpdesk}, Policy(**policy), days=30).run()
 
 
 def test_answers_citing_the_old_text_are_checked_and_the_agent_told_once(ledger, store):
@@ -197,7 +197,7 @@ def test_answers_citing_the_old_text_are_checked_and_the_agent_told_once(ledger,
         db.execute(sa.text("UPDATE answer_impacts SET note = 'due' WHERE verdict != 'still_supported'"))
     check(ledger, store, helpdesk)
     assert len(helpdesk.notes) == 1
-    [flagged] = store.impacts(since=0, verdict=UNSUPPORTED_NOW)
+    [flagged] = store.affected_answers(since=0, verdict=UNSUPPORTED_NOW)
     assert (flagged["ticket_id"], flagged["note"], flagged["ticket_status"]) == ("1", "posted", "pending")
     assert flagged["passages"] == [{"chunk_id": "reset#0", "old": RESET, "new": RESET.replace("60 minutes", "30 minutes")}]
 
@@ -207,7 +207,7 @@ def test_an_answer_drafted_from_the_new_text_is_not_touched(ledger, store):
     store.record_reindex("zendesk help center", [chunk("reset", 0, RESET.replace("60", "30"))], [])
     answered(ledger, store, "1", [chunk("reset", 0, RESET.replace("60", "30"))])  # after the change was indexed
     assert check(ledger, store, FakeHelpdesk())["unsupported_now"] == 0
-    assert store.impacts(since=0) == []
+    assert store.affected_answers(since=0) == []
 
 
 def test_no_note_on_a_solved_ticket_nor_when_the_policy_turns_notes_off(ledger, store):
@@ -221,7 +221,7 @@ def test_no_note_on_a_solved_ticket_nor_when_the_policy_turns_notes_off(ledger, 
     store.record_reindex("zendesk help center", [chunk("trash", 0, "Trash keeps items 14 days.")], [])
     open_ = FakeHelpdesk()
     assert check(ledger, store, open_, article_change_notes=False)[UNSUPPORTED_NOW] == 1 and open_.notes == []
-    assert {(i["ticket_id"], i["note"]) for i in store.impacts(since=0)} == {("1", "closed"), ("2", "off")}
+    assert {(i["ticket_id"], i["note"]) for i in store.affected_answers(since=0)} == {("1", "closed"), ("2", "off")}
 
 
 def test_a_helpdesk_error_leaves_the_note_due_for_the_next_check(ledger, store):
@@ -235,7 +235,7 @@ def test_a_helpdesk_error_leaves_the_note_due_for_the_next_check(ledger, store):
     answered(ledger, store, "1", [chunk("reset", 0, RESET)])
     store.record_reindex("zendesk help center", [chunk("reset", 0, RESET.replace("60", "30"))], [])
     check(ledger, store, Down())
-    [impact] = store.impacts(since=0)
+    [impact] = store.affected_answers(since=0)
     assert impact["note"] == "due" and "503" in impact["note_error"]
     back = FakeHelpdesk()
     assert check(ledger, store, back)["notes_posted"] == 1 and len(back.notes) == 1
@@ -246,10 +246,13 @@ def test_a_re_index_that_changed_nothing_does_no_impact_work(ledger, store):
     answered(ledger, store, "1", [chunk("reset", 0, RESET)])
 
     class Untouchable:
+        def __getattr__(self, name):
+            return getattr(ledger, name)
+
         def decisions_of_events(self, *_):
             raise AssertionError("no decision is read when nothing changed")
 
-    counts = ImpactCheck(store, Untouchable(), {}, Policy()).run()
+    counts = ImpactCheck(Untouchable(), {}, Policy()).run()
     assert counts["changes"] == 0
 
 
@@ -288,7 +291,7 @@ def test_an_answer_older_than_the_last_change_is_compared_with_what_it_quoted(le
     check(ledger, store, FakeHelpdesk())  # "used once" became "used twice": flagged
     store.record_reindex("zendesk help center", [chunk("reset", 0, v3)], [])
     check(ledger, store, FakeHelpdesk())
-    latest = store.impacts(since=0)[0]
+    latest = store.affected_answers(since=0)[0]
     assert latest["passages"][0]["new"] == v3
     [sentence] = latest["sentences"]
     assert sentence["old"] == "The link is valid for 60 minutes and can be used once."  # as quoted, not as of v2

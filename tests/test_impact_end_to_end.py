@@ -13,7 +13,6 @@ import time
 import pytest
 import requests
 
-from helpdesk_bot.impact_store import ImpactStore
 from integrations.sandbox import BOT_AGENT_EMAIL
 from tests.conftest import running_stack, wait_for
 from workers.celery_app import create_celery
@@ -36,7 +35,7 @@ def nightly_reindex(stack) -> None:
     create_celery(stack.settings).send_task("workers.tasks.reindex_help_center")
     wait_for(lambda: len(stack.ledger.index_runs(limit=1000)) > runs, 90, what="the nightly re-index")
     # The run is recorded before its changes are checked: wait for the check too.
-    wait_for(lambda: not ImpactStore(stack.ledger.engine).unchecked_changes(), 30, what="the impact check")
+    wait_for(lambda: not stack.ledger.unchecked_changes(), 30, what="the impact check")
 
 
 def cli(stack, *args: str) -> str:

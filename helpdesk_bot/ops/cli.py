@@ -175,12 +175,12 @@ def _index_status(settings: Settings, ledger, as_json: bool) -> None:
 def impact(days: int | None, as_json: bool) -> None:
     """Answers affected by article changes: the replies and drafted notes checked again after a re-index."""
     from helpdesk_bot.impact import as_json as impact_json
-    from helpdesk_bot.impact_store import VERDICTS, ImpactStore
+    from helpdesk_bot.ledger.article_changes import VERDICTS
     from helpdesk_bot.services import open_ledger
 
     settings = _settings()
     days = days or settings.impact_days
-    rows = ImpactStore(open_ledger(settings).engine).impacts(since=time.time() - days * 86400)
+    rows = open_ledger(settings).affected_answers(since=time.time() - days * 86400)
     if as_json:
         click.echo(json.dumps([impact_json(row) for row in rows]))
         return

@@ -1,4 +1,4 @@
-"""What the ledger keeps about article changes and the answers they touch.
+"""What the ledger keeps about article changes and the answers they touch (tables in `tables`).
 
 - `indexed_chunks`: each help center chunk as it is indexed now, with its text and its hash;
 - `article_changes` and `chunk_changes`: what each re-index changed, chunk by chunk (the old
@@ -20,84 +20,9 @@ from typing import Iterable, Iterator
 import sqlalchemy as sa
 
 from helpdesk_bot.domain import ARTICLE, Chunk
-from helpdesk_bot.ledger import metadata
-
-indexed_chunks = sa.Table(
-    "indexed_chunks",
-    metadata,
-    sa.Column("chunk_id", sa.String(500), primary_key=True),
-    sa.Column("article_id", sa.String(500), nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("url", sa.Text, nullable=False, server_default=""),
-    sa.Column("text_hash", sa.String(32), nullable=False),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("indexed_at", sa.Float, nullable=False),
-    sa.Index("ix_indexed_chunks_article", "article_id"),
-)
-
-article_changes = sa.Table(
-    "article_changes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("article_id", sa.String(500), nullable=False),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("url", sa.Text, nullable=False, server_default=""),
-    sa.Column("change", sa.String(16), nullable=False),  # updated | removed
-    sa.Column("source", sa.String(200), nullable=False),  # the index run: "zendesk help center", a file
-    sa.Column("changed_at", sa.Float, nullable=False),
-    # None until the answers that cited the article were checked: a run that died in between
-    # leaves the change for the next check.
-    sa.Column("checked_at", sa.Float),
-    sa.Index("ix_article_changes_checked_at", "checked_at"),
-)
-
-chunk_changes = sa.Table(
-    "chunk_changes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("article_change_id", sa.Integer, sa.ForeignKey("article_changes.id", ondelete="CASCADE"),
-              nullable=False),
-    sa.Column("chunk_id", sa.String(500), nullable=False),
-    sa.Column("old_hash", sa.String(32), nullable=False),
-    sa.Column("new_hash", sa.String(32)),  # None: the chunk is gone
-    sa.Column("old_text", sa.Text, nullable=False),
-    sa.Column("new_text", sa.Text),
-    sa.Index("ix_chunk_changes_change", "article_change_id"),
-    sa.Index("ix_chunk_changes_old_hash", "old_hash"),  # an old answer's quoted text, by its hash
-)
-
-cited_chunks = sa.Table(
-    "cited_chunks",
-    metadata,
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), primary_key=True),
-    sa.Column("chunk_id", sa.String(500), primary_key=True),
-    sa.Column("text_hash", sa.String(32)),  # None: cited before this was kept (any change touches it)
-    sa.Column("cited_at", sa.Float, nullable=False),
-    sa.Index("ix_cited_chunks_chunk", "chunk_id", "cited_at"),
-)
-
-answer_impacts = sa.Table(
-    "answer_impacts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("article_change_id", sa.Integer, sa.ForeignKey("article_changes.id", ondelete="CASCADE"),
-              nullable=False),
-    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
-    sa.Column("decision_id", sa.Integer, nullable=False),
-    sa.Column("helpdesk", sa.String(32), nullable=False),
-    sa.Column("ticket_id", sa.String(64), nullable=False),
-    sa.Column("answer", sa.String(8), nullable=False),  # reply | note: how the draft reached the ticket
-    sa.Column("answered_at", sa.Float, nullable=False),
-    sa.Column("verdict", sa.String(16), nullable=False),  # VERDICTS
-    sa.Column("sentences", sa.Text, nullable=False),  # JSON: the answer's sentences the change touches
-    sa.Column("passages", sa.Text, nullable=False),  # JSON: the ids of the cited chunks the change touched
-    sa.Column("ticket_status", sa.String(32)),  # when checked; None: not looked up (still supported)
-    sa.Column("note", sa.String(16), nullable=False),  # NOTE_STATES
-    sa.Column("note_error", sa.Text),
-    sa.Column("checked_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("article_change_id", "event_id", name="uq_answer_impact"),
-    sa.Index("ix_answer_impacts_checked_at", "checked_at"),
-)
+from helpdesk_bot.ledger.database import Database
+from helpdesk_bot.ledger.tables import (answer_impacts, article_changes, chunk_changes, cited_chunks,
+                                        indexed_chunks)
 
 STILL_SUPPORTED, UNSUPPORTED_NOW, SOURCE_REMOVED = "still_supported", "unsupported_now", "source_removed"
 VERDICTS = {STILL_SUPPORTED: "still supported", UNSUPPORTED_NOW: "contradicted or unsupported now",
@@ -143,17 +68,16 @@ class Citation:
     new_text: str | None  # None: removed
 
 
-class ImpactStore:
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
+class ArticleChangeStore(Database):
+    """`indexed_chunks`, `article_changes`, `chunk_changes`, `cited_chunks` and `answer_impacts`."""
 
     # --- what each re-index changed --------------------------------------------------------
 
-    def is_empty(self) -> bool:
+    def change_log_empty(self) -> bool:
         with self.engine.connect() as db:
             return db.execute(sa.select(indexed_chunks.c.chunk_id).limit(1)).first() is None
 
-    def seed(self, chunks: Iterable[Chunk]) -> None:
+    def seed_change_log(self, chunks: Iterable[Chunk]) -> None:
         """Take the index as it is as the starting point (the first run after an upgrade)."""
         now = time.time()
         rows = [_chunk_row(c, now) for c in chunks if c.kind == ARTICLE]
@@ -313,15 +237,15 @@ class ImpactStore:
                 if rows:
                     db.execute(answer_impacts.insert(), rows)
 
-    def notes_due(self) -> list[dict]:
+    def impact_notes_due(self) -> list[dict]:
         return self._read(self._listing().where(answer_impacts.c.note == "due").order_by(answer_impacts.c.id))
 
-    def notes_due_count(self) -> int:
+    def impact_notes_due_count(self) -> int:
         with self.engine.connect() as db:
             return db.execute(sa.select(sa.func.count()).select_from(answer_impacts)
                               .where(answer_impacts.c.note == "due")).scalar()
 
-    def set_note(self, impact_ids: list[int], state: str, error: str | None = None,
+    def set_impact_note(self, impact_ids: list[int], state: str, error: str | None = None,
                  ticket_status: str | None = None) -> None:
         values = {"note": state, "note_error": error[:2000] if error else None}
         if ticket_status is not None:
@@ -330,7 +254,7 @@ class ImpactStore:
             for batch in _batches(impact_ids):
                 db.execute(answer_impacts.update().where(answer_impacts.c.id.in_(batch)).values(**values))
 
-    def impacts(self, since: float, article_id: str | None = None, verdict: str | None = None,
+    def affected_answers(self, since: float, article_id: str | None = None, verdict: str | None = None,
                 ticket_status: str | None = None, limit: int | None = None) -> list[dict]:
         """The answers checked again since `since`, newest first, with the change that touched them."""
         query = self._listing().where(answer_impacts.c.checked_at >= since)
@@ -363,7 +287,7 @@ class ImpactStore:
                                   for old, new in [texts[(impact["article_change_id"], chunk_id)]]]
         return impacts
 
-    def counts(self, since: float = 0.0) -> dict[str, int]:
+    def impact_counts(self, since: float = 0.0) -> dict[str, int]:
         """Answers checked again since `since`, by verdict."""
         with self.engine.connect() as db:
             rows = db.execute(sa.select(answer_impacts.c.verdict, sa.func.count())
