@@ -39,8 +39,8 @@ from helpdesk_bot.ledger.tables import (actions, admin_users, dead_letters, deci
 from helpdesk_bot.ledger.topics import TopicStore
 
 __all__ = [
-    "DRAFT_VERDICTS", "MIGRATIONS", "AccountStore", "ArticleChangeStore", "Database", "DeadLetterStore", "EventStore", "IndexStore",
-    "Ledger", "OutcomeStore", "StoredEvent", "TopicStore", "actions", "admin_users", "dead_letters", "decisions",
+    "DRAFT_VERDICTS", "MIGRATIONS", "AccountStore", "ArticleChangeStore", "Database", "DeadLetterStore", "EventStore",
+    "IndexStore", "Ledger", "OutcomeStore", "StoredEvent", "TopicStore", "actions", "admin_users", "dead_letters", "decisions",
     "draft_feedback", "feedback", "index_runs", "indexed_articles", "metadata", "outcomes", "policy_changes",
     "question_vectors", "sync_cursors", "ticket_events", "topic_members", "topics",
 ]
