@@ -8,7 +8,8 @@ deterministic checks run on every outcome, whatever drafted it:
   another language, break out of the prompt's delimiters). Such a ticket is never auto-sent.
 - `reply_problems(ticket, draft, sources)`: the draft itself carries a link its sources don't
   have, a commitment (refund, credit, ...) they don't make, text from an internal note or from
-  the system prompt, or words they don't contain (another language, a persona).
+  the system prompt, words they don't contain (another language, a persona), or a redaction
+  placeholder ("write to [email]") where the customer needs the real thing.
 
 `hold_unsafe` turns an auto-send with any finding into an escalation that lists them, and
 `allowed_links` / `strip_foreign_links` keep foreign links out of anything rendered.
@@ -22,6 +23,7 @@ from dataclasses import replace
 
 from helpdesk_bot.domain import Decision, Draft, Source, Ticket
 from helpdesk_bot.policy import ESCALATED_TAG, Policy
+from helpdesk_bot.redaction import KINDS
 from helpdesk_bot.text import STOPWORDS
 
 # Share of a draft's content words that must be found in its cited sources.
@@ -73,6 +75,8 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile
      r"opacity\s*:\s*0(\.0+)?\b|<!--"),
 ))
 
+# What redaction.py leaves in place of personal data: a reply saying "write to [email]" answers nothing.
+_PLACEHOLDER = re.compile(r"\[(?:" + "|".join(kind.lower() for kind in KINDS) + r")\]")
 _COMMITMENTS = re.compile(
     r"\b(refund\w*|reimburs\w*|credit(ed|s)?|compensat\w*|discount\w*|money back|free (of charge|month|months|upgrade)|"
     r"waiv\w+|guarantee\w*|we will pay|on the house)\b", re.I)
@@ -130,6 +134,9 @@ def reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts:
     promised = sorted({m.group(0).lower() for m in _COMMITMENTS.finditer(text)} - _commitments_in(source_text))
     if promised:
         problems.append(f"the draft commits to what its sources don't: {', '.join(promised[:3])}")
+    placeholders = sorted(set(_PLACEHOLDER.findall(text)))
+    if placeholders:
+        problems.append(f"the draft holds a redaction placeholder instead of what it stands for: {', '.join(placeholders)}")
     notes = [m.text for m in ticket.messages if not m.public]
     if any(_shares_run(text, note) for note in notes):
         problems.append("the draft repeats an internal note")
