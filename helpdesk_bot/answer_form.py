@@ -56,9 +56,11 @@ _UNIT = _words(r"per", r"minutes?", r"hours?", r"days?", r"weeks?", r"months?", 
                r"projects?", r"guests?", r"times?", r"characters?", r"items?", r"usd", r"eur", r"gbp", r"dollars?",
                r"euros?", r"pounds?", r"percent")
 _CURRENCY_OR_PERCENT = re.compile(r"[$€£]\s?\d|\d\s?%")
+# A way to reach someone: an address, a link, a phone number or a named channel ("live chat"),
+# not the bare word "contact" ("the Owner is the default billing contact").
 _CONTACT = re.compile(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b|\bhttps?://\S+|(?:\+|\b00)\d[\d\s().-]{6,}\d"
-                      r"|\b(?:contact|call|email|e-mail|write to|chat with|support team|account manager|"
-                      r"contact form|live chat)\b")
+                      r"|\b(?:contact form|live chat|chat with us|call us|email us|write to us|account manager|"
+                      r"support portal|submit a (?:request|ticket))\b")
 _EXPLICIT = _words(r"yes", r"no", r"can", r"cannot", r"can't", r"can not", r"is not", r"isn't", r"are not", r"aren't",
                    r"does not", r"doesn't", r"do not", r"don't", r"will", r"won't", r"only", r"never", r"always",
                    r"must", r"available", r"not available", r"supported", r"not supported", r"included", r"allowed",
@@ -68,6 +70,11 @@ _CAUSE = _words(r"because", r"means", r"due to", r"caused by", r"happens when", 
 _FIX = _words(r"wait", r"try", r"retry", r"check", r"make sure", r"ensure", r"click", r"open", r"go to", r"update",
               r"reinstall", r"restart", r"sign out", r"sign in", r"reset", r"turn on", r"turn off", r"enable",
               r"disable", r"use", r"contact", r"allow", r"remove", r"reconnect", r"set")
+
+
+def has_contact(text: str) -> bool:
+    """Whether the text gives a way to reach someone: an address, a link, a phone number, a named channel."""
+    return bool(_CONTACT.search(text))
 
 
 def question_kind(question: str) -> Kind:
@@ -86,7 +93,7 @@ class FormCheck:
 
 def check_form(kind: Kind, reply: str) -> FormCheck:
     """Whether `reply` (plain text, as drafted) has the shape a question of `kind` asks for."""
-    sentences = [s for s in re.split(r"(?<=[.!?:])\s+|\n", reply) if s.strip()]
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n", reply) if s.strip()]
     if not sentences:
         return FormCheck(0.0, "the reply is empty")
     steps = len(_STEP.findall(reply))
@@ -98,9 +105,12 @@ def check_form(kind: Kind, reply: str) -> FormCheck:
             return FormCheck(0.6, "asks how to do something; the reply gives instructions but no numbered steps")
         return FormCheck(0.0, "asks how to do something; the reply gives no steps or instructions")
     if kind == "quantity":
-        with_unit = [s for s in sentences if _NUMBER.search(s) and (_UNIT.search(s) or _CURRENCY_OR_PERCENT.search(s))]
+        # By paragraph, not sentence: a table's unit is in its header, a limit's in "Requests per minute: 600".
+        paragraphs = [p for p in re.split(r"\n\s*\n", reply) if p.strip()]
+        with_unit = [p for p in paragraphs if _NUMBER.search(p) and (_UNIT.search(p) or _CURRENCY_OR_PERCENT.search(p))]
         if with_unit:
-            return FormCheck(1.0, f"asks for a limit or a price; the reply gives a number with its unit ({with_unit[0][:50]!r})")
+            example = " ".join(with_unit[0].split())[:50]
+            return FormCheck(1.0, f"asks for a limit or a price; the reply gives a number with its unit ({example!r})")
         if any(_NUMBER.search(s) for s in sentences):
             return FormCheck(0.5, "asks for a limit or a price; the reply gives a number but no unit")
         return FormCheck(0.0, "asks for a limit or a price; the reply gives no number")

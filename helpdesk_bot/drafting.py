@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from helpdesk_bot.answer_form import question_kind
+from helpdesk_bot.answer_form import check_form, has_contact, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import strip_foreign_links
@@ -21,7 +21,6 @@ from helpdesk_bot.redaction import redact
 from helpdesk_bot.text import escape, key_terms, sentences, tokens
 
 MAX_REPLY_WORDS = 150  # a procedure is quoted whole, however long
-LONG_LINE_WORDS = 60  # a paragraph longer than this is quoted by the sentence, not whole
 TABLE_ROWS = 6  # a small table: at most this many rows in a reply
 
 
@@ -57,23 +56,33 @@ class ExtractiveDrafter:
         kind = question_kind(question)
         terms = key_terms(question)
         weights = _term_weights(terms, sources)
+        # Articles say "price" where customers say "cost", "reach" where they say "contact".
+        weights.update({other: w for term, w in list(weights.items()) for other in _SAME_ASK.get(term, ())
+                        if other not in weights})
         # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little.
         weights.update({t: 0.25 * w for t, w in _term_weights(key_terms(ticket.search_query), sources).items()
                         if t not in weights})
-        best = max(sources[:3], key=lambda s: _coverage(weights, _source_text(s)) + 0.5 * max(s.dense, 0.0)
-                   + _shape_bonus(kind, s.chunk.text))
-        if kind == "procedure" and not _has_steps(best.chunk.text):
-            # The steps may sit in another chunk of the same article (under their own heading).
-            best = next((s for s in sources if s.chunk.article_id == best.chunk.article_id and _has_steps(s.chunk.text)
-                         and _coverage(weights, _source_text(s)) > 0), best)
-        quoted = _quote(kind, weights, _blocks(best.chunk.text), best.chunk.heading)
+        # Quote each of the best few passages and keep the quote that answers best: the question's
+        # terms, the passage's closeness in meaning, and the shape of answer the question asks for.
+        # The steps may sit in a passage of the same article under their own heading.
+        leading = {s.chunk.article_id for s in sources[:3]}
+        candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading and _has_steps(s.chunk.text)]
+        quotes = [(_quote(kind, weights, _blocks(s.chunk.text), s.chunk.heading), s) for s in candidates]
+        quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
+                           + 0.5 * check_form(kind, "\n".join(q[0])).value
+                           + 0.1 * (kind == "quantity" and any("—" in part or "\t" in part for part in q[0])))
         unweighted = dict.fromkeys(terms, 1.0)
-        covered = _coverage(unweighted, "\n".join(quoted) + " " + best.chunk.title + " " + best.chunk.heading)
+        covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason=f"the best passage covers only {covered:.0%} of the question")
         text = _lead_in(best.chunk, steps=any(_has_steps(q) for q in quoted)) + "\n\n" + "\n\n".join(quoted)
         return Draft(text=text, cited=(best.chunk.id,), declined=False, drafter=self.name)
+
+
+# Question words (stemmed) and the words help articles use for the same thing.
+_SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price",), "contact": ("reach", "email"),
+             "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"), "mfa": ("two", "factor")}
 
 
 def _lead_in(chunk, steps: bool) -> str:
@@ -89,6 +98,10 @@ _LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “[^�
 def without_lead_in(text: str) -> str:
     """The draft's answer without the extractive drafter's lead-in, which only names the source."""
     return _LEAD_IN.sub("", text)
+
+
+def _quoted_text(quoted: list[str], source: Source) -> str:
+    return "\n".join(quoted) + f" {source.chunk.title} {source.chunk.heading}"
 
 
 def _source_text(source: Source) -> str:
@@ -137,7 +150,7 @@ def _has_steps(text: str) -> bool:
 class _Block:
     """A unit the drafter quotes whole: a sentence or line, a bullet, a numbered procedure, a table."""
 
-    kind: str  # "text", "bullet", "steps", "table"
+    kind: str  # "text", "bullet", "step", "table"
     lines: list[str]
     paragraph: int  # the sentences of one paragraph, the bullets of one list (and the line leading it) share this
 
@@ -150,35 +163,30 @@ class _Block:
         return len(self.text.split())
 
 
+# A line of code or of an HTTP exchange: quoted to a customer it reads as noise.
+_CODE_LINE = re.compile(r"[{}();=<>]\s*$|^\s*[{}\[\]\"#]|^(?:HTTP/\d|import |def |from \w+ import |curl |\$ )|^[\w-]+: \S+$")
+
+
 def _blocks(text: str) -> list[_Block]:
     """The chunk's lines grouped as the article has them; a line ending in ":" leads the list after it."""
     blocks: list[_Block] = []
     for number, line in enumerate(line.strip() for line in text.split("\n")):
         if not line:
             continue
-        kind = ("steps" if _STEP_LINE.match(line) else "bullet" if _BULLET_LINE.match(line)
-                else "table" if _is_row(line) else "text")
+        kind = ("step" if _STEP_LINE.match(line) else "bullet" if _BULLET_LINE.match(line)
+                else "table" if _is_row(line) else "code" if _CODE_LINE.search(line) else "text")
         previous = blocks[-1] if blocks else None
-        if previous and kind in ("steps", "table") and previous.kind == kind:
+        if previous and kind == "table" and previous.kind == kind:
             previous.lines.append(line)
-        elif previous and kind == "bullet" and previous.kind == "bullet":
+        elif previous and kind in ("step", "bullet") and previous.kind == kind:
             blocks.append(_Block(kind, [line], previous.paragraph))
-        elif previous and kind in ("steps", "bullet") and previous.kind == "text" and previous.text.endswith(":"):
+        elif previous and kind in ("step", "bullet") and previous.kind == "text" and previous.text.endswith(":"):
             blocks.append(_Block(kind, [line], previous.paragraph))
-        elif kind == "text" and len(line.split()) > LONG_LINE_WORDS:
+        elif kind == "text":  # by the sentence: a long paragraph is quoted where it answers
             blocks += [_Block("text", [sentence], number) for sentence in sentences(line)]
         else:
             blocks.append(_Block(kind, [line], number))
     return blocks
-
-
-def _shape_bonus(kind: str, text: str) -> float:
-    """A small preference for the chunk that has the shape of answer the question asks for."""
-    if kind == "procedure":
-        return 0.15 * _has_steps(text)
-    if kind == "quantity":
-        return 0.1 * any(_is_row(line) for line in text.split("\n"))
-    return 0.0
 
 
 def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: str = "") -> list[str]:
@@ -187,15 +195,15 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
     uncovered = dict(weights)
     budget = MAX_REPLY_WORDS
     if kind in ("procedure", "location", "error"):
-        procedures = [(i, b) for i, b in enumerate(blocks) if b.kind == "steps"]
+        procedures = _procedures(blocks)
         if procedures:
             # The whole procedure, however long: half the steps would leave the customer stuck.
-            i, block = max(procedures, key=lambda p: (_gain(weights, _with_lead(blocks, p[0])), -p[0]))
-            if kind == "procedure" or _gain(weights, _with_lead(blocks, i)) > 0:
-                for j in _led_by(blocks, i - 1) if _leads(blocks, i - 1) else [i]:
+            group = max(procedures, key=lambda g: (_gain(weights, _text_of(blocks, g)), -g[0]))
+            if kind == "procedure" or _gain(weights, _text_of(blocks, group)) > 0:
+                for j in group:
                     chosen[j] = blocks[j].text
-                budget -= block.words
-                uncovered = _without(uncovered, _with_lead(blocks, i))
+                budget -= sum(blocks[j].words for j in group)
+                uncovered = _without(uncovered, _text_of(blocks, group))
     if kind in ("quantity", "yes_no", "other", "location"):
         for i, block in enumerate(blocks):
             if block.kind == "table":
@@ -206,12 +214,14 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                     # The rows were chosen by their labels: the table's header and heading are answered too.
                     uncovered = _without(uncovered, f"{rendered} {block.lines[0]} {heading}")
                     break
-    # Then the lines that add the most of what the question asks and is not answered yet; after
-    # the steps or the table rows, only a line that adds much (a condition, another part of the question).
-    least = 0.3 * sum(weights.values()) if chosen else 0.0
+    # Then the sentences and items that add the most of what the question asks and is not answered
+    # yet; after the first, only one that adds much (a condition, another part of the question).
+    least = 0.0
     while True:
+        if chosen:
+            least = 0.3 * sum(weights.values())
         candidates = [(_gain(uncovered, b.text) + _kind_bonus(kind, b.text, uncovered), -i, i)
-                      for i, b in enumerate(blocks) if i not in chosen and b.kind != "table"]
+                      for i, b in enumerate(blocks) if i not in chosen and b.kind not in ("table", "code")]
         if not candidates:
             break
         gain, _, i = max(candidates)
@@ -226,11 +236,21 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                 uncovered = _without(uncovered, blocks[j].text)
     if not chosen and blocks:
         chosen[0] = blocks[0].text
-    # Then the sentences around a quoted one, so a paragraph reads as written, while words remain.
+    if kind == "error" and len(chosen) == 1:
+        # An error needs its fix as well as its cause: the nearest line that says what to do.
+        fixes = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
+                 and _FIX_LINE.search(b.text) and b.words <= budget]
+        if fixes:
+            i = max(fixes, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)))
+            chosen[i] = blocks[i].text
+            budget -= blocks[i].words
+    # Then the sentences around a quoted one, so its paragraph reads as written, while words remain
+    # (not a sentence that only announces what follows it: "A simple Python client:").
     for i in sorted(chosen):
         for j in (i + 1, i - 1):
             if (0 <= j < len(blocks) and j not in chosen and blocks[j].kind == blocks[i].kind == "text"
-                    and blocks[j].paragraph == blocks[i].paragraph and blocks[j].words <= budget):
+                    and blocks[j].paragraph == blocks[i].paragraph and blocks[j].words <= budget
+                    and not blocks[j].text.endswith(":")):
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words
     return _join(blocks, chosen)
@@ -239,17 +259,26 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
 def _leads(blocks: list[_Block], i: int) -> bool:
     """Whether block i is the line introducing the list after it ("Every response includes:")."""
     return (0 <= i < len(blocks) - 1 and blocks[i].kind == "text" and blocks[i].text.endswith(":")
-            and blocks[i + 1].kind in ("bullet", "steps") and blocks[i + 1].paragraph == blocks[i].paragraph)
+            and blocks[i + 1].kind in ("bullet", "step") and blocks[i + 1].paragraph == blocks[i].paragraph)
 
 
 def _led_by(blocks: list[_Block], i: int) -> list[int]:
     """The line at i and the list it introduces."""
     return [i] + [j for j in range(i + 1, len(blocks)) if blocks[j].paragraph == blocks[i].paragraph
-                  and blocks[j].kind in ("bullet", "steps")]
+                  and blocks[j].kind in ("bullet", "step")]
 
 
-def _with_lead(blocks: list[_Block], i: int) -> str:
-    return (blocks[i - 1].text + "\n" if _leads(blocks, i - 1) else "") + blocks[i].text
+def _procedures(blocks: list[_Block]) -> list[list[int]]:
+    """Each numbered procedure of the chunk, with the line leading it: block indexes in order."""
+    groups: dict[int, list[int]] = {}
+    for i, block in enumerate(blocks):
+        if block.kind == "step" or (_leads(blocks, i) and blocks[i + 1].kind == "step"):
+            groups.setdefault(block.paragraph, []).append(i)
+    return [g for g in groups.values() if sum(blocks[j].kind == "step" for j in g) >= 2]
+
+
+def _text_of(blocks: list[_Block], group: list[int]) -> str:
+    return "\n".join(blocks[j].text for j in group)
 
 
 def _join(blocks: list[_Block], chosen: dict[int, str]) -> list[str]:
@@ -258,27 +287,30 @@ def _join(blocks: list[_Block], chosen: dict[int, str]) -> list[str]:
     for i in sorted(chosen):
         block = blocks[i]
         together = parts and i - 1 in chosen and blocks[i - 1].paragraph == block.paragraph
-        if together and block.kind in ("bullet", "steps"):
+        alone = block.kind == "step" and not together and not (i + 1 in chosen and blocks[i + 1].kind == "step")
+        if together and block.kind in ("bullet", "step"):
             parts[-1] += "\n" + chosen[i]
         elif together and block.kind == blocks[i - 1].kind == "text":
             parts[-1] += " " + chosen[i]
-        else:
-            parts.append(chosen[i])
+        else:  # one step on its own is a sentence: its number would only confuse
+            parts.append(_STEP_LINE.sub("", chosen[i], count=1) if alone else chosen[i])
     return parts
 
 
-_CONTACT_LINE = re.compile(r"(?i)@|https?://|\+\d|\b(?:contact|email|e-mail|call|write to|chat)\b")
 _CONDITION_LINE = re.compile(r"(?i)\b(?:only|if|unless|within|must|cannot|can't|not|require[sd]?|available|after|before)\b")
 _CAUSE_OR_FIX_LINE = re.compile(r"(?i)\b(?:because|means|when|wait|retry|try|check|make sure|instead)\b")
+_FIX_LINE = re.compile(r"(?i)\b(?:wait|retry|try again|check|make sure|ensure|click|tap|open|go to|update|reinstall|"
+                       r"restart|sign out|reset|turn on|enable|allow|reconnect|contact)\b")
 
 
 def _kind_bonus(kind: str, text: str, uncovered: dict[str, float]) -> float:
-    """Prefer, among lines that match, the one with what this kind of question needs."""
+    """Prefer, among lines that match, the one with what this kind of question needs: for "who do I
+    contact" the address or the number, for "can I" the condition, for an error the cause or the fix."""
     if not uncovered or not _gain(uncovered, text):
         return 0.0
-    pattern = {"contact": _CONTACT_LINE, "yes_no": _CONDITION_LINE, "location": _CONTACT_LINE,
-               "error": _CAUSE_OR_FIX_LINE}.get(kind)
-    return 0.5 * min(uncovered.values()) if pattern and pattern.search(text) else 0.0
+    needed = {"contact": has_contact, "location": has_contact, "yes_no": _CONDITION_LINE.search,
+              "error": _CAUSE_OR_FIX_LINE.search}.get(kind)
+    return 0.5 * sum(uncovered.values()) / len(uncovered) if needed and needed(text) else 0.0
 
 
 def _cells(line: str) -> list[str]:
@@ -300,16 +332,18 @@ def _table_answer(weights: dict[str, float], lines: list[str], heading: str = ""
     row_scores = [_gain(weights, row[0]) for row in body]
     column_scores = [_gain(weights, cell) for cell in header[1:]]
     best_row, best_column = max(row_scores), max(column_scores, default=0.0)
-    matched_rows = [row for row, score in zip(body, row_scores) if best_row and score >= 0.6 * best_row]
-    matched_columns = [c + 1 for c, score in enumerate(column_scores) if best_column and score >= 0.6 * best_column]
+    matched_rows = [row for row, score in zip(body, row_scores) if best_row and score >= 0.8 * best_row]
+    matched_columns = [c + 1 for c, score in enumerate(column_scores) if best_column and score >= 0.8 * best_column]
     if not matched_rows and not matched_columns:
         if not _gain(weights, f"{heading} {header[0]}") or len(body) > TABLE_ROWS or width > 5:
             return ""
     matched_rows = matched_rows or body
     matched_columns = matched_columns or list(range(1, width))
     if len(matched_rows) * len(matched_columns) <= 3:
+        # "Business plan — Total storage: 1 TB." when the first column is headed "Plan".
+        name = f" {header[0].lower()}" if header[0] and len(header[0].split()) <= 2 else ""
         return " ".join(
-            f"{row[0]} — {'; '.join(f'{header[c]}: {row[c]}' if header[c] else row[c] for c in matched_columns)}."
+            f"{row[0]}{name} — {'; '.join(f'{header[c]}: {row[c]}' if header[c] else row[c] for c in matched_columns)}."
             for row in matched_rows
         )
     columns = [0, *matched_columns]

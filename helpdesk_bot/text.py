@@ -26,7 +26,7 @@ STOPWORDS = frozenset(
     we were weren what when where which while who whom why will with won would wouldn you your
     yours yourself yourselves hi hello hey thanks thank please regards cheers dear get got also
     still anyone someone something way ask asking help need want able know like use using used
-    one two since already really""".split()
+    one two since already really much many question questions""".split()
 )
 
 
