@@ -69,7 +69,7 @@ class ExtractiveDrafter:
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading and _has_steps(s.chunk.text)]
         quotes = [(_quote(kind, weights, _blocks(s.chunk.text), s.chunk.heading), s) for s in candidates]
         quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
-                           + 0.5 * check_form(kind, "\n".join(q[0])).value
+                           + check_form(kind, "\n".join(q[0])).value
                            + 0.1 * (kind == "quantity" and any("—" in part or "\t" in part for part in q[0])))
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
@@ -87,12 +87,15 @@ _SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": 
 
 def _lead_in(chunk, steps: bool) -> str:
     """One line naming where the answer comes from, carrying the citation marker."""
-    where = "an earlier answer from our support team" if chunk.kind == PAST_TICKET else f"our article “{chunk.title}”"
+    if chunk.kind == PAST_TICKET:
+        where = "an earlier answer from our support team"
+    else:
+        where = f"our article “{chunk.title}”" if chunk.title.strip() else "our help center"
     return f"Here are the steps, from {where} [1]:" if steps else f"From {where} [1]:"
 
 
-_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “[^”\n]*”|an earlier answer from our "
-                      r"support team) \[\d+\]:\n*", re.MULTILINE)
+_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “[^”\n]*”|our help center|an earlier answer "
+                      r"from our support team) \[\d+\]:\n*", re.MULTILINE)
 
 
 def without_lead_in(text: str) -> str:
@@ -246,13 +249,17 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
             budget -= blocks[i].words
     # Then the sentences around a quoted one, so its paragraph reads as written, while words remain
     # (not a sentence that only announces what follows it: "A simple Python client:").
-    for i in sorted(chosen):
-        for j in (i + 1, i - 1):
-            if (0 <= j < len(blocks) and j not in chosen and blocks[j].kind == blocks[i].kind == "text"
-                    and blocks[j].paragraph == blocks[i].paragraph and blocks[j].words <= budget
-                    and not blocks[j].text.endswith(":")):
-                chosen[j] = blocks[j].text
-                budget -= blocks[j].words
+    grown = True
+    while grown:
+        grown = False
+        for i in sorted(chosen):
+            for j in (i + 1, i - 1):
+                if (0 <= j < len(blocks) and j not in chosen and blocks[j].kind == blocks[i].kind == "text"
+                        and blocks[j].paragraph == blocks[i].paragraph and blocks[j].words <= budget
+                        and not blocks[j].text.endswith(":")):
+                    chosen[j] = blocks[j].text
+                    budget -= blocks[j].words
+                    grown = True
     return _join(blocks, chosen)
 
 

@@ -174,7 +174,7 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     allowed = rule.allow_risks if rule else frozenset()
     risks = [signal for signal in risk_signals(ticket) if signal.name not in allowed]
     if risks:
-        return Decision(**{**escalate, "rule": "risk signals"}, code="risk",
+        return Decision(**escalate, code="risk",
                         reasons=tuple(f"{s.reason}: handed to a human whatever the confidence" for s in risks))
     if repeats_an_earlier_answer(ticket, draft):
         return Decision(**{**escalate, "rule": "repeated answer"}, code="repeated_answer",

@@ -113,13 +113,13 @@ def test_list_items_stay_one_a_line():
 
 def test_table_rows_stay_one_a_line():
     blocks = html_to_blocks("<table><tr><th>Plan</th><th>Price</th></tr><tr><td>Team</td><td>$8</td></tr></table>")
-    assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
+    assert blocks == [(0, "| Plan | Price |\n| Team | $8 |")]
 
 
 def test_table_rows_of_indented_html_stay_one_a_line():
     # The HTML Markdown and most editors produce: a newline between every tag.
     blocks = html_to_blocks("<table>\n<tr>\n<th>Plan</th>\n<th>Price</th>\n</tr>\n<tr>\n<td>Team</td>\n<td>$8</td>\n</tr>\n</table>")
-    assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
+    assert blocks == [(0, "| Plan | Price |\n| Team | $8 |")]
 
 
 def test_hard_wrapped_html_paragraph_is_one_line():
@@ -431,10 +431,12 @@ def test_scope_fields_are_stored_on_every_chunk(scoped_store):
     assert {p["kind"] for p in payloads.values()} == {"article"}
 
 
-def test_unscoped_articles_keep_the_hash_of_older_versions():
-    """An upgrade must not re-embed a whole help center: the hash changes only for scoped articles."""
+def test_unscoped_articles_hash_their_content_and_the_way_articles_are_chunked():
+    """The hash changes with the chunking (so a new way of chunking re-embeds once), and with a scope."""
     import hashlib
 
-    before = hashlib.sha256("T\0https://x\0Billing\0<p>x</p>".encode()).hexdigest()[:32]
+    from helpdesk_bot.knowledge import CHUNKING
+
+    before = hashlib.sha256(f"T\0https://x\0Billing\0<p>x</p>\0{CHUNKING}".encode()).hexdigest()[:32]
     assert Article("a", "T", "<p>x</p>", "https://x", "Billing").content_hash == before
     assert Article("a", "T", "<p>x</p>", "https://x", "Billing", locale="de").content_hash != before
