@@ -49,6 +49,9 @@ _STEP = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 _INSTRUCTION = _words(r"click", r"tap", r"open", r"go to", r"select", r"choose", r"press", r"enter", r"type",
                       r"turn on", r"turn off", r"enable", r"disable", r"download", r"install", r"sign in",
                       r"navigate", r"run", r"set")
+# Advice in prose, as a forum answer or a paragraph gives it: "you can ...", "first, ...".
+_ADVICE = _words(r"you (?:can|could|should|need to|have to|must|may want to|will need to|'ll need to|'ll have to)",
+                 r"first,", r"make sure", r"the (?:best|easiest|simplest|only) way", r"to do (?:this|that|so),")
 _PATH = re.compile(r"[→›»]|\s>\s")
 _NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*\s*%?")
 _UNIT = _words(r"per", r"minutes?", r"hours?", r"days?", r"weeks?", r"months?", r"years?", r"seconds?", r"[kmgt]b",
@@ -101,7 +104,7 @@ def check_form(kind: Kind, reply: str) -> FormCheck:
     if kind == "procedure":
         if steps >= 2:
             return FormCheck(1.0, f"asks how to do something; the reply gives {steps} steps")
-        if instructions:
+        if instructions or _ADVICE.search(reply):
             return FormCheck(0.6, "asks how to do something; the reply gives instructions but no numbered steps")
         return FormCheck(0.0, "asks how to do something; the reply gives no steps or instructions")
     if kind == "quantity":
