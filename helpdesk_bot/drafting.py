@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from helpdesk_bot.answer_form import check_form, has_contact, question_kind
+from helpdesk_bot.answer_form import has_contact, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import strip_foreign_links
@@ -63,13 +63,14 @@ class ExtractiveDrafter:
         weights.update({t: 0.25 * w for t, w in _term_weights(key_terms(ticket.search_query), sources).items()
                         if t not in weights})
         # Quote each of the best few passages and keep the quote that answers best: the question's
-        # terms, the passage's closeness in meaning, and the shape of answer the question asks for.
-        # The steps may sit in a passage of the same article under their own heading.
+        # terms and the passage's closeness in meaning; for "how do I", numbered steps; for a limit
+        # or a price, a table row. The steps may sit in a passage of the same article under their
+        # own heading.
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading and _has_steps(s.chunk.text)]
         quotes = [(_quote(kind, weights, _blocks(s.chunk.text), s.chunk.heading), s) for s in candidates]
         quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
-                           + check_form(kind, "\n".join(q[0])).value
+                           + 0.5 * (kind == "procedure" and _has_steps("\n".join(q[0])))
                            + 0.1 * (kind == "quantity" and any("—" in part or "\t" in part for part in q[0])))
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))

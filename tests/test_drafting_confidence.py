@@ -318,7 +318,7 @@ def test_confidence_is_an_int_from_0_to_100(dense, keyword):
 
 
 def test_confidence_is_100_when_every_signal_is_strong():
-    where = ticket("Where are invoice PDFs?")  # the draft gives the place: Settings, Billing, Invoice history
+    where = ticket("Where are invoices saved as PDF?")  # the draft gives the place: Settings, Billing, Invoice history
     confidence = score(where, [source(INVOICES, dense=0.8, keyword=1.0)], COPIED)
     assert confidence.score == 100
     assert confidence.caps == ()
