@@ -34,11 +34,11 @@ _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
                      r"[45]\d\d(?:s|\s+errors?|\s+responses?|\s+status)", r"(?:http|status|error|code)\s*[45]\d\d")),
     ("quantity", _words(r"how (?:many|much|long|often|big|large|fast)", r"what(?:'s| is| are) the (?:\w+ )?"
                         r"(?:limit|limits|price|prices|cost|costs|fee|fees|maximum|minimum|max|min|size|quota|rate)",
-                        r"limits?", r"pric(?:e|es|ing)", r"costs?", r"fees?", r"maximum", r"minimum", r"quotas?",
+                        r"limits?", r"pric(?:e|es|ing)", r"costs?", r"fees?", r"quotas?",
                         r"per (?:month|minute|hour|day|year|seat|user)", r"rate limits?")),
-    ("procedure", _words(r"how (?:do|can|should|would|could|to|does one) (?:i|we|you|one)?", r"how to", r"(?:the|what|which) steps", r"steps to",
-                         r"set ?up", r"what do (?:i|we) (?:do|need to do) to", r"walk me through", r"instructions",
-                         r"is there a way to", r"way to", r"process (?:for|to|of)")),
+    ("procedure", _words(r"how (?:do|can|should|would|could|shall) (?:i|we)", r"how does one", r"how to",
+                         r"(?:the|what|which) steps", r"steps to", r"what do (?:i|we) (?:do|need to do) to",
+                         r"walk me through", r"instructions", r"is there a way to", r"process (?:for|to|of)")),
     ("location", _words(r"where (?:do|can|is|are|should|would|will|to)", r"which (?:page|menu|tab|screen|setting)",
                         r"find (?:the|my|our)")),
     ("yes_no", re.compile(r"^\W*(?:can|could|is|are|do|does|did|will|would|should|may|has|have|am|was|were)\b"
@@ -48,10 +48,11 @@ _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
 _STEP = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 _INSTRUCTION = _words(r"click", r"tap", r"open", r"go to", r"select", r"choose", r"press", r"enter", r"type",
                       r"turn on", r"turn off", r"enable", r"disable", r"download", r"install", r"sign in",
-                      r"navigate", r"run", r"set")
+                      r"navigate", r"run", r"set", r"try", r"check", r"restore", r"reset", r"adjust", r"change",
+                      r"connect", r"configure", r"update", r"add", r"remove", r"save", r"follow", r"use")
 # Advice in prose, as a forum answer or a paragraph gives it: "you can ...", "first, ...".
-_ADVICE = _words(r"you (?:can|could|should|need to|have to|must|may want to|will need to|'ll need to|'ll have to)",
-                 r"first,", r"make sure", r"the (?:best|easiest|simplest|only) way", r"to do (?:this|that|so),")
+_ADVICE = _words(r"you", r"first,", r"make sure", r"to do (?:this|that|so),",
+                 r"(?:is|would be) the (?:best|easiest|simplest|quickest|cheapest|only|standard) (?:way|option)")
 _PATH = re.compile(r"[→›»]|\s>\s")
 _NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*\s*%?")
 _UNIT = _words(r"per", r"minutes?", r"hours?", r"days?", r"weeks?", r"months?", r"years?", r"seconds?", r"[kmgt]b",
@@ -104,8 +105,10 @@ def check_form(kind: Kind, reply: str) -> FormCheck:
     if kind == "procedure":
         if steps >= 2:
             return FormCheck(1.0, f"asks how to do something; the reply gives {steps} steps")
-        if instructions or _ADVICE.search(reply):
-            return FormCheck(0.6, "asks how to do something; the reply gives instructions but no numbered steps")
+        if instructions:  # "open Settings → Security → Two-factor authentication and click Enable"
+            return FormCheck(1.0, "asks how to do something; the reply gives the instructions")
+        if _ADVICE.search(reply):
+            return FormCheck(0.6, "asks how to do something; the reply gives advice but no instructions")
         return FormCheck(0.0, "asks how to do something; the reply gives no steps or instructions")
     if kind == "quantity":
         # By paragraph, not sentence: a table's unit is in its header, a limit's in "Requests per minute: 600".

@@ -27,7 +27,7 @@ WEIGHTS = {
     "keyword_match": 0.15,
     "retrieval_margin": 0.10,
     # Light as a weight (on the evaluation sets a heavier one blurred answerable and unanswerable
-    # questions); a reply of the wrong shape altogether is held at 0 by the gate in `score`.
+    # questions); a definition for "how do I" is held at 0 by the gate in `score`.
     "answer_form": 0.15,
 }
 
@@ -138,7 +138,8 @@ def answer_form(ticket: Ticket, draft: Draft) -> Component:
     """Whether the draft has the shape of answer the question asks for: the steps for "how do I",
     the number with its unit for a limit or a price, the contact, the cause and the fix.
 
-    Weighed like the others, and a gate: a draft with none of the shape asked for (0) scores 0.
+    Weighed like the others, and a gate: a draft for "how do I" with neither steps, instructions
+    nor advice (a definition) scores 0.
     """
     if draft.declined:
         return Component("answer_form", 0.0, WEIGHTS["answer_form"], "no draft")
@@ -179,7 +180,7 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     elif cites.value == 0:
         value = 0
         caps.append("the draft cites none of the retrieved sources: score held at 0")
-    elif form.value == 0:  # a definition for "how do I", no number for "how many": not an answer
+    elif form.value == 0 and question_kind(ticket.question) == "procedure":  # a definition for "how do I"
         value = 0
-        caps.append(f"the draft does not have the shape of an answer ({form.detail}): score held at 0")
+        caps.append(f"the draft does not answer how: {form.detail}; score held at 0")
     return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)

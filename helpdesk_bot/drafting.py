@@ -68,7 +68,10 @@ class ExtractiveDrafter:
         # own heading.
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading and _has_steps(s.chunk.text)]
-        quotes = [(_quote(kind, weights, _blocks(s.chunk.text), s.chunk.heading), s) for s in candidates]
+        quotes = [(quoted, s) for s in candidates if (quoted := _quote(kind, weights, _blocks(s.chunk), s.chunk.heading))]
+        if not quotes:
+            return Draft(text="", cited=(), declined=True, drafter=self.name,
+                         decline_reason="the best passages hold nothing but their titles")
         quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
                            + 0.5 * (kind == "procedure" and _has_steps("\n".join(q[0])))
                            + 0.1 * (kind == "quantity" and any("—" in part or "\t" in part for part in q[0])))
@@ -171,11 +174,15 @@ class _Block:
 _CODE_LINE = re.compile(r"[{}();=<>]\s*$|^\s*[{}\[\]\"#]|^(?:HTTP/\d|import |def |from \w+ import |curl |\$ )|^[\w-]+: \S+$")
 
 
-def _blocks(text: str) -> list[_Block]:
-    """The chunk's lines grouped as the article has them; a line ending in ":" leads the list after it."""
+def _blocks(chunk) -> list[_Block]:
+    """The chunk's lines grouped as the article has them; a line ending in ":" leads the list after it.
+
+    A line that only repeats the article's title or heading answers nothing and is left out.
+    """
+    names = {chunk.title.strip().lower(), chunk.heading.rsplit("›", 1)[-1].strip().lower()}
     blocks: list[_Block] = []
-    for number, line in enumerate(line.strip() for line in text.split("\n")):
-        if not line:
+    for number, line in enumerate(line.strip() for line in chunk.text.split("\n")):
+        if not line or line.lower() in names:
             continue
         kind = ("step" if _STEP_LINE.match(line) else "bullet" if _BULLET_LINE.match(line)
                 else "table" if _is_row(line) else "code" if _CODE_LINE.search(line) else "text")

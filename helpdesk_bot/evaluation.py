@@ -132,6 +132,7 @@ class Answered:
     components: dict
     draft: str = ""  # as drafted, without citation markers; "" when declined
     sent: bool = False  # the default policy sends it
+    held: bool = False  # a risk signal hands it to a person whatever the threshold
 
 
 def as_ticket(question: Question):
@@ -159,13 +160,11 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]
             first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
-            # A risk signal holds the ticket at any threshold: no point of the curve sends it.
-            held = outcome.decision.code == "risk"
-            results.append(Answered(question=question, confidence=0 if held else outcome.confidence.score,
+            results.append(Answered(question=question, confidence=outcome.confidence.score,
                                     correct=question.answerable and first in question.gold_ids,
                                     components=outcome.confidence.as_dict(),
                                     draft="" if outcome.draft.declined else re.sub(r"\s*\[\d+\]", "", outcome.draft.text),
-                                    sent=outcome.decision.action == "auto_send"))
+                                    sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk"))
             if progress:
                 progress(done, len(questions))
     return results
@@ -218,7 +217,8 @@ def answering_report(results: list[Answered], target_precision: float = 0.95) ->
     answerable = [r for r in results if r.question.answerable]
     curve = []
     for threshold in range(0, 101):
-        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0]
+        # A ticket held for a risk signal is sent at no threshold; the AUROC still scores its confidence.
+        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0 and not r.held]
         correct = sum(r.correct for r in sent)
         curve.append({
             "threshold": threshold,
