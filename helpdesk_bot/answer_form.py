@@ -81,6 +81,11 @@ def has_contact(text: str) -> bool:
     return bool(_CONTACT.search(text))
 
 
+def has_quantity(text: str) -> bool:
+    """Whether the text gives a number with its unit ("14 days", "$8", "600 requests per minute")."""
+    return bool(_NUMBER.search(text) and (_UNIT.search(text) or _CURRENCY_OR_PERCENT.search(text)))
+
+
 def question_kind(question: str) -> Kind:
     """The shape of answer the question asks for."""
     for kind, pattern in _QUESTION_KINDS:

@@ -31,6 +31,10 @@ WEIGHTS = {
     "answer_form": 0.15,
 }
 
+# Kinds of question whose draft scores 0 when it has none of the shape asked for. Not limits or
+# contacts: "where do I see the call center number" is answered by the menu that shows it.
+GATED_KINDS = frozenset({"procedure", "error"})
+
 # A lead of 0.10 in fused score (half keyword, half cosine) over the next article is a clear
 # winner; below that, two articles compete and the first is often the wrong one.
 MARGIN_CEILING = 0.10
@@ -138,12 +142,12 @@ def answer_form(ticket: Ticket, draft: Draft) -> Component:
     """Whether the draft has the shape of answer the question asks for: the steps for "how do I",
     the number with its unit for a limit or a price, the contact, the cause and the fix.
 
-    Weighed like the others, and a gate: a draft for "how do I" with neither steps, instructions
-    nor advice (a definition) scores 0.
+    Weighed like the others, and a gate: a "how do I" answered with neither steps, instructions
+    nor advice (a definition), or an error with neither a cause nor a fix, scores 0.
     """
     if draft.declined:
         return Component("answer_form", 0.0, WEIGHTS["answer_form"], "no draft")
-    found = check_form(question_kind(ticket.question), re.sub(r"\[\d+\]", "", draft.text))
+    found = check_form(question_kind(ticket.question), re.sub(r"\[\d+\]", "", without_lead_in(draft.text)))
     return Component("answer_form", found.value, WEIGHTS["answer_form"], found.detail)
 
 
@@ -180,7 +184,7 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     elif cites.value == 0:
         value = 0
         caps.append("the draft cites none of the retrieved sources: score held at 0")
-    elif form.value == 0 and question_kind(ticket.question) == "procedure":  # a definition for "how do I"
+    elif form.value == 0 and question_kind(ticket.question) in GATED_KINDS:
         value = 0
-        caps.append(f"the draft does not answer how: {form.detail}; score held at 0")
+        caps.append(f"the draft does not answer the question: {form.detail}; score held at 0")
     return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)

@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from helpdesk_bot.answer_form import has_contact, question_kind
+from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import strip_foreign_links
 from helpdesk_bot.redaction import redact
-from helpdesk_bot.text import escape, key_terms, sentences, tokens
+from helpdesk_bot.text import escape, key_terms, sentences, stem, tokens
 
 MAX_REPLY_WORDS = 150  # a procedure is quoted whole, however long
 TABLE_ROWS = 6  # a small table: at most this many rows in a reply
@@ -54,7 +54,8 @@ class ExtractiveDrafter:
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason="no knowledge was retrieved")
         question = ticket.question
         kind = question_kind(question)
-        terms = key_terms(question)
+        asking = {stem(word) for word in _ASKING.findall(question.lower())}
+        terms = [t for t in key_terms(question) if t not in asking]
         weights = _term_weights(terms, sources)
         # Articles say "price" where customers say "cost", "reach" where they say "contact".
         weights.update({other: w for term, w in list(weights.items()) for other in _SAME_ASK.get(term, ())
@@ -64,17 +65,16 @@ class ExtractiveDrafter:
                         if t not in weights})
         # Quote each of the best few passages and keep the quote that answers best: the question's
         # terms and the passage's closeness in meaning; for "how do I", numbered steps; for a limit
-        # or a price, a table row. The steps may sit in a passage of the same article under their
-        # own heading.
+        # or a price, a table row. The answer may sit in another passage of the same articles
+        # (the steps under their own heading).
         leading = {s.chunk.article_id for s in sources[:3]}
-        candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading and _has_steps(s.chunk.text)]
+        candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
         quotes = [(quoted, s) for s in candidates if (quoted := _quote(kind, weights, _blocks(s.chunk), s.chunk.heading))]
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
         quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
-                           + 0.5 * (kind == "procedure" and _has_steps("\n".join(q[0])))
-                           + 0.1 * (kind == "quantity" and any("—" in part or "\t" in part for part in q[0])))
+                           + _shape_bonus(kind, q[0]))
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
@@ -84,6 +84,8 @@ class ExtractiveDrafter:
         return Draft(text=text, cited=(best.chunk.id,), declined=False, drafter=self.name)
 
 
+# "How long is the trial?": "long" asks for a number of days, it is not a word the answer holds.
+_ASKING = re.compile(r"\bhow (long|often|big|large|fast|soon|far|old)\b")
 # Question words (stemmed) and the words help articles use for the same thing.
 _SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price",), "contact": ("reach", "email"),
              "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"), "mfa": ("two", "factor")}
@@ -168,6 +170,18 @@ class _Block:
     @property
     def words(self) -> int:
         return len(self.text.split())
+
+
+def _shape_bonus(kind: str, quoted: list[str]) -> float:
+    """How much a quote's shape counts in choosing between passages: numbered steps for "how do I",
+    a table row for a limit or a price, the contact for "who", the cause and the fix for an error."""
+    if kind == "procedure":
+        return 0.5 * _has_steps("\n".join(quoted))
+    if kind == "quantity":
+        return 0.1 * any("—" in part or "\t" in part for part in quoted)
+    if kind in ("contact", "error"):
+        return 0.5 * check_form(kind, "\n".join(quoted)).value
+    return 0.0
 
 
 # A line of code or of an HTTP exchange: quoted to a customer it reads as noise.
@@ -324,7 +338,7 @@ def _kind_bonus(kind: str, text: str, uncovered: dict[str, float]) -> float:
     if not uncovered or not _gain(uncovered, text):
         return 0.0
     needed = {"contact": has_contact, "location": has_contact, "yes_no": _CONDITION_LINE.search,
-              "error": _CAUSE_OR_FIX_LINE.search}.get(kind)
+              "error": _CAUSE_OR_FIX_LINE.search, "quantity": has_quantity}.get(kind)
     return 0.5 * sum(uncovered.values()) / len(uncovered) if needed and needed(text) else 0.0
 
 
