@@ -220,14 +220,17 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
     uncovered = dict(weights)
     budget = MAX_REPLY_WORDS
     if kind in ("procedure", "location", "error"):
-        procedures = _procedures(blocks)
-        if procedures:
-            # The whole procedure, however long: half the steps would leave the customer stuck.
-            group = max(procedures, key=lambda g: (_gain(weights, _text_of(blocks, g)), -g[0]))
-            if kind == "procedure" or _gain(weights, _text_of(blocks, group)) > 0:
+        # Whole procedures, however long: half the steps would leave the customer stuck. A second
+        # one only when it answers another part of the question ("where do I enter the VAT
+        # number, and where do I download the invoices?") and fits.
+        ranked = sorted(_procedures(blocks), key=lambda g: (-_gain(weights, _text_of(blocks, g)), g[0]))
+        for n, group in enumerate(ranked):
+            gain, words = _gain(uncovered, _text_of(blocks, group)), sum(blocks[j].words for j in group)
+            if n == 0 and (kind == "procedure" or gain > 0) or n > 0 and gain >= 0.3 * sum(weights.values()) \
+                    and words <= budget:
                 for j in group:
                     chosen[j] = blocks[j].text
-                budget -= sum(blocks[j].words for j in group)
+                budget -= words
                 uncovered = _without(uncovered, _text_of(blocks, group))
     if kind in ("quantity", "yes_no", "other", "location"):
         for i, block in enumerate(blocks):
@@ -240,11 +243,12 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                     uncovered = _without(uncovered, f"{rendered} {block.lines[0]} {heading}")
                     break
     # Then the sentences and items that add the most of what the question asks and is not answered
-    # yet; after the first, only one that adds much (a condition, another part of the question).
+    # yet; after the first, only one that adds enough (much, after steps or table rows).
+    shaped = bool(chosen)  # the steps or the table rows already answer
     least = 0.0
     while True:
         if chosen:
-            least = 0.3 * sum(weights.values())
+            least = (0.15 if shaped else 0.1) * sum(weights.values())
         candidates = [(_gain(uncovered, b.text) + _kind_bonus(kind, b.text, uncovered), -i, i)
                       for i, b in enumerate(blocks) if i not in chosen and b.kind not in ("table", "code")]
         if not candidates:
