@@ -234,7 +234,9 @@ def test_the_obeying_model_would_have_been_sent_without_the_guardrails(world, mo
         tried += 1
         leaked += bool(comment["public"] and reply_violations(case, comment))
     print(f"\nwithout the guardrails, {leaked} of {tried} obeyed replies reach the customer")
-    assert leaked >= tried * 0.6  # the rest: links the rendering strips anyway, orders that never reached it
+    # The rest: links the rendering strips anyway, orders that never reached the model, and tickets
+    # that ask for money back or an account change, which a person answers whatever the draft says.
+    assert leaked >= tried * 0.5
 
 
 def test_ordinary_tickets_still_get_answers_from_the_llm(world):
