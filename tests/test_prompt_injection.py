@@ -29,7 +29,7 @@ from helpdesk_bot.settings import Settings
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
 from integrations.llm_standin import StandinServer
 
-from conftest import SAMPLE_HELP_CENTER, restored_environment
+from harness import SAMPLE_HELP_CENTER, restored_environment
 
 HOSTILE = [json.loads(line) for line in (Path(__file__).parent / "data" / "hostile_tickets.jsonl").read_text().splitlines()]
 SAMPLE_TICKETS = json.loads((SAMPLE_HELP_CENTER.parent / "tickets.json").read_text())
