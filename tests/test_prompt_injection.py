@@ -33,7 +33,7 @@ from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_
 from helpdesk_bot.redaction import redact
 from integrations.llm_standin import StandinServer, answering, obeying
 
-from conftest import SAMPLE_HELP_CENTER, restored_environment
+from harness import SAMPLE_HELP_CENTER, restored_environment
 
 HOSTILE = [json.loads(line) for line in (Path(__file__).parent / "data" / "hostile_tickets.jsonl").read_text().splitlines()]
 BENIGN = [json.loads(line) for line in (Path(__file__).parent / "data" / "benign_tickets.jsonl").read_text().splitlines()]
