@@ -15,6 +15,7 @@ Action = Literal["auto_send", "escalate", "held_back"]
 ANSWERED_TAG = "ai_answered"
 ESCALATED_TAG = "ai_escalated"
 SHADOW_TAG = "ai_shadow"
+SOURCE_CHANGED_TAG = "ai_source_changed"  # an article the bot's answer cited changed since
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from helpdesk_bot.embedding import Embedder
-from helpdesk_bot.knowledge import IndexReport, refresh_help_center, refresh_past_tickets
+from helpdesk_bot.domain import ARTICLE
+from helpdesk_bot.knowledge import Article, IndexReport, refresh_help_center, refresh_past_tickets, sync_index
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.services import open_store
 from helpdesk_bot.settings import Settings
@@ -25,6 +26,8 @@ def _index_run(ledger: Ledger, source: str, store: KnowledgeStore) -> Iterator[K
     """Publish the index if the run succeeds; if it fails, drop what it wrote and record why,
     so `index --status` shows the failed run next to the others."""
     started = time.perf_counter()
+    if ledger.change_log_empty():  # the first run since the change log exists: it starts from the index as it is
+        ledger.seed_change_log(store.chunks(ARTICLE))
     try:
         yield store
     except BaseException as exc:
@@ -55,9 +58,26 @@ def index_help_center(settings: Settings, ledger: Ledger, embedder: Embedder, he
         ledger.save_sync_cursor(f"{helpdesk.name} past tickets", None)
     ledger.record_index_run(source, report.as_dict())
     ledger.record_indexed_articles(run.articles, remove_missing=report.mode != "incremental", removed=report.removed_ids)
+    _record_changes(ledger, source, report, {a.id for a in run.articles} if report.mode != "incremental" else None)
     if run.cursor is not None:
         ledger.save_sync_cursor(source, str(run.cursor))
     return report
+
+
+def index_articles(settings: Settings, ledger: Ledger, embedder: Embedder, articles: list[Article], source: str,
+                   remove_missing: bool = True, progress: Callable[[int, int], None] | None = None) -> IndexReport:
+    """Articles from files (`helpdesk-bot index SOURCE`); `remove_missing` drops indexed ones not among them."""
+    with _index_run(ledger, source, open_store(settings, embedder, writable=True)) as store:
+        report = sync_index(store, embedder, articles, remove_missing=remove_missing, progress=progress)
+    ledger.record_index_run(source, report.as_dict())
+    ledger.record_indexed_articles(articles, remove_missing=remove_missing)
+    _record_changes(ledger, source, report, {a.id for a in articles} if remove_missing else None)
+    return report
+
+
+def _record_changes(ledger: Ledger, source: str, report: IndexReport, every_article: set[str] | None) -> None:
+    """Keep what the run changed in each article, for the impact check (helpdesk_bot/impact.py)."""
+    ledger.record_reindex(source, report.written, report.removed_ids, every_article)
 
 
 def index_past_tickets(settings: Settings, ledger: Ledger, embedder: Embedder, helpdesk,

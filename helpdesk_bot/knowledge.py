@@ -294,6 +294,7 @@ class IndexReport:
     seconds: float = 0.0
     mode: str = "full"  # "incremental": only articles changed since the last run were read
     removed_ids: list[str] = field(default_factory=list)  # for the ledger, not the report
+    written: list[Chunk] = field(default_factory=list)  # the changed articles' new chunks: for the change log
 
     def as_dict(self) -> dict:
         return {k: getattr(self, k)
@@ -342,7 +343,7 @@ def sync_index(
         store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes)
         if progress:
             progress(start + len(batch), len(chunks))
-    report.chunks = len(chunks)
+    report.chunks, report.written = len(chunks), chunks
 
     if remove_missing:
         given = {a.id for a in articles}

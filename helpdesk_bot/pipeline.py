@@ -99,6 +99,9 @@ class Pipeline:
                 result, acted = self.act(helpdesk, event_id, key, outcome, turn)
         if acted:  # one decision per thing said, however many deliveries asked for it; one per draft held back
             self.ledger.record_decision(event_id, outcome, timings)
+            # What it quoted, so an answer is checked again when an article it cited changes.
+            cited = [] if outcome.decision.action == "held_back" else cited_sources(outcome.draft, list(outcome.sources))
+            self.ledger.record_citations(event_id, [source.chunk for source in cited])
         self.ledger.set_status(event_id, "done")
         return result
 

@@ -59,6 +59,7 @@ always_human_tags = ["legal", "security", "vip"]
 rollout = 100                  # percent of tickets the bot may answer by itself
 shadow = false                 # true: never send; post notes and record what would have been sent
 kill_switch = false            # true: nothing is sent automatically, everything goes to humans
+article_change_notes = true    # a note on open tickets whose answer a changed article no longer supports
 link_domains = []              # the company's domains (and their subdomains) a reply may link to,
                                # besides its cited sources: ["orbitask.com"]
 
@@ -116,6 +117,8 @@ class Policy:
     rollout: float = 100.0  # percent of tickets the bot may answer by itself
     shadow: bool = False
     kill_switch: bool = False
+    # A note for the agent on an open ticket whose answer an article change no longer supports.
+    article_change_notes: bool = True
     # (helpdesk, group id or None) pairs that override escalation_group_id for that helpdesk
     helpdesk_escalation_groups: tuple[tuple[str, int | None], ...] = ()
     # Domains a reply may link to besides its cited sources: the company's own, subdomains included.
@@ -233,7 +236,7 @@ def _percent(share: float) -> str:
 # --- Loading and validating the TOML file -----------------------------------------------
 
 _KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules", "rollout", "shadow",
-         "kill_switch", "link_domains", *HELPDESKS}
+         "kill_switch", "article_change_notes", "link_domains", *HELPDESKS}
 _RULE_KEYS = {"tags", "brands", "channels", "threshold", "shadow", "allow_risks"}
 
 
@@ -290,6 +293,7 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
         rollout=float(rollout),
         shadow=_bool(raw.get("shadow", False), f"{source}: shadow"),
         kill_switch=_bool(raw.get("kill_switch", False), f"{source}: kill_switch"),
+        article_change_notes=_bool(raw.get("article_change_notes", True), f"{source}: article_change_notes"),
         helpdesk_escalation_groups=tuple(helpdesk_groups),
         link_domains=_domains(raw.get("link_domains", []), f"{source}: link_domains"),
     )
@@ -368,6 +372,7 @@ def policy_to_toml(policy: Policy) -> str:
         f"rollout = {_number(policy.rollout)}",
         f"shadow = {_toml_bool(policy.shadow)}",
         f"kill_switch = {_toml_bool(policy.kill_switch)}",
+        f"article_change_notes = {_toml_bool(policy.article_change_notes)}",
     ]
     if policy.link_domains:
         lines.append(f"link_domains = {_list(list(policy.link_domains))}")
@@ -411,7 +416,8 @@ def describe_changes(old: Policy, new: Policy) -> list[str]:
     changes = []
     for name, label in (("threshold", "default threshold"), ("reply_status", "status after a reply"),
                         ("escalation_group_id", "escalation group"), ("rollout", "rollout share"),
-                        ("shadow", "shadow mode"), ("kill_switch", "kill switch")):
+                        ("shadow", "shadow mode"), ("kill_switch", "kill switch"),
+                        ("article_change_notes", "notes on answers an article change affects")):
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
             if name == "rollout":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
+from helpdesk_bot.impact import ImpactCheck
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
 from helpdesk_bot.policy import PolicyFile
@@ -74,3 +75,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
     # A claim older than two helpdesk timeouts belongs to a worker that died mid-call.
     return Pipeline(answerer=build_answerer(settings), helpdesks=make_helpdesks(settings), ledger=open_ledger(settings),
                     action_lease_seconds=2 * settings.helpdesk_timeout)
+
+
+def build_impact_check(settings: Settings, ledger: Ledger, helpdesks: dict | None = None) -> ImpactCheck:
+    """The check, after every re-index, of the answers that cited a changed or removed article."""
+    return ImpactCheck(ledger=ledger, helpdesks=helpdesks or make_helpdesks(settings),
+                       policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),
+                       days=settings.impact_days)

@@ -137,6 +137,9 @@ class Settings:
     # The brand whose help center ZENDESK_SUBDOMAIN serves: its articles then answer only that
     # brand's tickets (past tickets carry their own brand); none: articles answer every brand.
     knowledge_brand_id: str | None = None
+    # After a re-index, answers sent in the last this many days that cited a changed or removed
+    # article are checked again against its new text.
+    impact_days: int = 30
 
     @property
     def helpdesk(self) -> str:
@@ -217,6 +220,7 @@ class Settings:
             knowledge_locales=tuple(dict.fromkeys(
                 part.strip().lower() for part in (_str(env, "HELPDESK_KNOWLEDGE_LOCALES") or "").split(",") if part.strip())),
             knowledge_brand_id=_str(env, "HELPDESK_KNOWLEDGE_BRAND_ID"),
+            impact_days=_int(env, "HELPDESK_IMPACT_DAYS", 30),
         )
         settings.validate(require_webhook_secret)
         return settings
@@ -267,6 +271,8 @@ class Settings:
             raise ConfigError(f"HELPDESK_KNOWLEDGE_BRAND_ID must be a Zendesk brand id (digits), got {self.knowledge_brand_id!r}")
         if self.past_tickets_days < 1:
             raise ConfigError("HELPDESK_PAST_TICKETS_DAYS must be at least 1")
+        if self.impact_days < 1:
+            raise ConfigError("HELPDESK_IMPACT_DAYS must be at least 1")
         if self.secret_key is not None and len(self.secret_key) < 16:
             raise ConfigError("HELPDESK_SECRET_KEY must have at least 16 characters")
 

@@ -154,6 +154,11 @@ class KnowledgeStore:
         return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash", "kind"])
                 if kind is None or (p.get("kind") or ARTICLE) == kind}  # indexes of older versions hold no kind
 
+    def chunks(self, kind: str) -> list[Chunk]:
+        """Every indexed chunk of one kind, with its text."""
+        fields = ["chunk_id", "article_id", "title", "heading", "text", "url", "kind", "locale", "brand"]
+        return [_chunk(p) for p in self.engine.payloads(fields) if (p.get("kind") or ARTICLE) == kind]
+
     def count(self) -> int:
         return self.engine.count()
 

@@ -77,7 +77,7 @@ def signed_in(site, username="admin", password=PASSWORD) -> requests.Session:
 
 
 @pytest.mark.parametrize("page", ["/dashboard/", "/dashboard/policy", "/dashboard/tickets", "/dashboard/topics",
-                                  "/dashboard/dead-letters", "/dashboard/gaps.csv"])
+                                  "/dashboard/dead-letters", "/dashboard/gaps.csv", "/dashboard/article-changes"])
 def test_pages_need_sign_in(site, page):
     response = requests.get(site.url + page, allow_redirects=False, timeout=10)
     assert response.status_code == 302
@@ -320,6 +320,8 @@ def test_metrics_for_prometheus(site):
     assert "helpdesk_bot_dead_letters_open 0.0" in text
     assert "helpdesk_bot_policy_rollout_percent 100.0" in text
     assert "helpdesk_bot_beat_running 0.0" in text  # nothing re-queues lost events: worth an alert
+    assert 'helpdesk_bot_article_change_answers_total{verdict="unsupported_now"} 0.0' in text
+    assert "helpdesk_bot_article_change_notes_due 0.0" in text
     from workers.beat_lock import LeaderLock
 
     assert LeaderLock(site.app.extensions["broker_redis"], holder="beat-host:1:test").acquire_or_renew()

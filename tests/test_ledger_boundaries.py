@@ -64,7 +64,7 @@ def test_every_table_has_one_owning_store():
     import helpdesk_bot.ledger as ledger
 
     stores = [ledger.EventStore, ledger.OutcomeStore, ledger.AccountStore, ledger.IndexStore, ledger.TopicStore,
-              ledger.DeadLetterStore]
+              ledger.DeadLetterStore, ledger.ArticleChangeStore]
     assert all(issubclass(ledger.Ledger, store) for store in stores)
     owned = []
     for store in stores:

@@ -15,7 +15,7 @@ from helpdesk_bot.helpdesk import PastTicketsFeed
 from helpdesk_bot.indexing import index_help_center, index_past_tickets
 from helpdesk_bot.outcomes import check_outcomes as check
 from helpdesk_bot.recovery import requeue_lost_events
-from helpdesk_bot.services import build_pipeline
+from helpdesk_bot.services import build_impact_check, build_pipeline
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.topics import refresh_topics as refresh
 from workers.broker import broker_epoch
@@ -103,21 +103,22 @@ def requeue_unqueued_events(self) -> int:
 @shared_task(bind=True)
 def reindex_help_center(self) -> dict:
     """Bring the knowledge index in line with the helpdesk's published articles (and its solved
-    tickets when HELPDESK_INDEX_PAST_TICKETS is on)."""
+    tickets when HELPDESK_INDEX_PAST_TICKETS is on); then check again the answers whose articles changed."""
     settings = self.app.helpdesk_settings
     p = pipeline(self.app)
     embedder = p.answerer.retriever.embedder
     helpdesk = p.helpdesks[settings.knowledge_helpdesk]
     report = index_help_center(settings, p.ledger, embedder, helpdesk)
     log.info("re-index: %s", report.as_dict())
-    if not settings.index_past_tickets:
-        return report.as_dict()
-    if not isinstance(helpdesk, PastTicketsFeed):
+    result = report.as_dict()
+    if settings.index_past_tickets and not isinstance(helpdesk, PastTicketsFeed):
         log.warning("HELPDESK_INDEX_PAST_TICKETS is on, but %s has no past tickets to index (Zendesk only)", helpdesk.name)
-        return report.as_dict()
-    past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
-    log.info("past tickets: %s", past.as_dict())
-    return {**report.as_dict(), "past_tickets": past.as_dict()}
+    elif settings.index_past_tickets:
+        past = index_past_tickets(settings, p.ledger, embedder, helpdesk)
+        log.info("past tickets: %s", past.as_dict())
+        result["past_tickets"] = past.as_dict()
+    result["impact"] = build_impact_check(settings, p.ledger, p.helpdesks).run()
+    return result
 
 
 @shared_task(bind=True)

@@ -12,6 +12,8 @@ module queries a ledger table, it calls a store method instead.
 - `index_runs`: index runs, sync cursors, indexed articles (`IndexStore`).
 - `topics`: common questions and their embeddings (`TopicStore`).
 - `dead_letters`: events that failed for good (`DeadLetterStore`).
+- `article_changes`: what each re-index changed, decision → cited chunk, the answers a change
+  touched (`ArticleChangeStore`).
 
 `Ledger` is composed from the stores by inheritance, over one `Database`: one engine and one
 connection pool, and every store's methods callable on it (`ledger.record_event(...)`,
@@ -25,6 +27,7 @@ store's table goes through a function of the owning module that takes the open c
 from __future__ import annotations
 
 from helpdesk_bot.ledger.accounts import AccountStore
+from helpdesk_bot.ledger.article_changes import ArticleChangeStore
 from helpdesk_bot.ledger.database import MIGRATIONS, Database
 from helpdesk_bot.ledger.dead_letters import DeadLetterStore
 from helpdesk_bot.ledger.events import EventStore, StoredEvent
@@ -36,14 +39,14 @@ from helpdesk_bot.ledger.tables import (actions, admin_users, dead_letters, deci
 from helpdesk_bot.ledger.topics import TopicStore
 
 __all__ = [
-    "DRAFT_VERDICTS", "MIGRATIONS", "AccountStore", "Database", "DeadLetterStore", "EventStore", "IndexStore",
-    "Ledger", "OutcomeStore", "StoredEvent", "TopicStore", "actions", "admin_users", "dead_letters", "decisions",
+    "DRAFT_VERDICTS", "MIGRATIONS", "AccountStore", "ArticleChangeStore", "Database", "DeadLetterStore", "EventStore",
+    "IndexStore", "Ledger", "OutcomeStore", "StoredEvent", "TopicStore", "actions", "admin_users", "dead_letters", "decisions",
     "draft_feedback", "feedback", "index_runs", "indexed_articles", "metadata", "outcomes", "policy_changes",
     "question_vectors", "sync_cursors", "ticket_events", "topic_members", "topics",
 ]
 
 
-class Ledger(EventStore, OutcomeStore, AccountStore, IndexStore, TopicStore, DeadLetterStore):
+class Ledger(EventStore, OutcomeStore, AccountStore, IndexStore, TopicStore, DeadLetterStore, ArticleChangeStore):
     """Every store over one database."""
 
     def __init__(self, database_url: str, price_per_mtok: tuple[float, float] = (0.0, 0.0)):

@@ -70,6 +70,17 @@ class OutcomeStore(Database):
         elif exists.event_id == event_id:
             db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(action=action))
 
+    def decisions_of_events(self, event_ids: list[int]) -> dict[int, dict]:
+        """The decisions recorded for these events, by event id."""
+        columns = (decisions.c.id, decisions.c.event_id, decisions.c.helpdesk, decisions.c.ticket_id,
+                   decisions.c.draft, decisions.c.action, decisions.c.created_at)
+        found = {}
+        with self.engine.connect() as db:
+            for start in range(0, len(event_ids), 500):
+                rows = db.execute(sa.select(*columns).where(decisions.c.event_id.in_(event_ids[start : start + 500])))
+                found.update((r.event_id, dict(r._mapping)) for r in rows)
+        return found
+
     def decisions_for(self, ticket_id: str, helpdesk: str | None = None) -> list[dict]:
         query = sa.select(decisions).where(decisions.c.ticket_id == ticket_id)
         if helpdesk is not None:

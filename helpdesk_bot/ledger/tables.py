@@ -228,3 +228,84 @@ draft_feedback = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Index("ix_draft_feedback_ticket", "helpdesk", "ticket_id"),
 )
+
+
+# When an article changes, the answers that cited it are checked again (helpdesk_bot/impact.py):
+# each help center chunk as indexed now, what each re-index changed chunk by chunk, decision →
+# cited chunk (with the hash of the text quoted), and the verdicts on the answers touched.
+indexed_chunks = sa.Table(
+    "indexed_chunks",
+    metadata,
+    sa.Column("chunk_id", sa.String(500), primary_key=True),
+    sa.Column("article_id", sa.String(500), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False, server_default=""),
+    sa.Column("text_hash", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("indexed_at", sa.Float, nullable=False),
+    sa.Index("ix_indexed_chunks_article", "article_id"),
+)
+
+article_changes = sa.Table(
+    "article_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("article_id", sa.String(500), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("url", sa.Text, nullable=False, server_default=""),
+    sa.Column("change", sa.String(16), nullable=False),  # updated | removed
+    sa.Column("source", sa.String(200), nullable=False),  # the index run: "zendesk help center", a file
+    sa.Column("changed_at", sa.Float, nullable=False),
+    # None until the answers that cited the article were checked: a run that died in between
+    # leaves the change for the next check.
+    sa.Column("checked_at", sa.Float),
+    sa.Index("ix_article_changes_checked_at", "checked_at"),
+)
+
+chunk_changes = sa.Table(
+    "chunk_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("article_change_id", sa.Integer, sa.ForeignKey("article_changes.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("chunk_id", sa.String(500), nullable=False),
+    sa.Column("old_hash", sa.String(32), nullable=False),
+    sa.Column("new_hash", sa.String(32)),  # None: the chunk is gone
+    sa.Column("old_text", sa.Text, nullable=False),
+    sa.Column("new_text", sa.Text),
+    sa.Index("ix_chunk_changes_change", "article_change_id"),
+    sa.Index("ix_chunk_changes_old_hash", "old_hash"),  # an old answer's quoted text, by its hash
+)
+
+cited_chunks = sa.Table(
+    "cited_chunks",
+    metadata,
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), primary_key=True),
+    sa.Column("chunk_id", sa.String(500), primary_key=True),
+    sa.Column("text_hash", sa.String(32)),  # None: cited before this was kept (any change touches it)
+    sa.Column("cited_at", sa.Float, nullable=False),
+    sa.Index("ix_cited_chunks_chunk", "chunk_id", "cited_at"),
+)
+
+answer_impacts = sa.Table(
+    "answer_impacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("article_change_id", sa.Integer, sa.ForeignKey("article_changes.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("event_id", sa.Integer, sa.ForeignKey("ticket_events.id"), nullable=False),
+    sa.Column("decision_id", sa.Integer, nullable=False),
+    sa.Column("helpdesk", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.String(64), nullable=False),
+    sa.Column("answer", sa.String(8), nullable=False),  # reply | note: how the draft reached the ticket
+    sa.Column("answered_at", sa.Float, nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),  # VERDICTS
+    sa.Column("sentences", sa.Text, nullable=False),  # JSON: the answer's sentences the change touches
+    sa.Column("passages", sa.Text, nullable=False),  # JSON: the ids of the cited chunks the change touched
+    sa.Column("ticket_status", sa.String(32)),  # when checked; None: not looked up (still supported)
+    sa.Column("note", sa.String(16), nullable=False),  # NOTE_STATES
+    sa.Column("note_error", sa.Text),
+    sa.Column("checked_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("article_change_id", "event_id", name="uq_answer_impact"),
+    sa.Index("ix_answer_impacts_checked_at", "checked_at"),
+)

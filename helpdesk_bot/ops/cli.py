@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -101,10 +102,10 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
           keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
-    from helpdesk_bot.indexing import index_help_center, index_past_tickets
     from helpdesk_bot.helpdesk import PastTicketsFeed
-    from helpdesk_bot.knowledge import load_articles, sync_index
-    from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
+    from helpdesk_bot.indexing import index_articles, index_help_center, index_past_tickets
+    from helpdesk_bot.knowledge import load_articles
+    from helpdesk_bot.services import build_impact_check, make_helpdesk, open_ledger
 
     settings = _settings()
     ledger = open_ledger(settings)
@@ -127,26 +128,25 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
             report = index_help_center(settings, ledger, embedder, make_helpdesk(settings, helpdesk), full=full,
                                        rebuild=rebuild, progress=progress)
         else:
-            articles = load_articles(source)
-            store = open_store(settings, embedder, writable=True)
-            try:
-                report = sync_index(store, embedder, articles, remove_missing=not keep_missing, progress=progress)
-            finally:
-                store.close()
-            ledger.record_index_run(str(source), report.as_dict())
-            ledger.record_indexed_articles(articles, remove_missing=not keep_missing)
+            report = index_articles(settings, ledger, embedder, load_articles(source), str(source),
+                                    remove_missing=not keep_missing, progress=progress)
+        impact = build_impact_check(settings, ledger).run()
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
-    _echo_report(report, as_json)
+    _echo_report(report, impact, as_json)
 
 
-def _echo_report(report, as_json: bool) -> None:
+def _echo_report(report, impact: dict, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
-    else:
-        click.echo(f"{report.mode} run: {report.added} added, {report.updated} updated, "
-                   f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded "
-                   f"in {report.seconds:.1f} s")
+        click.echo(json.dumps({**report.as_dict(), "impact": impact}))
+        return
+    click.echo(f"{report.mode} run: {report.added} added, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {report.deleted} removed; {report.chunks} chunks embedded "
+               f"in {report.seconds:.1f} s")
+    if impact["changes"]:
+        click.echo(f"{impact['changes']} article change(s): answers {impact['still_supported']} still supported, "
+                   f"{impact['unsupported_now']} contradicted or unsupported now, {impact['source_removed']} with "
+                   f"their source removed; {impact['notes_posted']} note(s) posted (helpdesk-bot impact)")
 
 
 def _index_status(settings: Settings, ledger, as_json: bool) -> None:
@@ -167,6 +167,34 @@ def _index_status(settings: Settings, ledger, as_json: bool) -> None:
         when = datetime.fromtimestamp(run["finished_at"], timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         click.echo(f"{when}  {run['source']} ({r.get('mode', 'full')}): {r['added']} added, {r['updated']} updated, {r['unchanged']} unchanged, "
                    f"{r['deleted']} removed, {len(r['errors'])} errors, {r.get('seconds', 0):.1f} s")
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(1), default=None, help="checked in the last N days [HELPDESK_IMPACT_DAYS]")
+@click.option("--json", "as_json", is_flag=True)
+def impact(days: int | None, as_json: bool) -> None:
+    """Answers affected by article changes: the replies and drafted notes checked again after a re-index."""
+    from helpdesk_bot.impact import as_json as impact_json
+    from helpdesk_bot.ledger.article_changes import VERDICTS
+    from helpdesk_bot.services import open_ledger
+
+    settings = _settings()
+    days = days or settings.impact_days
+    rows = open_ledger(settings).affected_answers(since=time.time() - days * 86400)
+    if as_json:
+        click.echo(json.dumps([impact_json(row) for row in rows]))
+        return
+    if not rows:
+        click.echo(f"no answers affected by article changes in the last {days} days")
+    for row in rows:
+        item = impact_json(row)
+        click.echo(f"{item['helpdesk']} ticket {item['ticket']} ({row['answer']} {item['answered_at']}): "
+                   f"{VERDICTS[row['verdict']]}; article {item['article_id']} \"{row['title']}\" {row['change']}")
+        for sentence in row["sentences"]:
+            click.echo(f"    told: {sentence['sentence']}")
+            click.echo(f"    now:  {sentence['new'] or '(no longer in the article)'}")
+            for figure in sentence["figures"]:
+                click.echo(f"    changed: {figure['old']} → {figure['new'] or 'no longer stated'}")
 
 
 @main.command()

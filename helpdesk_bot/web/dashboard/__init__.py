@@ -20,6 +20,7 @@ from helpdesk_bot import analytics, topics
 from helpdesk_bot.web.dashboard import charts
 from helpdesk_bot.web.dashboard.auth import check_csrf, csrf_token, load_user, login_required, safe_next, sign_in
 from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.ledger.article_changes import NOT_LOOKED_UP, VERDICTS
 from helpdesk_bot.web.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
@@ -231,6 +232,20 @@ def ticket(helpdesk: str, ticket_id: str):
                            feedback=ledger().feedback_for(helpdesk, ticket_id))
 
 
+@blueprint.get("/article-changes")
+@login_required
+def article_changes():
+    """Answers affected by article changes: checked again after each re-index, newest first."""
+    days = request.args.get("days", current_app.extensions["settings"].impact_days, type=int)
+    since = time.time() - max(days, 1) * 86400
+    chosen = {key: request.args.get(key) or None for key in ("article", "verdict", "status")}
+    rows = ledger().affected_answers(since=since, article_id=chosen["article"], verdict=chosen["verdict"],
+                         ticket_status=chosen["status"], limit=300)
+    return render_template("article_changes.html", rows=rows, days=days, chosen=chosen, verdicts=VERDICTS,
+                           articles=ledger().changed_articles(since), statuses=ledger().ticket_statuses(since),
+                           counts=ledger().impact_counts(since), not_looked_up=NOT_LOOKED_UP)
+
+
 @blueprint.get("/topics")
 @login_required
 def topics_page():
@@ -335,6 +350,7 @@ def _policy_from_form(form, old: Policy) -> dict:
         "rollout": number("rollout", old.rollout),
         "shadow": form.get("shadow") == "on",
         "kill_switch": form.get("kill_switch") == "on",
+        "article_change_notes": form.get("article_change_notes") == "on",
         "rules": [],
     }
     indexes = sorted({int(k.split("-")[1]) for k in form if k.startswith("rule-") and k.split("-")[1].isdigit()})
@@ -473,6 +489,15 @@ class LedgerCollector:
         for rating, count in self.ledger.feedback_counts().items():
             verdicts.add_metric([rating], count)
         yield verdicts
+        affected = CounterMetricFamily("helpdesk_bot_article_change_answers",
+                                       "Answers checked again after an article they cited changed, by verdict",
+                                       labels=["verdict"])
+        for verdict, count in self.ledger.impact_counts().items():
+            affected.add_metric([verdict], count)
+        yield affected
+        yield GaugeMetricFamily("helpdesk_bot_article_change_notes_due",
+                                "Notes on answers an article change affects, not posted yet (a helpdesk error)",
+                                value=self.ledger.impact_notes_due_count())
         day = analytics.summarize(analytics.load_tickets(self.ledger, since=time.time() - 86400))
         yield GaugeMetricFamily("helpdesk_bot_deflection_rate_24h", "Deflection rate over the last 24 hours",
                                 value=day.deflection_rate if day.deflection_rate is not None else float("nan"))
