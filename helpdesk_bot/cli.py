@@ -94,7 +94,8 @@ def beat(loglevel: str) -> None:
               help="index the helpdesk's solved tickets (question and agent answer, redacted) since the last run")
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
-@click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
+@click.option("--keep-missing", is_flag=True,
+              help="don't remove articles indexed from SOURCE before that it no longer has (other sources are never touched)")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True)
 def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
@@ -129,11 +130,12 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
             articles = load_articles(source)
             store = open_store(settings, embedder, writable=True)
             try:
-                report = sync_index(store, embedder, articles, remove_missing=not keep_missing, progress=progress)
+                report = sync_index(store, embedder, articles, remove_missing=not keep_missing, progress=progress,
+                                    source=str(source.resolve()))
             finally:
                 store.close()
             ledger.record_index_run(str(source), report.as_dict())
-            ledger.record_indexed_articles(articles, remove_missing=not keep_missing)
+            ledger.record_indexed_articles(articles, remove_missing=False, removed=report.removed_ids)
     except HelpdeskBotError as exc:
         raise click.ClickException(str(exc)) from None
     _echo_report(report, as_json)

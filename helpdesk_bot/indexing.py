@@ -54,7 +54,7 @@ def index_help_center(settings: Settings, ledger: Ledger, embedder: Embedder, he
         report.mode = "rebuild"
         ledger.save_sync_cursor(f"{helpdesk.name} past tickets", None)
     ledger.record_index_run(source, report.as_dict())
-    ledger.record_indexed_articles(run.articles, remove_missing=report.mode != "incremental", removed=report.removed_ids)
+    ledger.record_indexed_articles(run.articles, remove_missing=False, removed=report.removed_ids)
     if run.cursor is not None:
         ledger.save_sync_cursor(source, str(run.cursor))
     return report

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, Resolution
+from helpdesk_bot.domain import ARTICLE, HELP_CENTER, PAST_TICKET, Chunk, Resolution
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -217,15 +217,21 @@ def _resolve(spec: dict, node) -> dict:
 
 
 def load_articles(source: Path) -> list[Article]:
-    """Articles from a JSONL file, an OpenAPI description, or a folder of Markdown/HTML files."""
+    """Articles from a JSONL file, an OpenAPI description, or a folder of Markdown/HTML files.
+
+    A source with no article is refused: indexing it would only remove what it indexed before.
+    """
     if source.is_dir():
-        return load_folder(source)
-    suffix = source.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return load_jsonl(source)
-    if suffix in (".json", ".yaml", ".yml"):
-        return load_openapi(source)
-    raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, or a folder of Markdown/HTML files")
+        articles = load_folder(source)
+    elif source.suffix.lower() in (".jsonl", ".ndjson"):
+        articles = load_jsonl(source)
+    elif source.suffix.lower() in (".json", ".yaml", ".yml"):
+        articles = load_openapi(source)
+    else:
+        raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, or a folder of Markdown/HTML files")
+    if not articles:
+        raise BadInput(f"{source}: no articles in it (Markdown/HTML files, JSON lines or API operations); nothing indexed")
+    return articles
 
 
 def _as_html(body: str) -> str:
@@ -261,17 +267,21 @@ EMBED_BATCH = 256
 def sync_index(
     store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True,
     progress: Callable[[int, int], None] | None = None, kind: str = ARTICLE,
-    still_published: Iterable[str] | None = None,
+    still_published: Iterable[str] | None = None, source: str = HELP_CENTER,
 ) -> IndexReport:
-    """Bring the index's articles of `kind` in line with `articles`, re-embedding only what changed.
+    """Bring the index's articles of `kind` from `source` in line with `articles`, re-embedding
+    only what changed.
 
-    Other kinds are left alone: a help center run never removes past tickets, nor the reverse.
+    Other kinds and other sources are left alone: a help center run never removes past tickets
+    or articles indexed from a folder, nor the reverse.
     `still_published` (incremental runs) names the articles that still exist but did not change
-    since the last run, so they are kept; anything else of `kind` not in `articles` is removed.
-    `progress(done, total)` is called as chunks are embedded.
+    since the last run, so they are kept; anything else of `kind` and `source` not in `articles`
+    is removed. `progress(done, total)` is called as chunks are embedded.
     """
     started = time.perf_counter()
-    indexed = store.article_hashes(kind)
+    everywhere = store.article_sources(kind)
+    indexed = {article_id: content_hash for article_id, (content_hash, from_source) in everywhere.items()
+               if from_source == source}
     report = IndexReport(mode="full" if still_published is None else "incremental")
     changed: list[Article] = []
     for article in articles:
@@ -285,14 +295,15 @@ def sync_index(
         else:
             report.updated += 1
 
-    # Replace a changed article's chunks wholesale: its chunk count may have shrunk.
-    store.delete_articles([a.id for a in changed if a.id in indexed])
+    # Replace a changed article's chunks wholesale (its chunk count may have shrunk), also when
+    # another source had indexed an article of that id: it moves to this source.
+    store.delete_articles([a.id for a in changed if a.id in everywhere])
     # Personal data and secrets never reach the index (helpdesk_bot/redaction.py).
     chunks = [replace(chunk, text=redact(chunk.text)) for article in changed for chunk in chunk_article(article)]
     hashes = {a.id: a.content_hash for a in changed}
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes)
+        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes, source)
         if progress:
             progress(start + len(batch), len(chunks))
     report.chunks = len(chunks)

@@ -149,6 +149,11 @@ class Pipeline:
         except Throttled:
             self.ledger.release_action(key)  # refused before anything was posted: a retry may act at once
             raise
+        except Exception:
+            # A 5xx or a timeout may still have posted, so the claim stays; but no call is running
+            # under it any more, and the retry must not wait out a lease meant for a live call.
+            self.ledger.end_attempt(key, event_id)
+            raise
         self.ledger.finish_action(key, result)
         return f"{kind} posted", True
 
