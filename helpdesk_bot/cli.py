@@ -486,7 +486,7 @@ def zendesk() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
     """Create or update the webhook and triggers, fetch the signing secret, check agent and group."""
-    from helpdesk_bot.policy import load_policy
+    from helpdesk_bot.services import open_policy
     from integrations.zendesk.setup import SetupError, ZendeskAdmin, check_product_url, format_report, run_setup
 
     if problem := check_product_url(product_url):
@@ -496,7 +496,7 @@ def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
         admin = ZendeskAdmin.from_settings(settings)
         try:
             report = run_setup(admin, product_url, settings.zendesk_bot_agent_id,
-                               load_policy(settings.policy_file).escalation_group_id, dry_run=dry_run)
+                               open_policy(settings).current().escalation_group_id, dry_run=dry_run)
         finally:
             admin.close()
     except (HelpdeskBotError, SetupError) as exc:
