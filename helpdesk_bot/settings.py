@@ -271,17 +271,7 @@ class Settings:
         """Signs dashboard sessions; generated once per installation unless HELPDESK_SECRET_KEY is set."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "dashboard_secret_key"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            try:  # web processes starting together: the first one writes it, the others read it
-                fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(os.urandom(32).hex())
-                os.link(path.with_suffix(".tmp"), path)
-            except FileExistsError:
-                pass
-        return path.read_text().strip()
+        return installation_secret(self.data_dir / "dashboard_secret_key", 32)
 
     def webhook_secret(self) -> str:
         """The Zendesk signing secret; the sandbox's own one when no Zendesk is configured."""
@@ -289,11 +279,14 @@ class Settings:
             return self.zendesk_webhook_secret
         return sandbox_secret(self.data_dir)
 
-    def intercom_webhook_secret(self) -> str:
-        """The Intercom app's client secret; the sandbox Intercom's own one when none is set."""
+    def intercom_webhook_secret(self) -> str | None:
+        """The Intercom app's client secret; the sandbox Intercom's own one when INTERCOM_SANDBOX_URL
+        is set; None when no Intercom is configured (the endpoint then refuses every delivery)."""
         if self.intercom_client_secret:
             return self.intercom_client_secret
-        return sandbox_secret(self.data_dir, "intercom")
+        if self.intercom_sandbox_url:
+            return sandbox_secret(self.data_dir, "intercom")
+        return None
 
     def agent_app_secret(self) -> str | None:
         """The sidebar app's shared secret; the sandbox's own one when no Zendesk is configured.
@@ -304,17 +297,29 @@ class Settings:
             return self.zendesk_app_secret
         if self.zendesk_subdomain:
             return None
-        path = self.data_dir / "sandbox_app_secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(os.urandom(24).hex())
-        return path.read_text().strip()
+        return installation_secret(self.data_dir / "sandbox_app_secret")
 
 
 def sandbox_secret(data_dir: Path, helpdesk: str = "zendesk") -> str:
     """A per-installation secret shared by a sandbox helpdesk and the web app."""
-    path = data_dir / ("sandbox_webhook_secret" if helpdesk == "zendesk" else f"sandbox_{helpdesk}_webhook_secret")
+    return installation_secret(data_dir / ("sandbox_webhook_secret" if helpdesk == "zendesk"
+                                           else f"sandbox_{helpdesk}_webhook_secret"))
+
+
+def installation_secret(path: Path, n_bytes: int = 24) -> str:
+    """A random secret generated once per installation, readable by its owner only (0600)."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(os.urandom(24).hex())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(n_bytes).hex())
+        try:  # processes starting together: the first link wins, the others read it
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    elif path.stat().st_mode & 0o077:  # written by an earlier version with the default mode
+        path.chmod(0o600)
     return path.read_text().strip()

@@ -116,10 +116,12 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     @app.route("/webhooks/intercom", methods=["HEAD"])
     def intercom_validation():
         # Intercom checks a new endpoint with a HEAD request before it sends notifications.
-        return "", 200
+        return ("", 200) if app.extensions["intercom_secret"] else ("", 404)
 
     @app.post("/webhooks/intercom")
     def intercom():
+        if not app.extensions["intercom_secret"]:
+            return jsonify(error="not found"), 404  # no Intercom is configured: nothing may deliver here
         body = _raw_body(request)
         intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
         event = intercom_webhook.parse_event(body)
