@@ -74,7 +74,7 @@ def worker(concurrency: int, pool: str, loglevel: str) -> None:
 @main.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
-    """Run the scheduler (nightly re-index, re-queueing); run exactly one."""
+    """Run the scheduler (nightly re-index, re-queueing); one or more may run, one sends (a Redis lock)."""
     settings = _settings()
     from workers.celery_app import celery_app
 
