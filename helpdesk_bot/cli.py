@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from helpdesk_bot.errors import HelpdeskBotError
+from helpdesk_bot.progress import Progress
 from helpdesk_bot.settings import Settings
 
 
@@ -21,7 +22,18 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Bad input (a malformed file, a wrong setting) ends in a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HelpdeskBotError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
+@click.version_option(package_name="helpdesk-bot", message="helpdesk-bot %(version)s")
 def main() -> None:
     """Answer support tickets from your knowledge; hand the rest to humans with reasons."""
 
@@ -39,8 +51,8 @@ def gunicorn_options(workers: int, worker_class: str = "gevent", connections: in
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--worker-class", default="gevent", show_default=True, type=click.Choice(["gevent", "gthread"]),
               help="gevent: requests are greenlets; gthread: requests are threads")
@@ -56,10 +68,10 @@ def serve(host: str, port: int, workers: int, worker_class: str, connections: in
 
 
 @main.command()
-@click.option("--concurrency", "-c", default=8, show_default=True, type=int)
+@click.option("--concurrency", "-c", default=8, show_default=True, type=int, help="tickets handled at once")
 @click.option("--pool", default="threads", show_default=True, type=click.Choice(["threads", "prefork", "solo"]),
               help="threads suits waiting on the LLM; embedded Qdrant needs threads or solo")
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def worker(concurrency: int, pool: str, loglevel: str) -> None:
     """Run a Celery worker that answers queued tickets."""
     settings = _settings()
@@ -72,7 +84,7 @@ def worker(concurrency: int, pool: str, loglevel: str) -> None:
 
 
 @main.command()
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def beat(loglevel: str) -> None:
     """Run the scheduler (nightly re-index, re-queueing); one or more may run, one sends (a Redis lock)."""
     settings = _settings()
@@ -97,7 +109,7 @@ def beat(loglevel: str) -> None:
 @click.option("--keep-missing", is_flag=True,
               help="don't remove articles indexed from SOURCE before that it no longer has (other sources are never touched)")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
           keep_missing: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
@@ -173,7 +185,7 @@ def _index_status(settings: Settings, ledger, as_json: bool) -> None:
 @main.command()
 @click.argument("question")
 @click.option("--tag", "tags", multiple=True, help="ticket tags, for the policy (repeatable)")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     """Answer a question as a ticket would be answered, without posting anything."""
     from helpdesk_bot.domain import Message, Ticket
@@ -216,22 +228,16 @@ def evaluate() -> None:
     """Measure retrieval and answering on a labelled question set (see docs/evaluation.md)."""
 
 
-def _progress(label: str):
-    bar = click.progressbar(length=1, label=label, file=sys.stderr)
-
-    def update(done: int, total: int) -> None:
-        bar.length = total
-        bar.update(done - bar.pos)
-        if done == total:
-            bar.render_finish()
-
-    return update
+def _progress(label: str) -> Progress:
+    return Progress(label, sys.stderr)
 
 
 @evaluate.command("retrieval")
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
     """hit@1, hit@5, recall@5 and mrr@10 of the knowledge search, overall and per question type."""
     from helpdesk_bot import evaluation
@@ -245,12 +251,15 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
 
 
 @evaluate.command("answering")
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="share of sent answers that must be right at the recommended threshold")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="write an HTML report with the precision/coverage chart")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def evaluate_answering(kb: Path, questions: Path, target_precision: float, report_path: Path | None, as_json: bool) -> None:
     """Run the whole pipeline per question: AUROC of the confidence, and the threshold to choose."""
     from helpdesk_bot import evaluation
@@ -283,11 +292,13 @@ def evaluate_groundedness(tsv: Path) -> None:
 
 @main.command()
 @click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
-@click.option("--limit", default=500, show_default=True, type=click.IntRange(1))
-@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="share of sent answers that must be right at the recommended threshold")
 @click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write an HTML report with the precision/coverage chart")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
     """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
     import time as _time
@@ -317,9 +328,11 @@ def backtest(days: int, limit: int, target_precision: float, min_tickets: int, r
 
 
 @main.command()
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
     """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
     from helpdesk_bot import calibration, evaluation
@@ -341,7 +354,7 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def doctor(as_json: bool) -> None:
     """Check the configuration and each configured service; say what is wrong and how to fix it."""
     from helpdesk_bot.doctor import render, run_checks
@@ -358,6 +371,7 @@ def deadletter() -> None:
 
 @deadletter.command("list")
 def deadletter_list() -> None:
+    """Show each dead letter: ticket, whether a human was told, and the error."""
     from helpdesk_bot.services import open_ledger
 
     rows = open_ledger(_settings()).dead_letters()
@@ -370,7 +384,7 @@ def deadletter_list() -> None:
 
 @deadletter.command("replay")
 @click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "replay_all", is_flag=True)
+@click.option("--all", "replay_all", is_flag=True, help="every dead letter")
 def deadletter_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     """Queue dead-lettered tickets again."""
     from helpdesk_bot.services import open_ledger
@@ -425,6 +439,7 @@ def admin_set_password(username: str, password_stdin: bool) -> None:
 
 @admin.command("list-users")
 def admin_list_users() -> None:
+    """List the dashboard users."""
     from helpdesk_bot.services import open_ledger
 
     for user in open_ledger(_settings()).users():
@@ -460,7 +475,7 @@ def zendesk_app() -> None:
 @zendesk_app.command("package")
 @click.option("--url", "api_url", required=True, help="the https address of this product's web app")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("dist/helpdesk-bot-zendesk-app.zip"), show_default=True)
+              default=Path("dist/helpdesk-bot-zendesk-app.zip"), show_default=True, help="where to write the zip")
 def zendesk_app_package(api_url: str, output: Path) -> None:
     """Validate the sidebar app and build the zip to upload to Zendesk."""
     from integrations.zendesk_app.package import AppInvalid, build
@@ -483,7 +498,7 @@ def zendesk() -> None:
 @zendesk.command("setup")
 @click.option("--url", "product_url", required=True, help="the https address of this product's web app")
 @click.option("--dry-run", is_flag=True, help="print what would change; change nothing")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
     """Create or update the webhook and triggers, fetch the signing secret, check agent and group."""
     from helpdesk_bot.services import open_policy

@@ -119,14 +119,17 @@ def embedding_input(chunk: Chunk) -> str:
 def read_json_lines(path: Path, make: Callable[[dict], T], what: str) -> list[T]:
     """One object a line, built by `make`; a bad line is a BadInput naming file and line."""
     items = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(make(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise BadInput(f"{path}:{number}: not {what} ({exc})") from None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(make(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise BadInput(f"{path}:{number}: not {what} ({exc})") from None
     return items
 
 
