@@ -43,6 +43,10 @@ ESCALATION_REASONS = {
 # An escalation is for lack of knowledge when the drafter declined, or when retrieval or the
 # question's coverage was this weak (components are 0..1).
 WEAK_KNOWLEDGE = 0.5
+# ...unless the ticket needed a person whatever the knowledge: a charge disputed, legal action,
+# a security report, a rant (the risk component is the lowest risk cap / 100; an angry tone caps
+# at 50). No article answers those, so they are not knowledge gaps.
+NEEDS_A_PERSON_RISK = 0.5
 
 
 @dataclass
@@ -93,7 +97,7 @@ class TicketRecord:
     @property
     def knowledge_gap(self) -> bool:
         """Escalated because the knowledge base lacked the answer."""
-        if self.action != "escalate":
+        if self.action != "escalate" or self.components.get("risk", 1.0) <= NEEDS_A_PERSON_RISK:
             return False
         if self.code == "declined":
             return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn, taken_over
+from helpdesk_bot.conversation import UNRESOLVED, Turn, conversation_summary, handover_note, next_turn, taken_over
 from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
@@ -75,7 +75,7 @@ class Pipeline:
         with _timed(timings, "fetch"):
             ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
         turn = next_turn(ticket)
-        if turn.follow_up:  # the customer came back after a bot answer: the analytics count a reopen
+        if turn.follow_up in UNRESOLVED:  # the customer came back to say the answer did not do: a reopen
             self.ledger.record_reopen(ticket.helpdesk, ticket.id)
         if turn.step == "stay_silent":
             self.ledger.set_status(event_id, "done")
