@@ -108,14 +108,15 @@ def beat(loglevel: str) -> None:
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
 @click.option("--keep-missing", is_flag=True,
               help="don't remove articles indexed from SOURCE before that it no longer has (other sources are never touched)")
+@click.option("--sample", is_flag=True, help="index the sample help center shipped with helpdesk-bot (to try `ask`)")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
-          keep_missing: bool, status: bool, as_json: bool) -> None:
+          keep_missing: bool, sample: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.indexing import index_help_center, index_past_tickets
-    from helpdesk_bot.knowledge import load_articles, sync_index
+    from helpdesk_bot.knowledge import SAMPLE_HELP_CENTER, load_articles, sync_index
     from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
     settings = _settings()
@@ -123,8 +124,10 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
     if status:
         _index_status(settings, ledger, as_json)
         return
+    if sample and not source:
+        source = SAMPLE_HELP_CENTER
     if bool(source) + from_helpdesk + past_tickets != 1:
-        raise click.UsageError("give a SOURCE file or folder, --from-helpdesk or --past-tickets (or --status)")
+        raise click.UsageError("give a SOURCE file or folder, --sample, --from-helpdesk or --past-tickets (or --status)")
     if (full or rebuild) and not from_helpdesk:
         raise click.UsageError("--full and --rebuild go with --from-helpdesk")
     progress = None if as_json else _progress("embedding chunks")
@@ -191,12 +194,14 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     from helpdesk_bot.domain import Message, Ticket
     from helpdesk_bot.services import build_answerer
 
-    try:
-        ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
-                        tags=frozenset(t.lower() for t in tags))
-        outcome = build_answerer(_settings()).answer(ticket)
-    except HelpdeskBotError as exc:
-        raise click.ClickException(str(exc)) from None
+    ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
+                    tags=frozenset(t.lower() for t in tags))
+    answerer = build_answerer(_settings())
+    if not answerer.retriever.store.count():
+        raise click.ClickException("the knowledge index is empty: index your help center (helpdesk-bot index "
+                                   "--from-helpdesk), a folder or file (helpdesk-bot index docs/), or the sample "
+                                   "(helpdesk-bot index --sample) first")
+    outcome = answerer.answer(ticket)
     summary = outcome.summary()
     if as_json:
         click.echo(json.dumps(summary))

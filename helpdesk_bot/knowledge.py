@@ -157,17 +157,40 @@ def load_folder(folder: Path) -> list[Article]:
     return articles
 
 
+# The sample help center shipped with the package (helpdesk_bot/sample_data/README.md).
+SAMPLE_HELP_CENTER = Path(__file__).parent / "sample_data" / "help_center.json"
+
+
+def load_help_center_export(path: Path, export: dict) -> list[Article]:
+    """Published articles from a help center export shaped like Zendesk's Help Center API
+    (`{"categories", "sections", "articles"}`); drafts and restricted articles are left out."""
+    try:
+        categories = {c["id"]: c.get("name", "") for c in export.get("categories") or ()}
+        sections = {s["id"]: f"{categories.get(s.get('category_id'), '')} › {s.get('name', '')}".strip(" ›")
+                    for s in export.get("sections") or ()}
+        return [Article(id=str(a["id"]), title=a.get("title") or "", body_html=a.get("body") or "",
+                        url=a.get("html_url") or "", breadcrumb=sections.get(a.get("section_id"), ""))
+                for a in export["articles"] if not a.get("draft") and a.get("user_segment_id") is None]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(f"{path}: not a help center export ({exc!r})") from None
+
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def load_openapi(path: Path) -> list[Article]:
-    """API docs from an OpenAPI 3 description (JSON or YAML): one article per operation."""
+    """API docs from an OpenAPI 3 description (JSON or YAML): one article per operation.
+
+    A JSON file with an "articles" list is a help center export instead, read as its articles.
+    """
     import yaml
 
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not JSON or YAML ({exc})") from None
+    if isinstance(spec, dict) and isinstance(spec.get("articles"), list):
+        return load_help_center_export(path, spec)
     if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith("3"):
         raise BadInput(f"{path}: not an OpenAPI 3 description (no `openapi: 3.x`)")
     articles = []
@@ -220,7 +243,8 @@ def _resolve(spec: dict, node) -> dict:
 
 
 def load_articles(source: Path) -> list[Article]:
-    """Articles from a JSONL file, an OpenAPI description, or a folder of Markdown/HTML files.
+    """Articles from a JSONL file, an OpenAPI description, a help center export (JSON), or a folder
+    of Markdown/HTML files.
 
     A source with no article is refused: indexing it would only remove what it indexed before.
     """
@@ -231,7 +255,8 @@ def load_articles(source: Path) -> list[Article]:
     elif source.suffix.lower() in (".json", ".yaml", ".yml"):
         articles = load_openapi(source)
     else:
-        raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, or a folder of Markdown/HTML files")
+        raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, a help center export .json, "
+                       "or a folder of Markdown/HTML files")
     if not articles:
         raise BadInput(f"{source}: no articles in it (Markdown/HTML files, JSON lines or API operations); nothing indexed")
     return articles

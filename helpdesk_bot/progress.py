@@ -29,6 +29,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.interactive = self.stream.isatty() if interactive is None else interactive
         self.clock = clock
+        self._created = clock()
         self._first: tuple[float, int] | None = None  # (when, done) at the first call
         self._last_shown = float("-inf")
 
@@ -56,7 +57,7 @@ class Progress:
         text = f"{done}/{total} ({percent})"
         started, done_then = self._first
         if done >= total:
-            return f"{text}, {_duration(now - started)}"
+            return f"{text}, {_duration(now - self._created)}"
         if done > done_then and now > started:
             left = (now - started) / (done - done_then) * (total - done)
             return f"{text}, about {_duration(left)} left"
