@@ -45,8 +45,9 @@ def gunicorn_options(workers: int, worker_class: str = "gevent", connections: in
     intake.py), and with threads every wait and wake-up is a context switch and a fight for
     the GIL; greenlets switch in user space. BENCHMARKS.md has the figures.
     """
-    if worker_class == "gevent":
-        return ["--workers", str(workers), "--worker-class", "gevent", "--worker-connections", str(connections)]
+    if worker_class == "gevent":  # gevent's worker with a cap on one client's connections
+        return ["--workers", str(workers), "--worker-class", "helpdesk_bot.serving.CappedGeventWorker",
+                "--worker-connections", str(connections)]
     return ["--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)]
 
 

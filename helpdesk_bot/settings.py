@@ -125,6 +125,14 @@ class Settings:
     # Webhook rate limits, (requests, per seconds): per client IP, and per verified account.
     webhook_ip_limit: tuple[int, int] = (600, 60)
     webhook_account_limit: tuple[int, int] = (1200, 60)
+    # Slow clients (slowloris): open connections one client address may hold per web process
+    # (0: no cap), and how long a request may take to send its body.
+    max_connections_per_ip: int = 100
+    body_read_seconds: float = 5.0
+    # Where people reach the web app ("https://bot.example.com"); an https address makes the
+    # dashboard's session cookie Secure unless HELPDESK_SECURE_COOKIES says otherwise.
+    public_url: str | None = None
+    secure_cookies: bool = False
     # Knowledge: solved tickets (question and the agent's answer, redacted) indexed nightly too;
     # the first run looks back this many days, later ones start where the last one ended.
     index_past_tickets: bool = False
@@ -206,6 +214,11 @@ class Settings:
             openai_timeout=_positive_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
             webhook_ip_limit=_rate(env, "HELPDESK_WEBHOOK_RATE_LIMIT", (600, 60)),
             webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
+            max_connections_per_ip=_int(env, "HELPDESK_MAX_CONNECTIONS_PER_IP", 100),
+            body_read_seconds=_positive_float(env, "HELPDESK_BODY_READ_SECONDS", 5.0),
+            public_url=(_str(env, "HELPDESK_PUBLIC_URL") or "").rstrip("/") or None,
+            secure_cookies=_bool(env, "HELPDESK_SECURE_COOKIES",
+                                 (_str(env, "HELPDESK_PUBLIC_URL") or "").lower().startswith("https://")),
             index_past_tickets=_bool(env, "HELPDESK_INDEX_PAST_TICKETS"),
             past_tickets_days=_int(env, "HELPDESK_PAST_TICKETS_DAYS", 90),
             knowledge_locales=tuple(dict.fromkeys(
@@ -216,6 +229,10 @@ class Settings:
         return settings
 
     def validate(self, require_webhook_secret: bool = True) -> None:
+        if self.max_connections_per_ip < 0:
+            raise ConfigError(f"HELPDESK_MAX_CONNECTIONS_PER_IP must be 0 (no cap) or more, got {self.max_connections_per_ip}")
+        if self.public_url and not self.public_url.lower().startswith(("https://", "http://")):
+            raise ConfigError(f"HELPDESK_PUBLIC_URL must start with https:// (or http://), got {self.public_url!r}")
         if self.zendesk_subdomain:
             if not (self.zendesk_oauth_token or (self.zendesk_email and self.zendesk_api_token)):
                 raise ConfigError(

@@ -12,10 +12,14 @@ Only signed webhooks and health checks are open: every other endpoint must requi
 from __future__ import annotations
 
 import logging
+import socket
+from contextlib import contextmanager
 
+import gevent
 from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from gevent import monkey as gevent_monkey
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
 from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput, TransientError
@@ -75,6 +79,8 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     def http_error(exc: HTTPException):
         if isinstance(exc, RequestEntityTooLarge):
             return jsonify(error=f"body is larger than {MAX_BODY_BYTES} bytes"), 413
+        if isinstance(exc, RequestTimeout):  # the rest of the body is not waited for
+            return jsonify(error=exc.description), 408, {"Connection": "close"}
         return jsonify(error=exc.description), exc.code
 
     @app.before_request
@@ -98,7 +104,8 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
         account = headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
         checks = [(ip_limiter, ip)]
         try:
-            body = _raw_body(delivery)
+            zendesk_webhook.signature_headers(headers)  # no body is read for a request without them
+            body = _raw_body(delivery, settings.body_read_seconds)
             genuine = zendesk_webhook.check_signature(app.extensions["webhook_secret"], headers, body)
             if not genuine:
                 return _refuse_first(checks) or (jsonify(status="test delivery received"), 200)
@@ -122,7 +129,8 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     def intercom():
         if not app.extensions["intercom_secret"]:
             return jsonify(error="not found"), 404  # no Intercom is configured: nothing may deliver here
-        body = _raw_body(request)
+        intercom_webhook.signature_header(request.headers)  # no body is read for a request without it
+        body = _raw_body(request, settings.body_read_seconds)
         intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
         event = intercom_webhook.parse_event(body)
         if event is None:
@@ -164,19 +172,45 @@ def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
     return response
 
 
-def _raw_body(delivery: Request) -> bytes:
+def _raw_body(delivery: Request, seconds: float) -> bytes:
     length = delivery.content_length
-    if length is not None:
-        if length > MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()
-        # One read from the server's input, which stops at Content-Length (PEP 3333);
-        # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
-        return delivery.environ["wsgi.input"].read(length)
-    # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
-    body = delivery.get_data(cache=True)
+    if length is not None and length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    with _read_deadline(delivery.environ, seconds):
+        if length is not None:
+            # One read from the server's input, which stops at Content-Length (PEP 3333);
+            # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
+            return delivery.environ["wsgi.input"].read(length)
+        # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
+        body = delivery.get_data(cache=True)
     if len(body) > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return body
+
+
+class _SlowBody(RequestTimeout):
+    description = "the request body did not arrive in time"
+
+
+@contextmanager
+def _read_deadline(environ: dict, seconds: float):
+    """The body must arrive within `seconds`: a client sending it a byte at a time must not keep
+    its connection (one of the process's slots) for longer (helpdesk_bot/serving.py)."""
+    if gevent_monkey.is_module_patched("socket"):  # gunicorn's gevent worker: one deadline for the whole read
+        with gevent.Timeout(seconds, _SlowBody()):
+            yield
+        return
+    connection = environ.get("gunicorn.socket")  # gthread: a deadline for each wait on the client
+    if connection is None:  # werkzeug's development server
+        yield
+        return
+    connection.settimeout(seconds)
+    try:
+        yield
+    except (socket.timeout, TimeoutError):
+        raise _SlowBody() from None
+    finally:
+        connection.settimeout(None)
 
 
 def _accept(app: Flask, event, limits=()):
