@@ -1,7 +1,9 @@
 """The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/dashboard).
 
-A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
-account → parse → duplicate delivery? → record → enqueue → 202.
+A webhook is handled in a fixed order: rate limit per IP → signature headers present → size →
+body, read within a deadline → signature → rate limit per account → parse → duplicate delivery?
+→ record → enqueue → 202. Nothing before the body needs it, so a slow or unsigned sender is
+refused before it can hold a connection for long (helpdesk_bot/serving.py).
 Everything slow happens in a worker; Zendesk gives up after about 10 s and Intercom
 deprioritises endpoints slower than 500 ms.
 
@@ -91,7 +93,7 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
 
     @app.post("/webhooks/zendesk")
     def zendesk():
-        # The order is per IP → size → signature → per account → parse. A delivery that passes
+        # The order is the module docstring's: per IP → … → per account → parse. A delivery that passes
         # them all is counted with the others of its batch in one round trip to Redis
         # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
         delivery = request._get_current_object()  # each read through the proxy fails a lookup first
