@@ -136,6 +136,51 @@ def test_sign_out_ends_the_session(site):
     assert session.get(f"{site.url}/dashboard/", allow_redirects=False, timeout=10).status_code == 302
 
 
+def test_a_copied_session_cookie_no_longer_works_after_sign_out(site):
+    session = signed_in(site)
+    copied = dict(session.cookies)  # what someone who saw the cookie (a shared machine, a proxy log) keeps
+    page = session.get(f"{site.url}/dashboard/", timeout=10)
+    session.post(f"{site.url}/dashboard/logout", data={"csrf_token": token_of(page.text)}, timeout=10)
+    replayed = requests.get(f"{site.url}/dashboard/", cookies=copied, allow_redirects=False, timeout=10)
+    assert replayed.status_code == 302 and "/dashboard/login" in replayed.headers["Location"]
+    assert signed_in(site).get(f"{site.url}/dashboard/", timeout=10).status_code == 200  # a new sign-in works
+
+
+@pytest.mark.parametrize("page", ["/dashboard/login", "/dashboard/", "/dashboard/policy", "/dashboard/tickets",
+                                  "/dashboard/topics", "/dashboard/dead-letters", "/dashboard/gaps.csv"])
+def test_every_dashboard_page_forbids_framing_and_sniffing(site, page):
+    response = signed_in(site).get(site.url + page, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy
+
+
+@pytest.mark.parametrize("next_page", ["/dashboard/\r\nSet-Cookie: x=1", "/dashboard/%0d%0aLocation: //evil.example"])
+def test_a_line_break_in_next_is_a_bad_request(site, next_page):
+    from urllib.parse import unquote
+
+    session = requests.Session()
+    page = session.get(f"{site.url}/dashboard/login", timeout=10)
+    response = session.post(f"{site.url}/dashboard/login", allow_redirects=False, timeout=10, data={
+        "username": "admin", "password": PASSWORD, "csrf_token": token_of(page.text), "next": unquote(next_page)})
+    assert response.status_code == 400
+    shown = requests.get(f"{site.url}/dashboard/login", params={"next": unquote(next_page)}, timeout=10)
+    assert shown.status_code == 400
+
+
+def test_the_session_cookie_is_secure_when_the_public_address_is_https(tmp_path):
+    for env, secure in [({"HELPDESK_PUBLIC_URL": "https://bot.example.com"}, True),
+                        ({"HELPDESK_PUBLIC_URL": "https://bot.example.com", "HELPDESK_SECURE_COOKIES": "false"}, False),
+                        ({"HELPDESK_PUBLIC_URL": "http://localhost:8000"}, False),
+                        ({"HELPDESK_SECURE_COOKIES": "true"}, True), ({}, False)]:
+        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), **env})
+        app = create_app(settings, enqueue=[].append)
+        assert app.config["SESSION_COOKIE_SECURE"] is secure, env
+        app.extensions["ledger"].dispose()
+
+
 def test_sign_in_never_redirects_off_site(site):
     session = requests.Session()
     page = session.get(f"{site.url}/dashboard/login", timeout=10)
