@@ -78,9 +78,9 @@ def worker(concurrency: int, pool: str, loglevel: str) -> None:
     settings = _settings()
     if pool == "prefork" and not settings.qdrant_url:
         raise click.ClickException("embedded Qdrant opens in one process only: use --pool threads, or set QDRANT_URL")
-    from workers.celery_app import celery_app
+    from workers.celery_app import create_celery
 
-    celery_app.worker_main(["worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel", loglevel,
+    create_celery(settings).worker_main(["worker", "--pool", pool, "--concurrency", str(concurrency), "--loglevel", loglevel,
                             "--without-gossip", "--without-mingle"])
 
 
@@ -89,10 +89,10 @@ def worker(concurrency: int, pool: str, loglevel: str) -> None:
 def beat(loglevel: str) -> None:
     """Run the scheduler (nightly re-index, re-queueing); one or more may run, one sends (a Redis lock)."""
     settings = _settings()
-    from workers.celery_app import celery_app
+    from workers.celery_app import create_celery
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", "--loglevel", loglevel, "--schedule", str(settings.data_dir / "beat-schedule")])
+    create_celery(settings).start(["beat", "--loglevel", loglevel, "--schedule", str(settings.data_dir / "beat-schedule")])
 
 
 @main.command()
@@ -394,13 +394,15 @@ def deadletter_list() -> None:
 def deadletter_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     """Queue dead-lettered tickets again."""
     from helpdesk_bot.services import open_ledger
-    from workers.tasks import answer_ticket
+    from workers.celery_app import create_celery, queue_answer
 
-    ledger = open_ledger(_settings())
+    settings = _settings()
+    celery = create_celery(settings)
+    ledger = open_ledger(settings)
     targets = [row["id"] for row in ledger.dead_letters()] if replay_all else list(ids)
     for dead_letter_id in targets:
         event_id = ledger.mark_replayed(dead_letter_id)
-        answer_ticket.delay(event_id)
+        queue_answer(celery, event_id)
         click.echo(f"replayed dead letter {dead_letter_id} (event {event_id})")
 
 

@@ -25,9 +25,10 @@ from helpdesk_bot.domain import Message, TicketEvent
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.pipeline import action_key
-from helpdesk_bot.services import broker_url, make_helpdesk, make_helpdesks, open_ledger, open_store, stop_embedded_redis
+from helpdesk_bot.services import make_helpdesk, make_helpdesks, open_ledger, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
+from workers.broker import stop_embedded_redis
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data"
 TIMEOUT_SECONDS = 180
@@ -52,8 +53,6 @@ def run_demo(once: bool, port: int) -> int:
     intercom = SandboxIntercom(help_center=SAMPLE_DATA / "help_center.json").start()
     env["SANDBOX_URL"] = sandbox.url
     env["INTERCOM_SANDBOX_URL"] = intercom.url
-    settings = Settings.from_env(env)
-    env["REDIS_URL"] = broker_url(settings)  # one embedded Redis for this process and the worker
     os.environ.update(env)
     settings = Settings.from_env(env)
     _say(f"sandbox Zendesk   {sandbox.url}")
@@ -126,7 +125,8 @@ def run_demo(once: bool, port: int) -> int:
             worker.kill()
         sandbox.stop()
         intercom.stop()
-        stop_embedded_redis()
+        if not settings.redis_url:
+            stop_embedded_redis(settings.data_dir)
 
 
 def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -> None:

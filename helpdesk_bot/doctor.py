@@ -104,7 +104,7 @@ def check_redis(settings: Settings) -> str:
     from workers.beat_lock import redis_client
 
     if not settings.redis_url:
-        from helpdesk_bot.services import broker_url
+        from workers.broker import broker_url
 
         url = broker_url(settings)
         where = "embedded redis-server (one machine only; set REDIS_URL to share a Redis)"
@@ -134,7 +134,7 @@ def check_redis(settings: Settings) -> str:
 def check_beat(settings: Settings) -> str:
     import redis
 
-    from helpdesk_bot.services import broker_url
+    from workers.broker import broker_url
     from workers.beat_lock import redis_client, running_beat
 
     try:

@@ -276,7 +276,7 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
         return direct
 
     def enqueue_many(event_ids: list[int]) -> list[int]:
-        from workers.celery_app import broker_epoch
+        from workers.broker import broker_epoch
 
         try:
             # A Redis that restarted empty starts a new data epoch before its first message:
@@ -355,7 +355,7 @@ class RedisTaskMessages:
     @classmethod
     def for_celery(cls, celery, task_name: str) -> "RedisTaskMessages | None":
         """None unless the broker is Redis with kombu's default key layout and the task takes the default route."""
-        from workers.celery_app import BROKER_EPOCH_KEY, broker_client
+        from workers.broker import BROKER_EPOCH_KEY, broker_client
 
         conf = celery.conf
         options = conf.broker_transport_options or {}
@@ -380,7 +380,7 @@ class RedisTaskMessages:
 
     def push(self, events: dict[int, list[Place]], counting: Counting) -> list[int]:
         """Queue each event one of whose requests the rate limits let through, counting them in
-        the same script, with the broker epoch started first (workers/celery_app.py:
+        the same script, with the broker epoch started first (workers/broker.py:
         broker_epoch); `events` gives each event the places in `counting` of its requests.
         Returns the event ids queued. The limits are counted with the first 1,000 events, so
         those they apply to must come first."""

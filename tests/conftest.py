@@ -270,7 +270,6 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
     saved_environment = restored_environment()
     saved_environment.__enter__()  # given back when the stack stops
     os.environ.update({k: env[k] for k in ("SANDBOX_URL",)})
-    make_helpdesk(settings)  # points this process's zenpy at this stack's sandbox
 
     if index is not None:
         shutil.copytree(index / "knowledge", data_dir / "knowledge")  # a published index, for the worker

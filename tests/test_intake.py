@@ -143,7 +143,8 @@ def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
     from helpdesk_bot.intake import celery_enqueue_many
     from helpdesk_bot.limits import Counting
     from helpdesk_bot.settings import Settings
-    from workers.celery_app import BROKER_EPOCH_KEY, create_celery
+    from workers.broker import BROKER_EPOCH_KEY
+    from workers.celery_app import create_celery
 
     broker = redis_url.rsplit("/", 1)[0] + "/7"  # a database of its own: no worker takes from it
     celery = create_celery(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "REDIS_URL": broker}))

@@ -66,7 +66,7 @@ def test_a_message_older_than_requeue_after_counts_as_lost_without_a_restart(led
 
 
 def test_the_broker_epoch_starts_again_when_redis_loses_its_data(redis_url):
-    from workers.celery_app import BROKER_EPOCH_KEY, broker_client, broker_epoch
+    from workers.broker import BROKER_EPOCH_KEY, broker_client, broker_epoch
 
     class App:  # what broker_epoch needs of a Celery app
         conf = type("conf", (), {"broker_url": redis_url.removesuffix("/0") + "/5"})()

@@ -220,3 +220,25 @@ def test_intercom_without_what_it_needs_is_refused_by_name(env, changes, named):
 def test_intercom_secrets_stay_out_of_repr(env):
     text = repr(settings(env, **INTERCOM))
     assert "dG9rOmFiYw==" not in text and "client-secret" not in text
+
+
+def test_scheduling_settings_are_read_here(env):
+    read = settings(env, HELPDESK_REINDEX_CRON="0 2 * * 1", HELPDESK_REQUEUE_SECONDS="5", HELPDESK_BEAT_LOCK_SECONDS="1.5")
+    assert (read.reindex_cron, read.requeue_seconds, read.beat_lock_seconds) == ("0 2 * * 1", 5.0, 1.5)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("HELPDESK_REINDEX_CRON", "every night"),
+    ("HELPDESK_REQUEUE_SECONDS", "0"),
+    ("HELPDESK_REQUEUE_SECONDS", "soon"),
+    ("HELPDESK_BEAT_LOCK_SECONDS", "-1"),
+])
+def test_bad_scheduling_setting_is_refused_by_name(env, name, value):
+    assert name in config_error(env, **{name: value})
+
+
+def test_a_cron_field_out_of_range_is_refused_when_the_schedule_is_built(env):
+    from workers.schedule import beat_schedule
+
+    with pytest.raises(ConfigError, match="HELPDESK_REINDEX_CRON"):
+        beat_schedule(settings(env, HELPDESK_REINDEX_CRON="99 3 * * *"))

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import uuid
 
 import redis
 from celery.beat import PersistentScheduler
+
+from helpdesk_bot.settings import Settings
+from workers.broker import broker_url
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +87,7 @@ class SingleBeatScheduler(PersistentScheduler):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        ttl = float(os.environ.get("HELPDESK_BEAT_LOCK_SECONDS") or DEFAULT_LOCK_SECONDS)
-        self.lock = LeaderLock(redis_client(self.app.conf.broker_url), ttl=ttl)
+        self.lock = LeaderLock(redis_client(self.app.conf.broker_url), ttl=self.app.helpdesk_settings.beat_lock_seconds)
         self.leader: bool | None = None  # unknown until the first check, which is always logged
         self._checked_at = 0.0
 
@@ -134,11 +137,6 @@ def probe() -> None:
     A running beat renews the lock every third of its lifetime, so a missing lock means the
     beat in this pod (the only one, or the standby that should have taken over) is stuck.
     """
-    import sys
-
-    from helpdesk_bot.services import broker_url
-    from helpdesk_bot.settings import Settings
-
     try:
         holder = running_beat(redis_client(broker_url(Settings.from_env())))
     except Exception as exc:  # noqa: BLE001 (any failure is a failed probe, said plainly)

@@ -1,19 +1,16 @@
-"""The Celery app. `celery -A workers.celery_app worker` and `helpdesk-bot worker` both use it."""
+"""The Celery app factory. The app `celery -A` names is built in workers/main.py."""
 
 from __future__ import annotations
 
-import time
-
-import redis
 from celery import Celery
 
+from helpdesk_bot.services import init_sentry
 from helpdesk_bot.settings import Settings
+from workers.broker import broker_epoch, broker_url
+from workers.schedule import beat_schedule
 
 
 def create_celery(settings: Settings) -> Celery:
-    from helpdesk_bot.services import broker_url, init_sentry
-    from workers.schedule import beat_schedule
-
     init_sentry(settings)
     app = Celery("helpdesk_bot", include=["workers.tasks"])
     app.conf.update(
@@ -30,11 +27,12 @@ def create_celery(settings: Settings) -> Celery:
         # Redis hands an unacknowledged task (its worker was killed) to another worker after
         # this long; longer than any task runs (HELPDESK_VISIBILITY_TIMEOUT).
         broker_transport_options=redis_transport_options(settings.visibility_timeout),
-        beat_schedule=beat_schedule(),
+        beat_schedule=beat_schedule(settings),
         # Beat replicas may run side by side: only the holder of a Redis lock sends (workers/beat_lock.py).
         beat_scheduler="workers.beat_lock:SingleBeatScheduler",
         timezone="UTC",
     )
+    app.helpdesk_settings = settings  # what the tasks (workers/tasks.py) and the beat lock read
     return app
 
 
@@ -51,35 +49,7 @@ def redis_transport_options(visibility_timeout: int) -> dict:
             "unacked_restore_throttle": throttle}
 
 
-BROKER_EPOCH_KEY = "helpdesk-bot:broker-data-since"
-
-
-def broker_epoch(app: Celery) -> float:
-    """Since when the broker has held its data: a Redis restart without persistence resets it.
-
-    The key lives in the broker itself, so a restart that drops the queues drops it too, and
-    the next publish starts a new epoch: a "queued" event last published before it was lost.
-    """
-    client = broker_client(app)
-    client.set(BROKER_EPOCH_KEY, repr(time.time()), nx=True)
-    return float(client.get(BROKER_EPOCH_KEY) or time.time())
-
-
-def broker_client(app: Celery) -> redis.Redis:
-    """A plain Redis client on the broker, with short timeouts so a down broker fails fast."""
-    from helpdesk_bot.limits import redis_client
-
-    client = getattr(app, "_helpdesk_redis", None)
-    if client is None:
-        client = app._helpdesk_redis = redis_client(app.conf.broker_url)
-    return client
-
-
 def queue_answer(app: Celery, event_id: int) -> None:
     """Queue a recorded event for a worker, starting the broker epoch first if it is new."""
     broker_epoch(app)
     app.send_task("workers.tasks.answer_ticket", args=[event_id])
-
-
-settings = Settings.from_env()
-celery_app = create_celery(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -51,11 +50,24 @@ class _Session(requests.Session):
 
     requests reads them again for every request (`merge_environment_settings`, which scans
     the whole environment twice): about a millisecond of CPU a call, 4 calls a ticket.
+    With an `api_origin` (the sandbox helpdesk), zenpy's https://<subdomain>.zendesk.com
+    requests go there instead: how the sandbox stands in for Zendesk with the real library.
     """
 
-    def __init__(self):
+    def __init__(self, api_origin: str | None = None):
         super().__init__()
         self._environment_settings: dict = {}
+        self._api_origin = api_origin
+
+    def request(self, method, url, *args, **kwargs):
+        if not self._api_origin:
+            return super().request(method, url, *args, **kwargs)
+        parts = urlsplit(url)
+        response = super().request(method, f"{self._api_origin}{parts.path}" + (f"?{parts.query}" if parts.query else ""),
+                                   *args, **kwargs)
+        # zenpy picks its response handler by its own base URL in the request's (zenpy/lib/response.py).
+        response.url = response.request.url = url
+        return response
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         if proxies or not self.trust_env or not isinstance(cert, (str, tuple, type(None))):
@@ -74,8 +86,9 @@ class ZendeskHelpdesk:
     def __init__(self, subdomain: str, email: str | None = None, token: str | None = None,
                  oauth_token: str | None = None, bot_agent_id: int | None = None, include_restricted: bool = False,
                  timeout: float = TIMEOUT_SECONDS, agent_url: str | None = None, locales: tuple[str, ...] = (),
-                 brand_id: str | None = None):
+                 brand_id: str | None = None, api_origin: str | None = None):
         self.agent_url = agent_url or f"https://{subdomain}.zendesk.com"  # where agents open a ticket
+        self._api_origin = api_origin
         credentials = {"oauth_token": oauth_token} if oauth_token else {"email": email, "token": token}
         self._zenpy_options = dict(subdomain=subdomain, timeout=timeout, disable_cache=True, **credentials)
         self._per_thread = threading.local()
@@ -90,7 +103,7 @@ class ZendeskHelpdesk:
         the threads of a worker must not share one."""
         client = getattr(self._per_thread, "client", None)
         if client is None:
-            session = _Session()
+            session = _Session(self._api_origin)
             session.hooks["response"].append(_raise_on_throttle)
             client = self._per_thread.client = Zenpy(session=session, **self._zenpy_options)
         return client
@@ -98,16 +111,11 @@ class ZendeskHelpdesk:
     @classmethod
     def from_settings(cls, settings) -> ZendeskHelpdesk:
         if settings.helpdesk == "sandbox":
-            # zenpy reads these on every request (zenpy/lib/api.py); it is how the sandbox
-            # helpdesk stands in for *.zendesk.com with the real client library.
-            url = settings.sandbox_url or "http://127.0.0.1:8765"
-            scheme, netloc = url.split("://", 1)
-            os.environ["ZENPY_FORCE_SCHEME"] = scheme
-            os.environ["ZENPY_FORCE_NETLOC"] = netloc.rstrip("/")
+            url = (settings.sandbox_url or "http://127.0.0.1:8765").rstrip("/")
             return cls("sandbox", email="bot@orbitask.example", token="sandbox",
                        include_restricted=settings.include_restricted_articles, timeout=settings.helpdesk_timeout,
-                       agent_url=url.rstrip("/"), locales=settings.knowledge_locales,
-                       brand_id=settings.knowledge_brand_id)
+                       agent_url=url, locales=settings.knowledge_locales,
+                       brand_id=settings.knowledge_brand_id, api_origin=url)
         return cls(settings.zendesk_subdomain, settings.zendesk_email, settings.zendesk_api_token,
                    settings.zendesk_oauth_token, settings.zendesk_bot_agent_id, settings.include_restricted_articles,
                    timeout=settings.helpdesk_timeout, locales=settings.knowledge_locales,
