@@ -398,3 +398,21 @@ def test_repeated_failed_sign_ins_lock_the_account_for_a_while(site):
     assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
     assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert signed_in(site)  # another account from the same address still signs in
+
+
+def test_a_read_only_policy_is_shown_without_the_editor_and_says_why(site, monkeypatch):
+    """A Kubernetes ConfigMap is mounted read-only: access(2) says EROFS, for root too."""
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if mode == os.W_OK and str(path).startswith(
+        str(site.policy.parent)) else real_access(path, mode))
+    session = signed_in(site)
+    page = session.get(f"{site.url}/dashboard/policy", timeout=10)
+    assert 'id="policy-read-only"' in page.text and "configmap.yaml" in page.text
+    assert 'id="policy-form"' not in page.text and "threshold = 70" in page.text
+    before = site.policy.read_text()
+    refused = session.post(f"{site.url}/dashboard/policy", timeout=10, data={
+        "csrf_token": token_of(page.text), "form": "toml", "toml": "threshold = 10\n"})
+    assert refused.status_code == 409 and "read-only" in refused.text
+    assert site.policy.read_text() == before

@@ -312,6 +312,7 @@ def policy_page(errors: list[str] | None = None, raw_text: str | None = None, st
     source = _policy_file()
     policy = source.current()
     return render_template("policy.html", policy=policy, path=source.path, file_error=source.error, errors=errors or [],
+                           read_only=source.read_only,
                            raw_text=raw_text if raw_text is not None else policy_to_toml(policy),
                            changes=ledger().policy_changes(50)), status
 
@@ -320,6 +321,8 @@ def policy_page(errors: list[str] | None = None, raw_text: str | None = None, st
 @login_required
 def policy_save():
     source = _policy_file()
+    if source.read_only:
+        abort(409, f"the policy file {source.path} is read-only here; change it where it comes from")
     old = source.current()
     try:
         if request.form.get("form") == "toml":
