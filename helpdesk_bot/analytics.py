@@ -168,6 +168,7 @@ class Summary:
     held_back: int = 0
     escalation_reasons: dict[str, int] = field(default_factory=dict)
     knowledge_gaps: int = 0
+    knowledge_gap_reasons: dict[str, int] = field(default_factory=dict)  # the gaps by escalation reason
     judged: int = 0
     judged_good: int = 0
     latency_p50_ms: float | None = None
@@ -201,6 +202,7 @@ class Summary:
 def summarize(records: list[TicketRecord]) -> Summary:
     s = Summary(tickets=len(records))
     reasons: Counter = Counter()
+    gap_reasons: Counter = Counter()
     for r in records:
         if r.action == "auto_send":
             s.auto_sent += 1
@@ -211,6 +213,7 @@ def summarize(records: list[TicketRecord]) -> Summary:
             s.escalated += 1
             reasons[r.code or "below_threshold"] += 1
             s.knowledge_gaps += r.knowledge_gap
+            gap_reasons[r.code or "below_threshold"] += r.knowledge_gap
         s.deflected += r.deflected
         verdict = r.verdict
         if verdict:
@@ -220,6 +223,7 @@ def summarize(records: list[TicketRecord]) -> Summary:
         s.csat_good += r.csat == "good"
         s.csat_bad += r.csat == "bad"
     s.escalation_reasons = dict(reasons.most_common())
+    s.knowledge_gap_reasons = {code: n for code, n in gap_reasons.most_common() if n}
     latencies = [r.latency_ms for r in records if r.latency_ms is not None and r.action != "held_back"]
     s.latency_p50_ms = percentile(latencies, 50)
     s.latency_p95_ms = percentile(latencies, 95)

@@ -735,7 +735,8 @@ class Ledger(_OutcomesMixin):
         row = dict(
             event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
             tags=json.dumps(sorted(ticket.tags)), question=redact_text(ticket.question),
-            sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword,
+            sources=json.dumps([{"id": s.chunk.id, "title": s.chunk.title, "score": s.score, "dense": s.dense,
+                                 "keyword": s.keyword,
                                  # n of the draft's [n] marker for this source; 0: not cited
                                  "cited": draft.cited.index(s.chunk.id) + 1 if s.chunk.id in draft.cited else 0}
                                 for s in outcome.sources]),

@@ -23,6 +23,7 @@ from helpdesk_bot.errors import ConfigError
 from helpdesk_bot.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
+from helpdesk_bot.text import shorten
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
@@ -64,6 +65,7 @@ def init_dashboard(app: Flask, settings, limits_store) -> None:
     app.add_url_rule("/readyz", "readyz", readyz)
     app.jinja_env.globals.update(csrf_token=csrf_token, fmt_pct=fmt_pct, fmt_ms=fmt_ms, fmt_time=fmt_time,
                                  fmt_usd=fmt_usd, reasons=analytics.ESCALATION_REASONS)
+    app.jinja_env.filters["shorten"] = shorten  # at a word boundary, with an ellipsis
 
 
 @blueprint.before_request
@@ -229,11 +231,14 @@ def quality():
 def tickets():
     f = _filters()
     records = list(reversed(_records(f)))
-    action = request.args.get("action")
+    all_tags = sorted({tag for r in records for tag in r.tags})
+    action, tag = request.args.get("action"), request.args.get("tag") or None
     if action in ("auto_send", "escalate", "held_back"):
         records = [r for r in records if r.action == action]
-    return render_template("tickets.html", f=f, records=records[:300], total=len(records), action=action,
-                           ranges=RANGES)
+    if tag:
+        records = [r for r in records if tag in r.tags]
+    return render_template("tickets.html", f=f, records=records[:300], total=len(records), action=action, tag=tag,
+                           all_tags=all_tags, ranges=RANGES)
 
 
 @blueprint.get("/tickets/<helpdesk>/<ticket_id>")
@@ -251,9 +256,12 @@ def ticket(helpdesk: str, ticket_id: str):
             actions.c.event_id.in_([e["id"] for e in events])).order_by(actions.c.claimed_at))] if events else []
     if not rows and not events:
         abort(404, f"no {helpdesk} ticket {ticket_id} in the ledger")
+    titles = {a["article_id"]: a["title"] for a in ledger().indexed_articles()}  # decisions of before kept no title
     for row in rows:
         for key in ("tags", "sources", "components", "reasons", "latency_ms"):
             row[key] = json.loads(row[key] or "null")
+        for source in row["sources"] or ():
+            source.setdefault("title", titles.get(source["id"].split("#")[0]) or source["id"])
     return render_template("ticket.html", helpdesk=helpdesk, ticket_id=ticket_id, decisions=rows, events=events,
                            actions=done, outcome=ledger().outcome(helpdesk, ticket_id),
                            feedback=ledger().feedback_for(helpdesk, ticket_id))
