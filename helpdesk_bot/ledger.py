@@ -728,6 +728,16 @@ class Ledger(_OutcomesMixin):
 
     # --- decisions and dead letters -------------------------------------------------------
 
+    def backdate(self, event_id: int, seconds: float) -> None:
+        """Move an event, its decision and its outcome `seconds` into the past: the demo's history."""
+        with self.engine.begin() as db:
+            db.execute(ticket_events.update().where(ticket_events.c.id == event_id).values(
+                received_at=ticket_events.c.received_at - seconds))
+            db.execute(decisions.update().where(decisions.c.event_id == event_id).values(
+                created_at=decisions.c.created_at - seconds))
+            db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(
+                answered_at=outcomes.c.answered_at - seconds))
+
     def record_decision(self, event_id: int, outcome: Outcome, latency_ms: dict[str, float]) -> None:
         ticket, draft, confidence, decision = outcome.ticket, outcome.draft, outcome.confidence, outcome.decision
         now = time.time()
