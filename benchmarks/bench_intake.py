@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from benchmarks import loadgen
 from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir, free_port, log, machine, median,
                                redis_server, summary, wait_for)
-from helpdesk_bot.cli import gunicorn_options
+from helpdesk_bot.ops.cli import gunicorn_options
 
 SECRET = "bench-webhook-secret"
 
@@ -71,7 +71,7 @@ def run(database: str, rounds: int, seconds: float, connections: int, rate: floa
         broker = redis.Redis.from_url(redis_url)
         with background(gunicorn("benchmarks.bare_app:app", bare_port, options), env=env, log_file=work / "bare.log",
                         ready_port=bare_port), \
-             background(gunicorn("helpdesk_bot.wsgi:app", intake_port, options), env=env, log_file=work / "intake.log",
+             background(gunicorn("helpdesk_bot.web.wsgi:app", intake_port, options), env=env, log_file=work / "intake.log",
                         ready_port=intake_port):
             urls = {"bare": f"http://127.0.0.1:{bare_port}/webhooks/zendesk",
                     "intake": f"http://127.0.0.1:{intake_port}/webhooks/zendesk"}

@@ -22,9 +22,9 @@ from benchmarks import loadgen
 from benchmarks.bench_intake import SECRET, gunicorn
 from benchmarks.common import (CACHE_DIR, background, clean_env, emit, fresh_dir, free_port, log, machine,
                                redis_server, wait_for)
-from helpdesk_bot.cli import gunicorn_options
+from helpdesk_bot.ops.cli import gunicorn_options
 
-APPS = {"bare": "benchmarks.bare_app:app", "intake": "helpdesk_bot.wsgi:app"}
+APPS = {"bare": "benchmarks.bare_app:app", "intake": "helpdesk_bot.web.wsgi:app"}
 
 
 def instructions_per_request(app: str, folder: Path, env: dict, options: list[str], seconds: float,

@@ -65,7 +65,7 @@ def run(tickets: int, rounds: int, concurrency: int, llm_seconds: float, chunks:
                         log_file=work / "sandbox.log", ready_port=sandbox_port), \
              background([sys.executable, "-m", "integrations.llm_standin", "--port", str(llm_port),
                          "--delay", str(llm_seconds)], env=env, log_file=work / "llm.log", ready_port=llm_port), \
-             background([sys.executable, "-m", "helpdesk_bot.cli", "worker", "--pool", "threads",
+             background([sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--pool", "threads",
                          "--concurrency", str(concurrency), "--loglevel", "INFO"], env=env,
                         log_file=work / "worker.log", ready_text="ready.", timeout=180):
 

@@ -11,6 +11,11 @@ Author = Literal["customer", "agent", "bot", "system"]
 # held_back: drafted to be sent, but an agent answered or took the ticket meanwhile; nothing was said.
 Action = Literal["auto_send", "escalate", "held_back"]
 
+# The tags the bot puts on tickets; the helpdesks' triggers read them (ticket: answered or handed over).
+ANSWERED_TAG = "ai_answered"
+ESCALATED_TAG = "ai_escalated"
+SHADOW_TAG = "ai_shadow"
+
 
 @dataclass(frozen=True)
 class Message:

@@ -228,7 +228,7 @@ sync_cursors = sa.Table(
 )
 
 
-# Agents' verdicts on drafts, sent from the sidebar app (helpdesk_bot/agent_app.py). Append-only:
+# Agents' verdicts on drafts, sent from the sidebar app (helpdesk_bot/web/agent_app.py). Append-only:
 # each click is kept, with the decision it was about when the app showed a stored draft.
 draft_feedback = sa.Table(
     "draft_feedback",

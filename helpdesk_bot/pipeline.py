@@ -22,7 +22,7 @@ from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import escape
-from integrations.helpdesk import Helpdesk
+from helpdesk_bot.helpdesk import Helpdesk
 
 # A claim on an action older than this belongs to a worker that died mid-call: the helpdesk
 # HTTP timeout is 15 s (ZENDESK_TIMEOUT_SECONDS), so a live call has ended by then.

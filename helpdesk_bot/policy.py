@@ -37,14 +37,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from helpdesk_bot.domain import Confidence, Decision, Draft, Ticket
+from helpdesk_bot.domain import ANSWERED_TAG, ESCALATED_TAG, SHADOW_TAG, Confidence, Decision, Draft, Ticket
 from helpdesk_bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-ANSWERED_TAG = "ai_answered"
-ESCALATED_TAG = "ai_escalated"
-SHADOW_TAG = "ai_shadow"
 REPLY_STATUSES = ("open", "pending", "hold", "solved")
 ROLLOUT_BUCKETS = 10_000  # the share is applied in steps of 0.01%
 HELPDESKS = ("zendesk", "intercom")  # each may have its own [table] in the policy file

@@ -133,7 +133,7 @@ class WorkerProcess:
         self.starts += 1
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--pool", "threads",
+            [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--pool", "threads",
              "--concurrency", str(self.concurrency), "--loglevel", "INFO"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
@@ -180,7 +180,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
     from helpdesk_bot.ledger import Ledger, ticket_events
     from helpdesk_bot.services import make_embedder, make_helpdesk, open_store
     from helpdesk_bot.settings import Settings
-    from helpdesk_bot.webapp import create_app
+    from helpdesk_bot.web.app import create_app
     from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, SandboxHelpdesk
 
     import logging
@@ -228,7 +228,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
     beat_dir = work_dir / "beat"
     beat_dir.mkdir()
     with (logs / "beat.log").open("w") as beat_log:
-        beat = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.cli", "beat", "--loglevel", "INFO"],
+        beat = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "beat", "--loglevel", "INFO"],
                                 env={**env, "HELPDESK_DATA_DIR": str(beat_dir)}, stdout=beat_log,
                                 stderr=subprocess.STDOUT, cwd=ROOT)
     for worker in pool:

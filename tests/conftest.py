@@ -23,7 +23,7 @@ from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.services import make_helpdesk, open_store
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 from integrations.sandbox import ESCALATION_GROUP_ID, SandboxHelpdesk
 from integrations.sandbox.intercom import SUPPORT_TEAM_ID, SandboxIntercom
 
@@ -277,7 +277,7 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
     worker_log = data_dir / "worker.log"
     with worker_log.open("w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--pool", "threads", "--concurrency", "4",
+            [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--pool", "threads", "--concurrency", "4",
              "--loglevel", "INFO"],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )

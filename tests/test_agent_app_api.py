@@ -10,9 +10,9 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from helpdesk_bot.agent_app import HELPDESK, Unauthorized, verify_token
+from helpdesk_bot.web.agent_app import HELPDESK, Unauthorized, verify_token
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 
 SECRET = "s3cret-shared-with-the-zendesk-app"
 

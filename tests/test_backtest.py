@@ -8,7 +8,7 @@ from pathlib import Path
 import requests
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from integrations.sandbox import HUMAN_AGENT_ID, SandboxHelpdesk
 
 SAMPLE = json.loads((Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json").read_text())

@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from conftest import wait_for
-from workers.beat_lock import LeaderLock, redis_client
+from workers.beat_lock import LeaderLock
+from workers.broker import redis_client
 
 REQUEUE_TASK = "workers.tasks.requeue_unqueued_events"
 
@@ -64,7 +65,7 @@ def _beat(tmp_path: Path, name: str, url: str) -> tuple[subprocess.Popen, Path]:
     env.update(HELPDESK_DATA_DIR=str(data_dir), REDIS_URL=url, HELPDESK_REQUEUE_SECONDS="0.5",
                HELPDESK_BEAT_LOCK_SECONDS="1.5")
     log_file = tmp_path / f"{name}.log"
-    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.cli", "beat", "--loglevel", "INFO"],
+    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "beat", "--loglevel", "INFO"],
                                env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT)
     return process, log_file
 

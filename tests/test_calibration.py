@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from helpdesk_bot.calibration import Calibration, expected_calibration_error, fit
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Chunk, Draft, Message, Source, Ticket
 

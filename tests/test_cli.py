@@ -7,7 +7,7 @@ import io
 import click
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.progress import Progress
 
 

@@ -15,7 +15,7 @@ from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.ledger import admin_users
 from helpdesk_bot.policy import load_policy
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 
 PASSWORD = "correct horse battery"
 

@@ -13,7 +13,7 @@ import psutil
 def test_demo_decides_every_sample_ticket_and_leaves_nothing_running(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL"))}
     env["HELPDESK_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", "demo", "--once", "--port", "0"],
+    done = subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", "demo", "--once", "--port", "0"],
                           env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     decided = re.search(r"(\d+)/(\d+) tickets decided", done.stdout)
@@ -44,7 +44,7 @@ def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", "demo", "--once", "--port", str(port)],
+        done = subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", "demo", "--once", "--port", str(port)],
                               env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and f"port {port} is in use" in done.stdout and "--port" in done.stdout
     assert "indexed" not in done.stdout  # refused before indexing
@@ -53,7 +53,7 @@ def test_a_busy_port_is_named_before_anything_starts(tmp_path: Path):
 def test_the_printed_ticket_command_creates_a_ticket_the_bot_sees(tmp_path: Path):
     import shlex
 
-    from helpdesk_bot.demo import ticket_command
+    from helpdesk_bot.ops.demo import ticket_command
     from integrations.sandbox import SandboxHelpdesk
 
     with SandboxHelpdesk() as sandbox:

@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from helpdesk_bot.cli import main as cli
+from helpdesk_bot.ops.cli import main as cli
 from helpdesk_bot.policy import parse_policy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -73,14 +73,15 @@ def services(tmp_path_factory, redis_url, embedder, database_url):
 
 
 def doctor(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", "doctor", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", "doctor", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 def beat_running(services):
     """The beat lock held as a running beat holds it (workers/beat_lock.py)."""
-    from workers.beat_lock import LeaderLock, redis_client
+    from workers.beat_lock import LeaderLock
+    from workers.broker import redis_client
 
     lock = LeaderLock(redis_client(services["REDIS_URL"]), ttl=60, holder="beat-host:4242:test")
     assert lock.acquire_or_renew()

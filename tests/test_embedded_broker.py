@@ -57,7 +57,7 @@ def test_web_workers_and_the_worker_share_one_embedded_redis(tmp_path, help_cent
                if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_", "INTERCOM_", "OPENAI_", "QDRANT_"))}
         env.update(HELPDESK_DATA_DIR=str(data_dir), SANDBOX_URL=sandbox.url, ZENDESK_WEBHOOK_SECRET="embedded-secret")
         settings = Settings.from_env(env)
-        cli = [sys.executable, "-m", "helpdesk_bot.cli"]
+        cli = [sys.executable, "-m", "helpdesk_bot.ops.cli"]
         port = free_port()
         with (tmp_path / "worker.log").open("w") as worker_log, (tmp_path / "serve.log").open("w") as serve_log:
             worker = subprocess.Popen([*cli, "worker", "--pool", "threads", "--concurrency", "4"], env=env,

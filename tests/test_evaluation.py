@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.evaluation import RetrievalScores, auroc
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -97,7 +97,7 @@ def test_unreachable_helpdesk_leaves_a_dead_letter_and_replay_answers_it(stack, 
 
 
 def cli(stack, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "helpdesk_bot.cli", *args], env=stack.env,
+    result = subprocess.run([sys.executable, "-m", "helpdesk_bot.ops.cli", *args], env=stack.env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout

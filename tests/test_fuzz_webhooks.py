@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
 

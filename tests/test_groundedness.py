@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.groundedness import grounding
 
 SOURCE = "Annual plans can be refunded within 14 days of payment. Refunds go back to the original card."

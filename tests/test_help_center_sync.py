@@ -140,7 +140,7 @@ def test_full_option_reads_everything_again(run):
 def test_status_shows_the_run_mode_and_counts(run, monkeypatch):
     from click.testing import CliRunner
 
-    from helpdesk_bot.cli import main
+    from helpdesk_bot.ops.cli import main
 
     run()
     run()

@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.knowledge import load_articles, load_openapi
 

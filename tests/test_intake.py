@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpdesk_bot.domain import TicketEvent
-from helpdesk_bot.intake import Intake, one_by_one
+from helpdesk_bot.web.intake import Intake, one_by_one
 from helpdesk_bot.ledger import Ledger
 from tests.conftest import wait_for
 
@@ -140,8 +140,8 @@ def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
 
     import redis
 
-    from helpdesk_bot.intake import celery_enqueue_many
-    from helpdesk_bot.limits import Counting
+    from helpdesk_bot.web.intake import celery_enqueue_many
+    from helpdesk_bot.web.limits import Counting
     from helpdesk_bot.settings import Settings
     from workers.broker import BROKER_EPOCH_KEY
     from workers.celery_app import create_celery
@@ -176,7 +176,7 @@ def test_messages_written_to_redis_match_what_celery_sends(tmp_path, redis_url):
 def test_rate_limits_are_counted_in_redis_for_every_process(redis_url):
     import redis
 
-    from helpdesk_bot.limits import RateLimiter, hit_in_order
+    from helpdesk_bot.web.limits import RateLimiter, hit_in_order
 
     client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/8")
     client.flushdb()
@@ -218,7 +218,7 @@ def test_rate_limits_are_counted_in_redis_for_every_process(redis_url):
 def test_rate_limits_count_in_memory_when_redis_is_down():
     import redis
 
-    from helpdesk_bot.limits import RateLimiter, hit_in_order
+    from helpdesk_bot.web.limits import RateLimiter, hit_in_order
 
     down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     ip = RateLimiter(down, "IP", 1, 60)
@@ -238,8 +238,8 @@ def test_deliveries_a_rate_limit_refuses_are_not_kept_or_queued(tmp_path, redis_
 
     import redis
 
-    from helpdesk_bot.intake import RateLimited, _Pending, celery_enqueue_many
-    from helpdesk_bot.limits import RateLimiter
+    from helpdesk_bot.web.intake import RateLimited, _Pending, celery_enqueue_many
+    from helpdesk_bot.web.limits import RateLimiter
     from helpdesk_bot.settings import Settings
     from workers.celery_app import create_celery
 
@@ -287,7 +287,7 @@ def test_deliveries_a_rate_limit_refuses_are_not_kept_or_queued(tmp_path, redis_
 
 
 def test_requests_a_stuck_writer_holds_are_answered_in_time(tmp_path, monkeypatch):
-    from helpdesk_bot import intake as intake_module
+    from helpdesk_bot.web import intake as intake_module
     from helpdesk_bot.errors import TransientError
 
     monkeypatch.setattr(intake_module, "WAIT_SECONDS", 2.0)
@@ -332,8 +332,8 @@ def test_a_backlog_of_over_a_thousand_events_is_queued_with_a_counted_batch(tmp_
     # batch's new events must go in that one, ahead of what a down broker left behind.
     import redis
 
-    from helpdesk_bot.intake import _Pending, celery_enqueue_many
-    from helpdesk_bot.limits import RateLimiter
+    from helpdesk_bot.web.intake import _Pending, celery_enqueue_many
+    from helpdesk_bot.web.limits import RateLimiter
     from helpdesk_bot.settings import Settings
     from workers.celery_app import create_celery
 

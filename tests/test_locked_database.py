@@ -34,7 +34,7 @@ def server(tmp_path, redis_url):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_"))}
     env.update(HELPDESK_DATA_DIR=str(tmp_path), REDIS_URL=broker_url, ZENDESK_WEBHOOK_SECRET=SECRET)
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.cli", "serve", "--port", str(port), "--workers", "1"],
+    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "serve", "--port", str(port), "--workers", "1"],
                                env=env, stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 

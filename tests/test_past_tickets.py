@@ -9,7 +9,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.domain import PAST_TICKET, Draft, Message, Source, Ticket
 from helpdesk_bot.drafting import reply_html
 from helpdesk_bot.guardrails import allowed_links

@@ -298,7 +298,7 @@ def test_operator_and_workflow_messages_are_the_helpdesks_own(sandbox, client, c
 def test_the_index_can_be_built_from_intercoms_articles(sandbox, tmp_path):
     from click.testing import CliRunner
 
-    from helpdesk_bot.cli import main
+    from helpdesk_bot.ops.cli import main
 
     env = {"HELPDESK_DATA_DIR": str(tmp_path), "INTERCOM_SANDBOX_URL": sandbox.url, "QDRANT_URL": "", "DATABASE_URL": ""}
     result = CliRunner().invoke(main, ["index", "--from-helpdesk", "--helpdesk", "intercom", "--json"], env=env)

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import PUBLIC_ENDPOINTS, create_app
+from helpdesk_bot.web.app import PUBLIC_ENDPOINTS, create_app
 from integrations.zendesk import webhook as zendesk_webhook
 
 SECRETS = {

@@ -33,7 +33,7 @@ def test_serve_records_and_queues_concurrent_webhooks_and_signs_in(tmp_path, red
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_"))}
     env.update(HELPDESK_DATA_DIR=str(tmp_path), REDIS_URL=broker_url, DATABASE_URL=database_url,
                ZENDESK_WEBHOOK_SECRET=SECRET)
-    cli = [sys.executable, "-m", "helpdesk_bot.cli"]
+    cli = [sys.executable, "-m", "helpdesk_bot.ops.cli"]
     subprocess.run([*cli, "admin", "create-user", "ops", "--password-stdin"], input=PASSWORD + "\n", env=env,
                    check=True, capture_output=True, text=True, timeout=60)
     port = free_port()

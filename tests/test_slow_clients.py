@@ -34,7 +34,7 @@ def server(tmp_path, redis_url):
     env.update(HELPDESK_DATA_DIR=str(tmp_path), REDIS_URL=broker_url, ZENDESK_WEBHOOK_SECRET=SECRET,
                HELPDESK_BODY_READ_SECONDS="3")
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.cli", "serve", "--port", str(port), "--workers", "2"],
+    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "serve", "--port", str(port), "--workers", "2"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 

@@ -21,7 +21,7 @@ import jwt
 import pytest
 import requests
 
-from helpdesk_bot.agent_app import HELPDESK
+from helpdesk_bot.web.agent_app import HELPDESK
 from integrations.sandbox import HUMAN_AGENT_ID
 from integrations.zendesk_app.package import build
 

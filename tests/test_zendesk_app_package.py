@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from click.testing import CliRunner
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from integrations.zendesk_app.package import APP_DIR, AppInvalid, build, validate
 
 

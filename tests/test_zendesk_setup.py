@@ -12,9 +12,9 @@ import requests
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from helpdesk_bot.cli import main
+from helpdesk_bot.ops.cli import main
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
 from integrations.zendesk.setup import FOLLOW_UP_TRIGGER, NEW_TICKET_TRIGGER, WEBHOOK_NAME
 

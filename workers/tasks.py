@@ -11,6 +11,7 @@ from celery import Celery, shared_task
 from celery.signals import worker_ready
 
 from helpdesk_bot.errors import ActionInProgress, AIUnavailable, PermanentError, TransientError
+from helpdesk_bot.helpdesk import PastTicketsFeed
 from helpdesk_bot.indexing import index_help_center, index_past_tickets
 from helpdesk_bot.outcomes import check_outcomes as check
 from helpdesk_bot.recovery import requeue_lost_events
@@ -111,7 +112,7 @@ def reindex_help_center(self) -> dict:
     log.info("re-index: %s", report.as_dict())
     if not settings.index_past_tickets:
         return report.as_dict()
-    if not hasattr(helpdesk, "past_resolutions"):
+    if not isinstance(helpdesk, PastTicketsFeed):
         log.warning("HELPDESK_INDEX_PAST_TICKETS is on, but %s has no past tickets to index (Zendesk only)", helpdesk.name)
         return report.as_dict()
     past = index_past_tickets(settings, p.ledger, embedder, helpdesk)

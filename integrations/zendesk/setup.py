@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from helpdesk_bot.policy import ANSWERED_TAG, ESCALATED_TAG
+from helpdesk_bot.domain import ANSWERED_TAG, ESCALATED_TAG
 
 WEBHOOK_NAME = "helpdesk-bot"
 NEW_TICKET_TRIGGER = "helpdesk-bot: new ticket"

@@ -1,5 +1,5 @@
 """The agents' sidebar app for Zendesk (ZAF v2): manifest.json, translations/, assets/.
 
 `package.py` validates it and builds the upload zip (`helpdesk-bot zendesk-app package`);
-its API is helpdesk_bot/agent_app.py.
+its API is helpdesk_bot/web/agent_app.py.
 """

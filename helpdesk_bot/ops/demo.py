@@ -32,7 +32,7 @@ from helpdesk_bot.text import html_to_text
 from integrations.sandbox.constants import HUMAN_AGENT_EMAIL
 from workers.broker import stop_embedded_redis
 
-SAMPLE_DATA = Path(__file__).parent / "sample_data"
+SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
 ATTEMPTS = 3  # HELPDESK_MAX_ATTEMPTS in the demo, with a 0.5 s first wait: a dead letter within seconds
 TIMEOUT_SECONDS = 180
 DEMO_ADMIN = "admin"
@@ -78,12 +78,12 @@ def run_demo(once: bool, port: int) -> int:
     # file: the story printed here stays readable, and the file is there when something fails.
     worker_log = open(data_dir / "worker.log", "w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk_bot.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env,
+        [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env,
         stdout=worker_log, stderr=subprocess.STDOUT,
     )
     _say(f"worker log       {worker_log.name}")
     try:
-        from helpdesk_bot.webapp import create_app
+        from helpdesk_bot.web.app import create_app
 
         app = create_app(settings)
         server = make_server("127.0.0.1", port, app, threaded=True)

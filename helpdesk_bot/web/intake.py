@@ -31,7 +31,8 @@ from gevent import monkey as gevent_monkey
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.errors import TransientError
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.limits import COUNT_GROUPS_LUA, Checks, Counting, Place, RateLimiter, Verdict
+from workers.broker import BROKER_EPOCH_KEY, broker_client, broker_epoch
+from helpdesk_bot.web.limits import COUNT_GROUPS_LUA, Checks, Counting, Place, RateLimiter, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +277,6 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
         return direct
 
     def enqueue_many(event_ids: list[int]) -> list[int]:
-        from workers.broker import broker_epoch
-
         try:
             # A Redis that restarted empty starts a new data epoch before its first message:
             # beat re-queues what was queued before it (helpdesk_bot/recovery.py).
@@ -302,7 +301,7 @@ def celery_enqueue_many(celery, task_name: str = "workers.tasks.answer_ticket") 
 
 # The broker epoch, the batch's rate limits and its messages in one script: atomic like
 # MULTI/EXEC, in one command. KEYS: the epoch, the queue, then the limits' counters; ARGV: the
-# epoch's start, the limits' plan (helpdesk_bot/limits.py), then (group, position, message)
+# epoch's start, the limits' plan (helpdesk_bot/web/limits.py), then (group, position, message)
 # for each request carrying a new event, the message '' for the event's other requests: an
 # event is queued once, if the limits let through any of its requests.
 _PUSH = COUNT_GROUPS_LUA + """
@@ -355,8 +354,6 @@ class RedisTaskMessages:
     @classmethod
     def for_celery(cls, celery, task_name: str) -> "RedisTaskMessages | None":
         """None unless the broker is Redis with kombu's default key layout and the task takes the default route."""
-        from workers.broker import BROKER_EPOCH_KEY, broker_client
-
         conf = celery.conf
         options = conf.broker_transport_options or {}
         if (not str(conf.broker_url).startswith(("redis://", "rediss://", "redis+socket://")) or conf.task_routes

@@ -101,7 +101,7 @@ def check_policy(settings: Settings) -> str:
 def check_redis(settings: Settings) -> str:
     import redis
 
-    from workers.beat_lock import redis_client
+    from workers.broker import redis_client
 
     if not settings.redis_url:
         from workers.broker import broker_url
@@ -135,7 +135,8 @@ def check_beat(settings: Settings) -> str:
     import redis
 
     from workers.broker import broker_url
-    from workers.beat_lock import redis_client, running_beat
+    from workers.beat_lock import running_beat
+    from workers.broker import redis_client
 
     try:
         holder = running_beat(redis_client(broker_url(settings)))

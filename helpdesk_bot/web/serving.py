@@ -5,7 +5,7 @@ a process's `--connections` slots until the server gives up on it. What bounds t
 
 - headers: gunicorn reads a request's headers within its keep-alive timeout (2 s);
 - body: the web app reads it within HELPDESK_BODY_READ_SECONDS, and only after the checks that
-  need no body (rate limit, size, signature headers) have passed (webapp.read_body);
+  need no body (rate limit, size, signature headers) have passed (web/app.py, _raw_body);
 - this worker: one client address holds at most HELPDESK_MAX_CONNECTIONS_PER_IP connections per
   process, so one sender cannot take every slot while it is being timed out. A reverse proxy in
   front (deploy/README.md) buffers requests itself; set the cap to 0 there, since every

@@ -17,10 +17,11 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jso
                    request, url_for)
 
 from helpdesk_bot import analytics, topics
-from helpdesk_bot.dashboard import charts
-from helpdesk_bot.dashboard.auth import check_csrf, csrf_token, load_user, login_required, safe_next, sign_in, sign_out
+from helpdesk_bot.web.dashboard import charts
+from helpdesk_bot.web.dashboard.auth import (check_csrf, csrf_token, load_user, login_required, safe_next, sign_in,
+                                            sign_out)
 from helpdesk_bot.errors import ConfigError
-from helpdesk_bot.limits import RateLimiter
+from helpdesk_bot.web.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
 from helpdesk_bot.text import shorten

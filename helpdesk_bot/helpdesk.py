@@ -3,16 +3,21 @@
 Implementations: Zendesk (integrations/zendesk) and Intercom (integrations/intercom), where a
 ticket is a conversation. tests/test_helpdesk_contract.py runs the same assertions on both.
 Failures are the product's own: Throttled (429, with the wait), TransientError, PermanentError.
+
+What only some helpdesks can do is a protocol of its own, checked with `isinstance`:
+`HelpCenterFeed` (the articles changed since a time) and `PastTicketsFeed` (solved tickets with
+the agent's answer, to index as knowledge).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from helpdesk_bot.domain import Ticket, TicketHistory
-from helpdesk_bot.knowledge import Article
+from helpdesk_bot.knowledge import Article, HelpCenterChanges, PastTickets
 
 
+@runtime_checkable
 class Helpdesk(Protocol):
     name: str
 
@@ -44,3 +49,19 @@ class Helpdesk(Protocol):
 
     def ticket_history(self, ticket_id: str) -> TicketHistory:
         """Status, tags, timed comments and satisfaction rating: what the outcomes job needs."""
+
+
+@runtime_checkable
+class HelpCenterFeed(Protocol):
+    """A help center with an incremental export: only what changed is read each night."""
+
+    def article_changes(self, start_time: int) -> HelpCenterChanges:
+        """The articles published or changed since `start_time`, and the ids of all published ones."""
+
+
+@runtime_checkable
+class PastTicketsFeed(Protocol):
+    """Solved tickets whose agent answers can be indexed as knowledge."""
+
+    def past_resolutions(self, start_time: int) -> PastTickets:
+        """Tickets solved since `start_time`, each with the customer's question and the agent's answer."""

@@ -26,6 +26,7 @@ from helpdesk_bot.domain import Outcome
 from helpdesk_bot.drafting import cited_sources
 from helpdesk_bot.errors import PermanentError, TransientError
 from helpdesk_bot.ledger import DRAFT_VERDICTS
+from helpdesk_bot.services import build_answerer, make_helpdesk
 from helpdesk_bot.text import escape
 
 HELPDESK = "zendesk"  # the sidebar app runs in Zendesk; the sandbox speaks Zendesk too
@@ -229,16 +230,12 @@ class _Parts:
     def answerer(self):
         with self._lock:
             if self._answerer is None:
-                from helpdesk_bot.services import build_answerer
-
                 self._answerer = build_answerer(self.settings)
             return self._answerer
 
     def helpdesk(self):
         with self._lock:
             if self._helpdesk is None:
-                from helpdesk_bot.services import make_helpdesk
-
                 self._helpdesk = make_helpdesk(self.settings, "zendesk")  # the sidebar app is Zendesk's
             return self._helpdesk
 
