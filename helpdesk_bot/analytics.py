@@ -1,6 +1,6 @@
 """What the bot did and what it saved, computed from the ledger.
 
-Definitions (the dashboard's and the README's):
+Definitions (the dashboard's and docs/dashboard.md's):
 - a ticket counts once, by the bot's first answer on it;
 - deflected: auto-sent and not reopened (a reply not yet known to be reopened counts as
   deflected until the 72-hour window says otherwise);

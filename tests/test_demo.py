@@ -1,4 +1,4 @@
-"""`helpdesk-bot demo --once`, the README's first command, end to end in its own processes."""
+"""`helpdesk-bot demo --once`, the README's quick start, end to end in its own processes."""
 
 import json
 import os

@@ -33,7 +33,7 @@ HANDLED_EVENT_TYPES = {
     "zen:event-type:ticket.created": "ticket.created",
     "zen:event-type:ticket.comment_added": "ticket.updated",
 }
-# What a trigger body may name in its "event" field (README: the two triggers).
+# What a trigger body may name in its "event" field (docs/helpdesks.md: the two triggers).
 TRIGGER_EVENTS = ("ticket.created", "ticket.updated")
 
 
