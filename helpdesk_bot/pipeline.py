@@ -17,7 +17,7 @@ from helpdesk_bot.conversation import UNRESOLVED, Turn, conversation_summary, ha
 from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
-from helpdesk_bot.guardrails import hold_unsafe
+from helpdesk_bot.guardrails import hold_unsafe, is_web_link
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
@@ -121,7 +121,8 @@ class Pipeline:
         decision, ticket = outcome.decision, outcome.ticket
         kind = "reply" if decision.action == "auto_send" else "note"
         if kind == "reply":
-            body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket)
+            body = reply_html(outcome.draft, list(outcome.sources), outcome.ticket,
+                              self.answerer.policy.current().link_domains)
         elif turn.step == "hand_over":
             body = handover_note(ticket, turn.reason)
         else:
@@ -258,8 +259,9 @@ def escalation_note(outcome: Outcome) -> str:
         draft_part = "<p><strong>Suggested reply (not sent):</strong></p>" + reply_html(draft, list(outcome.sources), outcome.ticket)
     cited = {s.chunk.id for s in cited_sources(draft, list(outcome.sources))}
     sources = "".join(
-        f'<li><a href="{escape(s.chunk.url)}">{escape(s.chunk.title)}</a> '
-        f"(similarity {s.dense:.2f}{', cited' if s.chunk.id in cited else ''})</li>"
+        (f'<li><a href="{escape(s.chunk.url)}">{escape(s.chunk.title)}</a> ' if is_web_link(s.chunk.url)
+         else f"<li>{escape(s.chunk.title)} ")
+        + f"(similarity {s.dense:.2f}{', cited' if s.chunk.id in cited else ''})</li>"
         for s in outcome.sources
     )
     return (

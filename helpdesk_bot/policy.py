@@ -55,6 +55,8 @@ always_human_tags = ["legal", "security", "vip"]
 rollout = 100                  # percent of tickets the bot may answer by itself
 shadow = false                 # true: never send; post notes and record what would have been sent
 kill_switch = false            # true: nothing is sent automatically, everything goes to humans
+link_domains = []              # the company's domains (and their subdomains) a reply may link to,
+                               # besides its cited sources: ["orbitask.com"]
 
 [intercom]                     # per helpdesk, if its escalation target differs
 escalation_group_id = 0        # Intercom team for handed-over conversations
@@ -110,6 +112,8 @@ class Policy:
     kill_switch: bool = False
     # (helpdesk, group id or None) pairs that override escalation_group_id for that helpdesk
     helpdesk_escalation_groups: tuple[tuple[str, int | None], ...] = ()
+    # Domains a reply may link to besides its cited sources: the company's own, subdomains included.
+    link_domains: tuple[str, ...] = ()
 
     def escalation_group_for(self, helpdesk: str) -> int | None:
         return dict(self.helpdesk_escalation_groups).get(helpdesk, self.escalation_group_id)
@@ -211,7 +215,7 @@ def _percent(share: float) -> str:
 # --- Loading and validating the TOML file -----------------------------------------------
 
 _KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules", "rollout", "shadow",
-         "kill_switch", *HELPDESKS}
+         "kill_switch", "link_domains", *HELPDESKS}
 _RULE_KEYS = {"tags", "brands", "channels", "threshold", "shadow"}
 
 
@@ -269,6 +273,7 @@ def parse_policy(raw: dict, source: str = "policy") -> Policy:
         shadow=_bool(raw.get("shadow", False), f"{source}: shadow"),
         kill_switch=_bool(raw.get("kill_switch", False), f"{source}: kill_switch"),
         helpdesk_escalation_groups=tuple(helpdesk_groups),
+        link_domains=_domains(raw.get("link_domains", []), f"{source}: link_domains"),
     )
 
 
@@ -303,6 +308,14 @@ def _bool(value, where: str) -> bool:
     return value
 
 
+def _domains(value, where: str) -> tuple[str, ...]:
+    domain = re.compile(r"^(?:[\w-]+\.)+[\w-]{2,}$")
+    if not isinstance(value, list) or not all(isinstance(d, str) and domain.match(d.strip().lower()) for d in value):
+        raise ConfigError(f"{where} must be a list of domain names such as \"orbitask.com\" (no scheme, no path), "
+                          f"got {value!r}")
+    return tuple(sorted({d.strip().lower() for d in value}))
+
+
 def _tags(value, where: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
         raise ConfigError(f"{where} must be a list of tag names, got {value!r}")
@@ -332,6 +345,8 @@ def policy_to_toml(policy: Policy) -> str:
         f"shadow = {_toml_bool(policy.shadow)}",
         f"kill_switch = {_toml_bool(policy.kill_switch)}",
     ]
+    if policy.link_domains:
+        lines.append(f"link_domains = {_list(list(policy.link_domains))}")
     for helpdesk, group in policy.helpdesk_escalation_groups:
         lines += ["", f"[{helpdesk}]", f"escalation_group_id = {group or 0}"]
     for rule in policy.rules:

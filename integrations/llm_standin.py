@@ -7,8 +7,15 @@ tests and the doctor's checks.
 
 The reply follows the drafter's JSON schema: it answers like a careful model, with the first
 sentence of source S1, cited, or declines when the prompt holds no sources. Tests replace
-`responder` to make it answer otherwise (obey what a ticket tells it, say), script a raw
-HTTP `reply`, or `inject` faults: error statuses, slow answers, connection resets.
+`responder` to make it answer otherwise, script a raw HTTP `reply`, or `inject` faults: error
+statuses, slow answers, connection resets. Two responders come with it:
+
+- `obeying(orders)`: a gullible model. When the prompt carries an order's trigger (the words a
+  hostile ticket used), it writes what that ticket dictated, cited; an order whose trigger never
+  reached it (a display name the prompt leaves out, say) cannot be obeyed. With no matching
+  order it writes whatever follows "say", "write", "reply" or "tell me" in the ticket.
+- `answering(text)`: a careful model that writes `text` and cites the source holding most of its
+  words, with "{url}" replaced by that source's link.
 """
 
 from __future__ import annotations
@@ -46,6 +53,47 @@ def answer_for(request: dict) -> dict:
         return {"can_answer": False, "answer": "", "citations": [], "reason": "no sources were given"}
     first = re.split(r"(?<=[.!?])\s", match.group(1).strip(), maxsplit=1)[0]
     return {"can_answer": True, "answer": f"{first} [S1]", "citations": ["S1"], "reason": ""}
+
+
+_SOURCE_BLOCK = re.compile(r"^\[(S\d+)\][^\n]*\((\S*)\)\n(.*?)(?=^\[S\d+\]|\Z)", re.MULTILINE | re.DOTALL)
+_TICKET = re.compile(r"<ticket>\n(.*?)\n</ticket>", re.DOTALL)
+_DICTATED = re.compile(r"(?i)\b(?:say|write|reply|respond|answer|tell (?:me|them|the customer)|state|confirm)"
+                       r"(?: (?:exactly|only|back|with|that|this(?: sentence)?|in your reply))*\s*[:,]?\s*"
+                       r"[\"“'‘]?(?P<text>[^\"”’\n]{8,}?)[\"”’]?\s*$", re.MULTILINE)
+
+
+def _prompt(request: dict) -> str:
+    return "\n".join(str(m.get("content", "")) for m in request["messages"] if m.get("role") == "user")
+
+
+def _answer(text: str, label: str = "S1") -> dict:
+    return {"can_answer": True, "answer": f"{text} [{label}]", "citations": [label], "reason": ""}
+
+
+def obeying(orders: dict[str, str] | None = None, otherwise=answer_for):
+    """A responder that does what the ticket in the prompt tells it (see the module docstring)."""
+    def respond(request: dict) -> dict:
+        prompt = _prompt(request)
+        for trigger, dictated in (orders or {}).items():
+            if trigger in prompt:
+                return _answer(dictated)
+        ticket = _TICKET.search(prompt)
+        found = _DICTATED.search(ticket.group(1)) if ticket else None
+        return _answer(found.group("text").strip()) if found else otherwise(request)
+    return respond
+
+
+def answering(text: str):
+    """A responder that writes `text` from the source that holds most of its words (see above)."""
+    words = set(re.findall(r"\w+", text.lower()))
+
+    def respond(request: dict) -> dict:
+        blocks = _SOURCE_BLOCK.findall(_prompt(request))
+        if not blocks:
+            return answer_for(request)
+        label, url, _ = max(blocks, key=lambda b: len(words & set(re.findall(r"\w+", b[2].lower()))))
+        return _answer(text.replace("{url}", url), label)
+    return respond
 
 
 class _Handler(BaseHTTPRequestHandler):

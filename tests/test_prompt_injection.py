@@ -1,11 +1,14 @@
 """Hostile tickets (tests/data/hostile_tickets.jsonl) never get an auto-sent reply that does
-what they ask: no foreign link, no promise, no prompt or internal note, no other language or
-persona. A public reply holds only links from its sources.
+what they ask: no foreign link, no promise, no action claimed on the account, no changed number,
+plan or "not", no prompt or internal note, no other language or persona. A public reply holds
+only links from its sources. Harmless requests (tests/data/benign_tickets.jsonl: another
+language or tone, the article's link, "are you a bot?") are not held back.
 
 Each ticket runs through the real pipeline (zenpy over HTTP to the sandbox, embedded Qdrant,
 the ledger) twice: with the extractive drafter, and with the OpenAI drafter against a stand-in
-that obeys every injection. The policy threshold is 0, so the confidence score cannot save
-us: only the guardrails stand between the ticket and the customer.
+that obeys every injection that reaches it (in the body, the subject, an earlier message or the
+display name). The policy threshold is 0, so the confidence score cannot save us: only the
+guardrails stand between the ticket and the customer.
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.services import make_helpdesk, open_store
 from helpdesk_bot.settings import Settings
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
-from integrations.llm_standin import StandinServer
+from helpdesk_bot.redaction import redact
+from integrations.llm_standin import StandinServer, answering, obeying
 
 from conftest import SAMPLE_HELP_CENTER, restored_environment
 
 HOSTILE = [json.loads(line) for line in (Path(__file__).parent / "data" / "hostile_tickets.jsonl").read_text().splitlines()]
+BENIGN = [json.loads(line) for line in (Path(__file__).parent / "data" / "benign_tickets.jsonl").read_text().splitlines()]
 SAMPLE_TICKETS = json.loads((SAMPLE_HELP_CENTER.parent / "tickets.json").read_text())
 _LINK = re.compile(r"""href=["']([^"']+)|(?i:\b(?:https?://|www\.)[^\s<>"')\]]+)""")
 
@@ -87,21 +92,46 @@ def _world(tmp_path_factory, help_center_index, embedder):
 
 
 def run_ticket(world, drafter: str, subject: str, body: str, html: bool = False, note: str | None = None,
-               obeyed_answer: str | None = None) -> list[dict]:
-    """Create the ticket (and an agent's internal note), run the pipeline, return the bot's comments."""
+               obeyed_answer: str | None = None, name: str = "Robin Vale", earlier: str | None = None,
+               responder=None) -> list[dict]:
+    """Create the ticket (an earlier customer message, an agent's internal note), run the
+    pipeline, return the bot's comments. With `obeyed_answer` the stand-in obeys the ticket:
+    it writes that answer when the words carrying the injection reach it."""
     sandbox = world["sandbox"]
-    comment = {"html_body": body} if html else {"body": body}
-    ticket = {"subject": subject, "comment": comment, "requester": {"name": "Robin Vale", "email": "robin@example.com"}}
-    ticket_id = sandbox._call("POST", "/tickets.json", {"ticket": ticket})["ticket"]["id"]
+    first, later = (earlier, body) if earlier else (body, None)
+    comment = {"html_body": first} if html else {"body": first}
+    # One requester per display name: the helpdesk keeps the name a known address already has.
+    email = "robin@example.com" if name == "Robin Vale" else f"requester-{abs(hash(name)) % 10**8}@example.com"
+    ticket = {"subject": subject, "comment": comment, "requester": {"name": name, "email": email}}
+    created = sandbox._call("POST", "/tickets.json", {"ticket": ticket})["ticket"]
+    ticket_id = created["id"]
+    if later:
+        sandbox._call("PUT", f"/tickets/{ticket_id}.json",
+                      {"ticket": {"comment": {"body": later, "public": True, "author_id": created["requester_id"]}}})
     if note:
         sandbox._call("PUT", f"/tickets/{ticket_id}.json",
                       {"ticket": {"comment": {"body": note, "public": False, "author_id": HUMAN_AGENT_ID}}})
-    if obeyed_answer is not None:  # the stand-in does exactly what the ticket asks
-        world["llm"].responder = lambda request: {"can_answer": True, "answer": f"{obeyed_answer} [S1]",
-                                                  "citations": ["S1"], "reason": ""}
+    if obeyed_answer is not None:
+        carrier = earlier or (name if name != "Robin Vale" else None) or body
+        if subject != "Robin Vale" and _injects(subject):
+            carrier = subject
+        trigger = re.sub(r"<[^>]+>", " ", redact(carrier)).split("\n")[0].strip()[:30]
+        world["llm"].responder = obeying({trigger: obeyed_answer})
+    elif responder is not None:
+        world["llm"].responder = responder
     event_id, _ = world["ledger"].record_event(TicketEvent("zendesk", f"{drafter}-{ticket_id}", str(ticket_id)))
     world["pipelines"][drafter].handle_event(event_id)
     return [c for c in sandbox.state.ticket_comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
+
+
+def _injects(subject: str) -> bool:
+    from helpdesk_bot.guardrails import INJECTION_PATTERNS
+    return any(pattern.search(subject) for _, pattern in INJECTION_PATTERNS)
+
+
+def run_case(world, drafter: str, case: dict, obey: bool) -> list[dict]:
+    return run_ticket(world, drafter, case["subject"], case["body"], case["html"], case["internal_note"],
+                      case["obeyed_answer"] if obey else None, case.get("name", "Robin Vale"), case.get("earlier"))
 
 
 def reply_violations(case: dict, reply: dict) -> list[str]:
@@ -120,27 +150,77 @@ def reply_violations(case: dict, reply: dict) -> list[str]:
 
 @pytest.mark.parametrize("drafter", ["extractive", "llm"])
 def test_hostile_tickets_never_get_a_reply_that_follows_them(world, drafter):
-    assert len(HOSTILE) >= 40
-    outcomes, failures = Counter(), []
+    assert len(HOSTILE) >= 100
+    outcomes, by_category, failures = Counter(), {}, []
     for case in HOSTILE:
-        comments = run_ticket(world, drafter, case["subject"], case["body"], case["html"], case["internal_note"],
-                              case["obeyed_answer"] if drafter == "llm" else None)
+        comments = run_case(world, drafter, case, obey=drafter == "llm")
+        category = by_category.setdefault(case["category"], Counter())
         if not comments:
             # A human agent wrote the internal note, so the conversation rules keep the bot silent.
             assert case["internal_note"], (case["id"], "no outcome")
             outcomes["silent: a human has written"] += 1
+            category["silent"] += 1
             continue
         assert len(comments) == 1, (case["id"], comments)
         [comment] = comments
         if comment["public"]:
             outcomes["auto-sent, safe"] += 1
+            category["sent"] += 1
             problems = reply_violations(case, comment)
             if problems:
                 failures.append((case["id"], problems, comment["plain_body"][:200]))
         else:
             outcomes["escalated"] += 1
+            category["held"] += 1
     print(f"\n{drafter}: {len(HOSTILE)} hostile tickets: {dict(outcomes)}; {len(HOSTILE) - len(failures)} passed")
+    print(json.dumps({name: dict(counts) for name, counts in sorted(by_category.items())}))
     assert failures == []
+
+
+@pytest.mark.timeout(300)  # 101 tickets through the pipeline, like the test above
+def test_the_draft_checks_alone_hold_what_the_ticket_scan_misses(world, monkeypatch):
+    """Defence in depth: with the scan of the ticket switched off, the checks on the draft
+    still keep every obeyed answer from the customer."""
+    import helpdesk_bot.guardrails as guardrails_module
+
+    monkeypatch.setattr(guardrails_module, "injection_signals", lambda ticket: [])
+    sent, failures = 0, []
+    for case in [c for c in HOSTILE if not c["internal_note"]]:
+        [comment] = run_case(world, "llm", case, obey=True)
+        sent += comment["public"]
+        if comment["public"] and reply_violations(case, comment):
+            failures.append((case["id"], comment["plain_body"][:200]))
+    print(f"\nticket scan off: {sent} of {len([c for c in HOSTILE if not c['internal_note']])} hostile tickets "
+          f"auto-sent, {len(failures)} following the injection")
+    assert failures == []
+
+
+def test_the_display_name_never_reaches_the_model(world):
+    world["llm"].clear()
+    for case in [c for c in HOSTILE if c.get("name")]:
+        [comment] = run_case(world, "llm", case, obey=True)
+        assert not comment["public"] and "possible prompt injection" in comment["plain_body"], case["id"]
+        prompt = json.dumps(world["llm"].requests[-1]["json"]["messages"], ensure_ascii=False)
+        assert case["name"] not in prompt and case["name"][:12] not in prompt, case["id"]
+    world["llm"].clear()
+
+
+@pytest.mark.parametrize("drafter", ["extractive", "llm"])
+def test_harmless_requests_are_not_held_back(world, drafter):
+    """Another language or tone, the article's link, "are you a bot?": at most 1 in 20 held."""
+    assert len(BENIGN) >= 20
+    held, reasons = [], Counter()
+    for case in BENIGN:
+        responder = answering(case["careful_answer"]) if drafter == "llm" else None
+        [comment] = run_ticket(world, drafter, case["subject"], case["body"], responder=responder)
+        if not comment["public"] and ("held back by a guardrail" in comment["plain_body"]
+                                      or "prompt injection" in comment["plain_body"]):
+            held.append(case["id"])
+            reasons.update(re.findall(r"(possible prompt injection[^\n]*|a sentence is not supported[^(]*|"
+                                      r"the draft has links[^:]*|the draft says an action[^:]*)", comment["plain_body"]))
+    world["llm"].clear()
+    print(f"\n{drafter}: {len(held)} of {len(BENIGN)} harmless tickets held by a guardrail: {held} {dict(reasons)}")
+    assert len(held) <= len(BENIGN) / 20
 
 
 def test_the_obeying_model_would_have_been_sent_without_the_guardrails(world, monkeypatch):
@@ -148,12 +228,13 @@ def test_the_obeying_model_would_have_been_sent_without_the_guardrails(world, mo
     import helpdesk_bot.pipeline as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "hold_unsafe", lambda decision, *args, **kwargs: decision)
-    leaked = 0
-    for case in HOSTILE[:10]:
-        [comment] = run_ticket(world, "llm", case["subject"], case["body"], case["html"], case["internal_note"],
-                               case["obeyed_answer"])
+    leaked, tried = 0, 0
+    for case in [c for c in HOSTILE if not c.get("name") and not c["internal_note"]]:
+        [comment] = run_case(world, "llm", case, obey=True)
+        tried += 1
         leaked += bool(comment["public"] and reply_violations(case, comment))
-    assert leaked >= 8
+    print(f"\nwithout the guardrails, {leaked} of {tried} obeyed replies reach the customer")
+    assert leaked >= tried * 0.6  # the rest: links the rendering strips anyway, orders that never reached it
 
 
 def test_ordinary_tickets_still_get_answers_from_the_llm(world):

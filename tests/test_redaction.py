@@ -1,8 +1,10 @@
 """Personal data and secrets are redacted before text goes to the LLM, the index, the logs or
 Sentry; recall and precision are measured on labelled sets (tests/data/pii_*.jsonl).
 
-pii_labelled.jsonl was written alongside the detectors; pii_heldout.jsonl was written after
-them and not tuned on, so its figures are the honest estimate for new text.
+pii_corpus.jsonl (tests/data/make_pii_corpus.py) holds personal data in sentences, by kind and
+region or language, and near misses that must be left alone; its rows sorted "…/held-out" were
+written after the detectors and not tuned on. pii_labelled.jsonl and pii_heldout.jsonl are the
+earlier sets.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 
 from helpdesk_bot.domain import Chunk, Message, Source, Ticket
 from helpdesk_bot.drafting import OpenAIDrafter
-from helpdesk_bot.redaction import find_pii, iban_valid, luhn_valid, redact, redact_log_records
+from helpdesk_bot.redaction import PLACEHOLDER, find_pii, iban_valid, luhn_valid, redact, redact_log_records
 from helpdesk_bot.scrubbing import scrub_sentry_event
 from integrations.llm_standin import StandinServer
 
@@ -50,18 +52,80 @@ def score(rows: list[dict]) -> dict:
             "false_positives": false, "found_by_kind": dict(by_kind)}
 
 
+def figures_by_kind(rows: list[dict]) -> dict:
+    """Recall per kind of personal data, and the share of near misses with anything redacted."""
+    found, total, near, touched = Counter(), Counter(), Counter(), Counter()
+    for row in rows:
+        text, detected = row["text"], find_pii(row["text"])
+        sort = row["sort"].split("/")[1] if row["sort"].startswith("near/") else row["sort"].split("/")[0]
+        if not row["spans"]:
+            near[sort] += 1
+            touched[sort] += bool(detected)
+        for label in row["spans"]:
+            start = text.index(label["text"])
+            end = start + len(label["text"])
+            total[label["kind"]] += 1
+            found[label["kind"]] += any(d.kind == label["kind"] and d.start <= start and d.end >= end for d in detected)
+    return {
+        "recall": round(sum(found.values()) / sum(total.values()), 4),
+        "recall_by_kind": {k: f"{found[k]}/{total[k]}" for k in sorted(total)},
+        "near_misses_redacted": round(sum(touched.values()) / sum(near.values()), 4),
+        "near_misses_by_sort": {k: f"{touched[k]}/{near[k]}" for k in sorted(near)},
+        "labelled": sum(total.values()), "near_misses": sum(near.values()),
+    }
+
+
+def test_recall_by_kind_and_near_misses_on_the_corpus():
+    rows = load("pii_corpus.jsonl")
+    result = figures_by_kind(rows)
+    print(f"\npii corpus: {result}")
+    assert result["labelled"] >= 300 and result["near_misses"] >= 100
+    assert set(result["recall_by_kind"]) == {"EMAIL", "PHONE", "CARD", "IBAN", "NATIONAL_ID", "BIRTH_DATE", "SECRET"}
+    assert result["recall"] >= 0.97
+    assert result["near_misses_redacted"] <= 0.03
+    held_out = figures_by_kind([r for r in rows if r["sort"].endswith("held-out")])
+    print(f"held-out rows only: {held_out}")
+    assert held_out["recall"] >= 0.9 and held_out["near_misses_redacted"] <= 0.1
+
+
+@pytest.mark.parametrize("text, kept", [
+    ("My password is not working since Monday.", "not working"),
+    ("Mein Passwort ist abgelaufen.", "abgelaufen"),
+    ("Commit 9fceb02d0ae598e95dc970b74767f19372d61af8 broke it", "9fceb02d0ae598e95dc970b74767f19372d61af8"),
+    ("Tracking 1Z999AA10123456784 is stuck", "1Z999AA10123456784"),
+    ("Order number 4111111111111111 twice?", "4111111111111111"),
+    ("Receipt number 7230-9571 from the App Store", "7230-9571"),
+])
+def test_near_misses_are_left_alone(text, kept):
+    assert kept in redact(text)
+
+
+@pytest.mark.parametrize("text, gone, placeholder", [
+    ("Llámame al (11) 91234-5678", "91234-5678", "[phone]"),
+    ("Mon mot de passe : chaton_95", "chaton_95", "[secret]"),
+    ("card 4111.1111.1111.1111 please", "1111.1111", "[card]"),
+    ("SSN 123-45-6789", "123-45-6789", "[national_id]"),
+    ("Date of birth: 12/03/1985", "12/03/1985", "[birth_date]"),
+    ("write to jürgen@bücher.de", "jürgen", "[email]"),
+])
+def test_placeholders_name_the_kind(text, gone, placeholder):
+    redacted = redact(text)
+    assert gone not in redacted and placeholder in redacted
+    assert PLACEHOLDER.search(redacted)
+
+
 def test_recall_and_precision_on_the_labelled_set():
     rows = load("pii_labelled.jsonl")
     result = score(rows)
     print(f"\nlabelled set: {result}")
     assert result["spans"] >= 100 and set(result["found_by_kind"]) == {"EMAIL", "PHONE", "CARD", "IBAN", "SECRET"}
-    assert result["recall"] >= 0.95 and result["precision"] >= 0.95
+    assert result["recall"] >= 0.97 and result["precision"] >= 0.97
 
 
 def test_recall_and_precision_on_the_held_out_set():
     result = score(load("pii_heldout.jsonl"))
     print(f"\nheld-out set: {result}")
-    assert result["recall"] >= 0.9 and result["precision"] >= 0.9
+    assert result["recall"] >= 0.97 and result["precision"] >= 0.97
 
 
 def test_redacted_text_keeps_no_labelled_span():
@@ -91,14 +155,17 @@ def test_the_llm_never_sees_personal_data():
     try:
         drafter = OpenAIDrafter(api_key="sk-test", base_url=standin.base_url, model="m", timeout=5)
         ticket = Ticket(helpdesk="zendesk", id="1", subject="Refund to DE75512108001245126199", messages=(
+            Message("customer", "Earlier: my SSN is 123-45-6789 and mot de passe : chaton_95"),
             Message("customer", "I'm jo@example.com, call +44 20 7946 0958. Card 4539 1488 0343 6467, "
-                                "our key sk-proj-abcdefghijklmnopqrstuvwxyz012345"),))
+                                "our key sk-proj-abcdefghijklmnopqrstuvwxyz012345"),),
+            requester_name="Jo Example-Person")
         source = Source(Chunk("a#0", "a", "Refunds", "Refunds are made within 14 days.", "https://x.example/a"), 1, 1, 1)
         drafter.draft(ticket, [source])
         sent = json.dumps(list(standin.requests))
-        for secret in ("jo@example.com", "7946 0958", "0343 6467", "DE75512108001245126199", "sk-proj-abc"):
+        for secret in ("jo@example.com", "7946 0958", "0343 6467", "DE75512108001245126199", "sk-proj-abc",
+                       "123-45-6789", "chaton_95", "Example-Person"):  # the display name is not sent at all
             assert secret not in sent
-        assert "[email]" in sent and "[card]" in sent
+        assert "[email]" in sent and "[card]" in sent and "[national_id]" in sent and "Refund to [iban]" in sent
     finally:
         standin.stop()
 

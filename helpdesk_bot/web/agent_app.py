@@ -25,6 +25,7 @@ from helpdesk_bot.confidence import WEIGHTS
 from helpdesk_bot.domain import Outcome
 from helpdesk_bot.drafting import cited_sources
 from helpdesk_bot.errors import PermanentError, TransientError
+from helpdesk_bot.guardrails import is_web_link
 from helpdesk_bot.ledger import DRAFT_VERDICTS
 from helpdesk_bot.services import build_answerer, make_helpdesk
 from helpdesk_bot.text import escape
@@ -203,7 +204,7 @@ def draft_html(text: str, cited: list[dict]) -> str:
     paragraphs = "".join(f"<p>{escape(p.strip()).replace(chr(10), '<br>')}</p>"
                          for p in text.split("\n\n") if p.strip())
     links = "".join(
-        f'<li>[{n}] <a href="{escape(s["url"])}">{escape(s["title"])}</a></li>' if s["url"]
+        f'<li>[{n}] <a href="{escape(s["url"])}">{escape(s["title"])}</a></li>' if is_web_link(s["url"])
         else f"<li>[{n}] {escape(s['title'])}</li>"
         for n, s in enumerate(cited, 1)
     )
