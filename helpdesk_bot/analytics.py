@@ -25,9 +25,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import sqlalchemy as sa
-
-from helpdesk_bot.ledger import Ledger, actions, decisions, feedback, outcomes, ticket_events
+from helpdesk_bot.ledger import Ledger
 
 ESCALATION_REASONS = {
     "declined": "no answer in the knowledge base",
@@ -113,44 +111,28 @@ def load_tickets(ledger: Ledger, since: float = 0.0, until: float | None = None,
                  brand: str | None = None, tag: str | None = None) -> list[TicketRecord]:
     """One record per ticket (its first answer), with what became of it."""
     until = until or time.time() + 1
-    query = (
-        sa.select(decisions, outcomes.c.reopened, outcomes.c.final, outcomes.c.draft_similarity,
-                  outcomes.c.agent_reply, outcomes.c.csat, ticket_events.c.received_at, actions.c.done_at)
-        .join(outcomes, outcomes.c.event_id == decisions.c.event_id)
-        .join(ticket_events, ticket_events.c.id == decisions.c.event_id)
-        .outerjoin(actions, sa.and_(actions.c.event_id == decisions.c.event_id, actions.c.state == "done",
-                                    actions.c.key.notlike("%:failure")))
-        .where(decisions.c.created_at >= since, decisions.c.created_at < until)
-        .order_by(decisions.c.created_at)
-    )
-    if helpdesk:
-        query = query.where(decisions.c.helpdesk == helpdesk)
-    if brand:
-        query = query.where(decisions.c.brand_id == brand)
-    with ledger.engine.connect() as db:
-        rows = list(db.execute(query))
-        verdicts = {}
-        for f in db.execute(sa.select(feedback).order_by(feedback.c.created_at, feedback.c.id)):
-            verdicts[(f.helpdesk, f.ticket_id)] = (f.rating, f.reason)  # the latest wins
+    rows = ledger.answered_tickets(since, until, helpdesk=helpdesk, brand=brand)
+    verdicts = ledger.latest_verdicts()
     records = []
     for r in rows:
-        tags = tuple(json.loads(r.tags))
+        tags = tuple(json.loads(r["tags"]))
         if tag and tag not in tags:
             continue
-        stages = json.loads(r.latency_ms or "{}")
-        if r.done_at and r.received_at:
-            latency = (r.done_at - r.received_at) * 1000
+        stages = json.loads(r["latency_ms"] or "{}")
+        if r["done_at"] and r["received_at"]:
+            latency = (r["done_at"] - r["received_at"]) * 1000
         else:
             latency = sum(stages.values()) if stages else None
-        rating, reason = verdicts.get((r.helpdesk, r.ticket_id), (None, ""))
+        rating, reason = verdicts.get((r["helpdesk"], r["ticket_id"]), (None, ""))
         records.append(TicketRecord(
-            event_id=r.event_id, helpdesk=r.helpdesk, ticket_id=r.ticket_id, created_at=r.created_at, tags=tags,
-            brand_id=r.brand_id, channel=r.channel, action=r.action, code=r.code or "", would_send=bool(r.would_send),
-            confidence=r.confidence, components=json.loads(r.components or "{}"), question=r.question, draft=r.draft,
-            reasons=tuple(json.loads(r.reasons or "[]")), sources=tuple(json.loads(r.sources or "[]")),
-            latency_ms=latency, cost_usd=r.cost_usd or 0.0, reopened=r.reopened, final=bool(r.final),
-            feedback=rating, feedback_reason=reason or "", draft_similarity=r.draft_similarity,
-            agent_reply=r.agent_reply, csat=r.csat,
+            event_id=r["event_id"], helpdesk=r["helpdesk"], ticket_id=r["ticket_id"], created_at=r["created_at"],
+            tags=tags, brand_id=r["brand_id"], channel=r["channel"], action=r["action"], code=r["code"] or "",
+            would_send=bool(r["would_send"]), confidence=r["confidence"],
+            components=json.loads(r["components"] or "{}"), question=r["question"], draft=r["draft"],
+            reasons=tuple(json.loads(r["reasons"] or "[]")), sources=tuple(json.loads(r["sources"] or "[]")),
+            latency_ms=latency, cost_usd=r["cost_usd"] or 0.0, reopened=r["reopened"], final=bool(r["final"]),
+            feedback=rating, feedback_reason=reason or "", draft_similarity=r["draft_similarity"],
+            agent_reply=r["agent_reply"], csat=r["csat"],
         ))
     return records
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import time
@@ -18,10 +17,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-import sqlalchemy as sa
 
 from helpdesk_bot.analytics import TicketRecord, load_tickets
-from helpdesk_bot.ledger import Ledger, question_vectors, topic_members, topics
+from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.text import key_terms, sentences, shorten, words_for_stems
 
 SIMILARITY = 0.6  # a question joins a topic whose centre is at least this close (cosine)
@@ -67,7 +65,7 @@ def refresh_topics(ledger: Ledger, embedder, now: float | None = None, similarit
     now = now or time.time()
     records = load_tickets(ledger, since=now - LOOKBACK_DAYS * 86400)[-MAX_TICKETS:]
     if not records:
-        _store(ledger, [], now)
+        ledger.replace_topics([], now)
         return 0
     vectors = _vectors(ledger, embedder, records)
     groups = cluster(np.vstack([vectors[r.event_id] for r in records]), similarity)
@@ -81,7 +79,8 @@ def refresh_topics(ledger: Ledger, embedder, now: float | None = None, similarit
         central = rows[int(np.argmax(closeness))]
         found.append((label_of(central.question), rows, closeness))
     keywords = distinctive_terms([[r.question for r in rows] for _, rows, _ in found])
-    _store(ledger, [(label, words, rows, closeness) for (label, rows, closeness), words in zip(found, keywords)], now)
+    ledger.replace_topics([(label, words, [(r.event_id, s) for r, s in zip(rows, closeness)])
+                           for (label, rows, closeness), words in zip(found, keywords)], now)
     return len(found)
 
 
@@ -128,31 +127,14 @@ def distinctive_terms(groups: list[list[str]], top: int = 4) -> list[list[str]]:
 
 
 def _vectors(ledger: Ledger, embedder, records: list[TicketRecord]) -> dict[int, np.ndarray]:
-    ids = [r.event_id for r in records]
-    with ledger.engine.connect() as db:
-        stored = {row.event_id: np.frombuffer(row.vector, dtype=np.float32)
-                  for row in db.execute(sa.select(question_vectors).where(question_vectors.c.model == embedder.name,
-                                                                          question_vectors.c.event_id.in_(ids)))}
+    stored = {event_id: np.frombuffer(vector, dtype=np.float32)
+              for event_id, vector in ledger.question_vectors(embedder.name, [r.event_id for r in records]).items()}
     missing = [r for r in records if r.event_id not in stored]
     if missing:
         embedded = embedder.embed([r.question for r in missing]).astype(np.float32)
-        with ledger.engine.begin() as db:
-            db.execute(question_vectors.delete().where(question_vectors.c.event_id.in_([r.event_id for r in missing])))
-            db.execute(question_vectors.insert(), [
-                {"event_id": r.event_id, "model": embedder.name, "vector": v.tobytes()} for r, v in zip(missing, embedded)])
+        ledger.save_question_vectors(embedder.name, {r.event_id: v.tobytes() for r, v in zip(missing, embedded)})
         stored.update({r.event_id: v for r, v in zip(missing, embedded)})
     return stored
-
-
-def _store(ledger: Ledger, found: list, now: float) -> None:
-    with ledger.engine.begin() as db:
-        db.execute(topic_members.delete())
-        db.execute(topics.delete())
-        for label, words, rows, closeness in found:
-            topic_id = db.execute(topics.insert().values(label=label, keywords=json.dumps(words), size=len(rows),
-                                                         computed_at=now)).inserted_primary_key[0]
-            db.execute(topic_members.insert(), [
-                {"event_id": r.event_id, "topic_id": topic_id, "similarity": float(s)} for r, s in zip(rows, closeness)])
 
 
 # --- reading topics and knowledge gaps -----------------------------------------------------------
@@ -162,19 +144,9 @@ def load_topics(ledger: Ledger, records: list[TicketRecord] | None = None) -> li
     """The stored topics with their tickets, largest first."""
     records = load_tickets(ledger) if records is None else records
     by_event = {r.event_id: r for r in records}
-    with ledger.engine.connect() as db:
-        found = {row.id: Topic(id=row.id, label=row.label, keywords=json.loads(row.keywords))
-                 for row in db.execute(sa.select(topics))}
-        for member in db.execute(sa.select(topic_members).order_by(topic_members.c.similarity.desc())):
-            record = by_event.get(member.event_id)
-            if record is not None and member.topic_id in found:
-                found[member.topic_id].tickets.append(record)
-    return sorted((t for t in found.values() if t.tickets), key=lambda t: (-t.size, t.label))
-
-
-def topics_computed_at(ledger: Ledger) -> float | None:
-    with ledger.engine.connect() as db:
-        return db.execute(sa.select(sa.func.max(topics.c.computed_at))).scalar()
+    found = [Topic(id=t["id"], label=t["label"], keywords=t["keywords"],
+                   tickets=[by_event[e] for e in t["members"] if e in by_event]) for t in ledger.stored_topics()]
+    return sorted((t for t in found if t.tickets), key=lambda t: (-t.size, t.label))
 
 
 @dataclass

@@ -245,16 +245,8 @@ def tickets():
 @blueprint.get("/tickets/<helpdesk>/<ticket_id>")
 @login_required
 def ticket(helpdesk: str, ticket_id: str):
-    import sqlalchemy as sa
-
-    from helpdesk_bot.ledger import actions, ticket_events
-
-    rows = [d for d in ledger().decisions_for(ticket_id) if d["helpdesk"] == helpdesk]
-    with ledger().engine.connect() as db:
-        events = [dict(r._mapping) for r in db.execute(sa.select(ticket_events).where(
-            ticket_events.c.helpdesk == helpdesk, ticket_events.c.ticket_id == ticket_id).order_by(ticket_events.c.id))]
-        done = [dict(r._mapping) for r in db.execute(sa.select(actions).where(
-            actions.c.event_id.in_([e["id"] for e in events])).order_by(actions.c.claimed_at))] if events else []
+    rows = ledger().decisions_for(ticket_id, helpdesk)
+    events, done = ledger().ticket_history(helpdesk, ticket_id)
     if not rows and not events:
         abort(404, f"no {helpdesk} ticket {ticket_id} in the ledger")
     titles = {a["article_id"]: a["title"] for a in ledger().indexed_articles()}  # decisions of before kept no title
@@ -277,7 +269,7 @@ def topics_page():
     weeks = [analytics.period_of(now - 7 * 86400 * k, "week") for k in range(7, -1, -1)]
     gaps = topics.knowledge_gaps(ledger(), topic_list)
     return render_template("topics.html", topics=topic_list, gaps=gaps, weeks=weeks, now=now, sparkline=charts.sparkline,
-                           computed_at=topics.topics_computed_at(ledger()))
+                           computed_at=ledger().topics_computed_at())
 
 
 @blueprint.get("/gaps.csv")
@@ -488,37 +480,26 @@ class LedgerCollector:
         self.ledger, self.policy_file, self.broker_redis = ledger, policy_file, broker_redis
 
     def collect(self):
-        import sqlalchemy as sa
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        from helpdesk_bot.ledger import dead_letters, decisions, feedback, ticket_events
-
-        with self.ledger.engine.connect() as db:
-            by_action = db.execute(sa.select(decisions.c.action, decisions.c.code, sa.func.count(),
-                                             sa.func.coalesce(sa.func.sum(decisions.c.cost_usd), 0))
-                                   .group_by(decisions.c.action, decisions.c.code)).all()
-            by_status = db.execute(sa.select(ticket_events.c.status, sa.func.count())
-                                   .group_by(ticket_events.c.status)).all()
-            open_letters = db.execute(sa.select(sa.func.count()).select_from(dead_letters)
-                                      .where(dead_letters.c.replayed_at.is_(None))).scalar()
-            ratings = db.execute(sa.select(feedback.c.rating, sa.func.count()).group_by(feedback.c.rating)).all()
         decided = CounterMetricFamily("helpdesk_bot_decisions", "Decisions recorded, by action and reason code",
                                       labels=["action", "code"])
         cost = CounterMetricFamily("helpdesk_bot_llm_cost_usd", "LLM cost of all decisions in USD")
         total_cost = 0.0
-        for action, code, count, spent in by_action:
-            decided.add_metric([action, code or ""], count)
-            total_cost += float(spent or 0)
+        for action, code, count, spent in self.ledger.decision_totals():
+            decided.add_metric([action, code], count)
+            total_cost += spent
         cost.add_metric([], total_cost)
         yield decided
         yield cost
         events = GaugeMetricFamily("helpdesk_bot_events", "Webhook events by processing status", labels=["status"])
-        for status, count in by_status:
+        for status, count in self.ledger.events_by_status().items():
             events.add_metric([status], count)
         yield events
-        yield GaugeMetricFamily("helpdesk_bot_dead_letters_open", "Dead letters not replayed", value=open_letters or 0)
+        yield GaugeMetricFamily("helpdesk_bot_dead_letters_open", "Dead letters not replayed",
+                                value=self.ledger.count_open_dead_letters())
         verdicts = CounterMetricFamily("helpdesk_bot_feedback", "Agent feedback on drafts", labels=["rating"])
-        for rating, count in ratings:
+        for rating, count in self.ledger.feedback_counts().items():
             verdicts.add_metric([rating], count)
         yield verdicts
         day = analytics.summarize(analytics.load_tickets(self.ledger, since=time.time() - 86400))
