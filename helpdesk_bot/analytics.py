@@ -37,6 +37,8 @@ ESCALATION_REASONS = {
     "repeated_answer": "would repeat an earlier answer",
     "human_requested": "the customer asked for a person",
     "not_helped": "the customer said the answer did not help",
+    "risk": "risk signal (refund, dispute, legal, takeover, cancellation, tone)",
+    "needs_a_person": "asked for what only a person can do",
 }
 # An escalation is for lack of knowledge when the drafter declined, or when retrieval or the
 # question's coverage was this weak (components are 0..1).

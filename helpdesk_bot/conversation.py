@@ -5,9 +5,12 @@
 2. the bot already handed the ticket over → stay silent;
 3. nothing from the customer is waiting for an answer → stay silent;
 4. the customer asks for a person → hand over at once, whatever else they wrote;
-5. after a bot answer, the customer says it did not help → hand over;
-6. after a bot answer, the customer only says thanks → stay silent;
-7. otherwise → answer, with the whole conversation as context.
+5. after a bot answer, the customer says it did not help, still has the problem, already
+   tried it, or gets the same error → hand over;
+6. the customer asks the team for what only a person can do (raise a limit, change a plan,
+   delete data) → hand over;
+7. after a bot answer, the customer only says thanks → stay silent;
+8. otherwise → answer, with the whole conversation as context.
 """
 
 from __future__ import annotations
@@ -83,6 +86,14 @@ _NOT_HELPED_RE = re.compile(
     r"|\b(?:that|this|it)(?:'s| is| was)\s+(?:wrong|useless|unhelpful|irrelevant|not it|not right)\b"
     r"|\bno\s+(?:luck|joy|change|difference)\b"
     r"|\b(?:already|i've|i have)\s+(?:tried|done)\s+(?:that|this|those|it)\b"
+    # "we already back off and still get 429s", "same error as before"
+    r"|\bstill\s+(?:get|gets|getting|got|see|sees|seeing|receive|receiving|hit|hitting|fail|fails|failing|failed|"
+    r"happen|happens|happening|show|shows|showing|return|returns|returning|has|have|had|the|a|an|on|broken|nothing)\b"
+    r"|\balready\s+(?:tried|try|did|do|done|doing|followed|follow|checked|check|back(?:ed)? off|wait|waited|waiting|"
+    r"use|used|using|set|reset|restarted|reinstalled|updated|enabled|disabled|turned|retried|retry|cleared|"
+    r"logged|signed|have|had|went|gone|clicked)\b"
+    r"|\bsame\s+(?:error|problem|issue|message|result|thing|response|code)\b"
+    r"|\b(?:tried|did)\s+(?:that|this|those|it|everything)\s+(?:already|before|twice)\b"
     # es, fr, de, pt, it, nl
     r"|\bno\s+(?:me\s+)?(?:ha\s+)?(?:funcion[oó]|funciona|funcionado|sirvi[oó]|sirve|servido|ayud[oó]|ayuda|ayudado|resolvi[oó])\b"
     r"|\bsigue\s+sin\s+funcionar\b"
@@ -110,6 +121,26 @@ _THANKS_MAX_WORDS = 15
 # Not "como", "wie", "come" or "comment": they also say "as always" or mean something in English.
 _MORE_TO_IT_RE = re.compile(r"\b(?:but|also|how|pero|también|mais|aussi|aber|auch|mas|também|anche|maar|ook)\b",
                             re.IGNORECASE)
+
+
+# What only a person on the team can do, asked of the team: "can you raise our limit", "please
+# delete my data", "change our plan to annual". ("How do I change my plan?" is a question the
+# help center answers.)
+_TO_THE_TEAM = r"(?:(?:can|could|would|will)\s+(?:you|someone|somebody|your team|support)\s+(?:please\s+)?|please\s+|i need you to\s+|i'?d like you to\s+|we need you to\s+)"
+_PERSON_ONLY_RE = re.compile(
+    rf"\b{_TO_THE_TEAM}(?:raise|increase|lift|bump|extend|remove|waive)\s+(?:\w+\s+){{0,3}}(?:limits?|quotas?|caps?|allowance)\b"
+    rf"|\b(?:raise|increase|lift|bump)\s+(?:our|my|the)\s+(?:\w+\s+){{0,3}}(?:limits?|quotas?)\s+(?:for us|for me|please)\b"
+    rf"|\b{_TO_THE_TEAM}(?:change|switch|move|upgrade|downgrade|convert)\s+(?:(?:our|my|the)\s+)?(?:\w+\s+){{0,2}}"
+    r"(?:plan|subscription|billing|contract|seats?)\b"
+    rf"|\b{_TO_THE_TEAM}(?:delete|erase|remove|wipe|purge|destroy)\s+(?:(?:all|our|my|the)\s+)+(?:\w+\s+){{0,2}}"
+    r"(?:data|account|information|records|history|workspace|personal data)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_what_only_a_person_can_do(text: str) -> bool:
+    """Whether the customer asks the team to do what the bot cannot: raise a limit, change a plan, delete data."""
+    return bool(_PERSON_ONLY_RE.search(text))
 
 
 def asks_for_a_person(text: str) -> bool:
@@ -179,6 +210,9 @@ def next_turn(ticket: Ticket) -> Turn:
         return Turn("hand_over", "the customer asked for a person", message, follow_up, code="human_requested")
     if follow_up == "not_helped":
         return Turn("hand_over", "the customer says the answer did not help", message, follow_up, code="not_helped")
+    if asks_for_what_only_a_person_can_do(text):
+        return Turn("hand_over", "the customer asks for what only a person can do (a limit raised, a plan changed, "
+                    "data deleted)", message, follow_up, code="needs_a_person")
     if follow_up == "thanks":
         return Turn("stay_silent", "the customer says the answer helped", message, follow_up)
     return Turn("answer", "a follow-up question" if follow_up else "a new ticket", message, follow_up)

@@ -182,8 +182,9 @@ class Decision:
     escalation_group_id: int | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
     # Why, as a code the dashboard counts: "" when sent; else kill_switch, declined,
-    # always_human, repeated_answer, below_threshold, outside_rollout or shadow; or, for a
-    # handover the conversation asked for, human_requested or not_helped; taken_over when held back.
+    # always_human, risk, repeated_answer, below_threshold, guardrail, outside_rollout or shadow;
+    # or, for a handover the conversation asked for, human_requested, not_helped or
+    # needs_a_person; taken_over when held back.
     code: str = ""
     # The confidence cleared the threshold and nothing but rollout or shadow mode held the reply back.
     would_send: bool = False

@@ -1,22 +1,27 @@
 """Drafters: turn a ticket and its retrieved sources into a reply that cites them.
 
 Both drafters return the same `Draft`: text with [n] markers, where n is the position of the
-cited chunk in `Draft.cited`. Whether the draft is sent is decided elsewhere.
+cited chunk in `Draft.cited`. Whether the draft is sent is decided elsewhere. The text is plain,
+with the little structure a reply needs: blank lines between paragraphs, "1. " before a numbered
+step, "- " before a bullet, tabs between the cells of a small table (`body_html` renders it).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Protocol
 
+from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
 from helpdesk_bot.redaction import redact
-from helpdesk_bot.text import escape, key_terms, tokens
+from helpdesk_bot.text import escape, key_terms, sentences, stem, tokens
 
-MAX_REPLY_WORDS = 110
+MAX_REPLY_WORDS = 150  # a procedure is quoted whole, however long
+TABLE_ROWS = 6  # a small table: at most this many rows in a reply
 
 
 class Drafter(Protocol):
@@ -34,10 +39,14 @@ def greeting(ticket: Ticket) -> str:
 
 
 class ExtractiveDrafter:
-    """Composes the reply from the best-matching lines of one retrieved chunk; no LLM.
+    """Quotes the part of one retrieved chunk that answers, as the article writes it; no LLM.
 
-    It never writes a word the sources don't contain, so it is grounded by construction; when
-    nothing in the sources matches the question it declines instead of guessing.
+    What it quotes depends on what the question asks for (answer_form.py): for "how do I" the
+    whole numbered procedure; for a limit or a price the matching table rows; otherwise the
+    lines that hold the question's terms, preferring the one with the contact, the conditions,
+    the cause or the fix. A one-line lead-in names the article and carries the citation. Besides
+    that lead-in it never writes a word the sources don't contain, so it is grounded by
+    construction; when nothing in the sources matches the question it declines instead of guessing.
     """
 
     name = "extractive"
@@ -46,16 +55,65 @@ class ExtractiveDrafter:
     def draft(self, ticket: Ticket, sources: list[Source]) -> Draft:
         if not sources:
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason="no knowledge was retrieved")
-        terms = key_terms(ticket.question)
+        question = ticket.question
+        kind = question_kind(question)
+        asking = {stem(word) for word in _ASKING.findall(question.lower())}
+        terms = [t for t in key_terms(question) if t not in asking]
         weights = _term_weights(terms, sources)
-        best = max(sources[:3], key=lambda s: _coverage(weights, _source_text(s)) + 0.5 * max(s.dense, 0.0))
-        lines = _select_lines(weights, [line.strip() for line in best.chunk.text.split("\n") if line.strip()])
+        # Articles say "price" where customers say "cost", "reach" where they say "contact".
+        weights.update({other: w for term, w in list(weights.items()) for other in _SAME_ASK.get(term, ())
+                        if other not in weights})
+        # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little.
+        weights.update({t: 0.25 * w for t, w in _term_weights(key_terms(ticket.search_query), sources).items()
+                        if t not in weights})
+        # Quote each of the best few passages and keep the quote that answers best: the question's
+        # terms and the passage's closeness in meaning; for "how do I", numbered steps; for a limit
+        # or a price, a table row. The answer may sit in another passage of the same articles
+        # (the steps under their own heading).
+        leading = {s.chunk.article_id for s in sources[:3]}
+        candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
+        quotes = [(quoted, s) for s in candidates if (quoted := _quote(kind, weights, _blocks(s.chunk), s.chunk.heading))]
+        if not quotes:
+            return Draft(text="", cited=(), declined=True, drafter=self.name,
+                         decline_reason="the best passages hold nothing but their titles")
+        quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
+                           + _shape_bonus(kind, q[0]))
         unweighted = dict.fromkeys(terms, 1.0)
-        covered = _coverage(unweighted, " ".join(lines) + " " + best.chunk.title + " " + best.chunk.heading)
+        covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason=f"the best passage covers only {covered:.0%} of the question")
-        return Draft(text="\n".join(lines) + " [1]", cited=(best.chunk.id,), declined=False, drafter=self.name)
+        text = _lead_in(best.chunk, steps=any(_has_steps(q) for q in quoted)) + "\n\n" + "\n\n".join(quoted)
+        return Draft(text=text, cited=(best.chunk.id,), declined=False, drafter=self.name)
+
+
+# "How long is the trial?": "long" asks for a number of days, it is not a word the answer holds.
+_ASKING = re.compile(r"\bhow (long|often|big|large|fast|soon|far|old)\b")
+# Question words (stemmed) and the words help articles use for the same thing.
+_SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price",), "contact": ("reach", "email"),
+             "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"), "mfa": ("two", "factor")}
+
+
+def _lead_in(chunk, steps: bool) -> str:
+    """One line naming where the answer comes from, carrying the citation marker."""
+    if chunk.kind == PAST_TICKET:
+        where = "an earlier answer from our support team"
+    else:
+        where = f"our article “{chunk.title}”" if chunk.title.strip() else "our help center"
+    return f"Here are the steps, from {where} [1]:" if steps else f"From {where} [1]:"
+
+
+_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “[^”\n]*”|our help center|an earlier answer "
+                      r"from our support team) \[\d+\]:\n*", re.MULTILINE)
+
+
+def without_lead_in(text: str) -> str:
+    """The draft's answer without the extractive drafter's lead-in, which only names the source."""
+    return _LEAD_IN.sub("", text)
+
+
+def _quoted_text(quoted: list[str], source: Source) -> str:
+    return "\n".join(quoted) + f" {source.chunk.title} {source.chunk.heading}"
 
 
 def _source_text(source: Source) -> str:
@@ -76,33 +134,257 @@ def _coverage(weights: dict[str, float], text: str) -> float:
     return sum(w for t, w in weights.items() if t in present) / total
 
 
-def _select_lines(weights: dict[str, float], lines: list[str]) -> list[str]:
-    """Greedily pick the lines that add the most uncovered question terms, in page order.
+def _gain(weights: dict[str, float], text: str) -> float:
+    present = set(tokens(text))
+    return sum(w for t, w in weights.items() if t in present)
 
-    A picked line that introduces a list (ends with ':') brings the list with it.
+
+def _without(weights: dict[str, float], text: str) -> dict[str, float]:
+    present = set(tokens(text))
+    return {t: w for t, w in weights.items() if t not in present}
+
+
+# --- The article's structure: paragraphs, steps, bullets, tables ---------------------------
+
+_STEP_LINE = re.compile(r"^\d{1,2}[.)] ")
+_BULLET_LINE = re.compile(r"^- ")
+
+
+def _is_row(line: str) -> bool:
+    return line.startswith("|") and line.endswith("|") and len(line) > 2
+
+
+def _has_steps(text: str) -> bool:
+    return sum(bool(_STEP_LINE.match(line)) for line in text.split("\n")) >= 2
+
+
+@dataclass
+class _Block:
+    """A unit the drafter quotes whole: a sentence or line, a bullet, a numbered procedure, a table."""
+
+    kind: str  # "text", "bullet", "step", "table"
+    lines: list[str]
+    paragraph: int  # the sentences of one paragraph, the bullets of one list (and the line leading it) share this
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @property
+    def words(self) -> int:
+        return len(self.text.split())
+
+
+def _shape_bonus(kind: str, quoted: list[str]) -> float:
+    """How much a quote's shape counts in choosing between passages: numbered steps for "how do I",
+    a table row for a limit or a price, the contact for "who", the cause and the fix for an error."""
+    if kind == "procedure":
+        return 0.5 * _has_steps("\n".join(quoted))
+    if kind == "quantity":
+        return 0.1 * any("—" in part or "\t" in part for part in quoted)
+    if kind in ("contact", "error"):
+        return 0.5 * check_form(kind, "\n".join(quoted)).value
+    return 0.0
+
+
+# A line of code or of an HTTP exchange: quoted to a customer it reads as noise.
+_CODE_LINE = re.compile(r"[{}();=<>]\s*$|^\s*[{}\[\]\"#]|^(?:HTTP/\d|import |def |from \w+ import |curl |\$ )|^[\w-]+: \S+$")
+
+
+def _blocks(chunk) -> list[_Block]:
+    """The chunk's lines grouped as the article has them; a line ending in ":" leads the list after it.
+
+    A line that only repeats the article's title or heading answers nothing and is left out.
     """
-    chosen: set[int] = set()
+    names = {chunk.title.strip().lower(), chunk.heading.rsplit("›", 1)[-1].strip().lower()}
+    blocks: list[_Block] = []
+    for number, line in enumerate(line.strip() for line in chunk.text.split("\n")):
+        if not line or line.lower() in names:
+            continue
+        kind = ("step" if _STEP_LINE.match(line) else "bullet" if _BULLET_LINE.match(line)
+                else "table" if _is_row(line) else "code" if _CODE_LINE.search(line) else "text")
+        previous = blocks[-1] if blocks else None
+        if previous and kind == "table" and previous.kind == kind:
+            previous.lines.append(line)
+        elif previous and kind in ("step", "bullet") and previous.kind == kind:
+            blocks.append(_Block(kind, [line], previous.paragraph))
+        elif previous and kind in ("step", "bullet") and previous.kind == "text" and previous.text.endswith(":"):
+            blocks.append(_Block(kind, [line], previous.paragraph))
+        elif kind == "text":  # by the sentence: a long paragraph is quoted where it answers
+            blocks += [_Block("text", [sentence], number) for sentence in sentences(line)]
+        else:
+            blocks.append(_Block(kind, [line], number))
+    return blocks
+
+
+def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: str = "") -> list[str]:
+    """The parts of the chunk that answer, in page order, each rendered as the article has it."""
+    chosen: dict[int, str] = {}  # block index → its rendering
     uncovered = dict(weights)
-    words = 0
+    budget = MAX_REPLY_WORDS
+    if kind in ("procedure", "location", "error"):
+        # Whole procedures, however long: half the steps would leave the customer stuck. A second
+        # one only when it answers another part of the question ("where do I enter the VAT
+        # number, and where do I download the invoices?") and fits.
+        ranked = sorted(_procedures(blocks), key=lambda g: (-_gain(weights, _text_of(blocks, g)), g[0]))
+        for n, group in enumerate(ranked):
+            gain, words = _gain(uncovered, _text_of(blocks, group)), sum(blocks[j].words for j in group)
+            if n == 0 and (kind == "procedure" or gain > 0) or n > 0 and gain >= 0.3 * sum(weights.values()) \
+                    and words <= budget:
+                for j in group:
+                    chosen[j] = blocks[j].text
+                budget -= words
+                uncovered = _without(uncovered, _text_of(blocks, group))
+    if kind in ("quantity", "yes_no", "other", "location"):
+        for i, block in enumerate(blocks):
+            if block.kind == "table":
+                rendered = _table_answer(weights, block.lines, heading)
+                if rendered and _gain(weights, rendered) > 0:
+                    chosen[i] = rendered
+                    budget -= len(rendered.split())
+                    # The rows were chosen by their labels: the table's header and heading are answered too.
+                    uncovered = _without(uncovered, f"{rendered} {block.lines[0]} {heading}")
+                    break
+    # Then the sentences and items that add the most of what the question asks and is not answered
+    # yet; after the first, only one that adds enough (much, after steps or table rows).
+    shaped = bool(chosen)  # the steps or the table rows already answer
+    least = 0.0
     while True:
-        gains = [(sum(w for t, w in uncovered.items() if t in set(tokens(line))), -i, i)
-                 for i, line in enumerate(lines) if i not in chosen]
-        if not gains:
+        if chosen:
+            least = (0.15 if shaped else 0.1) * sum(weights.values())
+        candidates = [(_gain(uncovered, b.text) + _kind_bonus(kind, b.text, uncovered), -i, i)
+                      for i, b in enumerate(blocks) if i not in chosen and b.kind not in ("table", "code")]
+        if not candidates:
             break
-        gain, _, i = max(gains)
-        if gain <= 0 or (chosen and words + len(lines[i].split()) > MAX_REPLY_WORDS):
+        gain, _, i = max(candidates)
+        group = _led_by(blocks, i) if _leads(blocks, i) else [i]  # a line ending in ":" brings its list
+        words = sum(blocks[j].words for j in group)
+        if gain <= least or (chosen and words > budget):
             break
-        group = [i]
-        if lines[i].endswith(":"):
-            group += [j for j in range(i + 1, len(lines)) if lines[j].startswith("- ") or j == i + 1][:6]
         for j in group:
-            if j not in chosen and (words < MAX_REPLY_WORDS or j == i):
-                chosen.add(j)
-                words += len(lines[j].split())
-                uncovered = {t: w for t, w in uncovered.items() if t not in set(tokens(lines[j]))}
-    if not chosen and lines:
-        chosen.add(0)
-    return [lines[i] for i in sorted(chosen)]
+            if j not in chosen and (blocks[j].words <= budget or j == i):
+                chosen[j] = blocks[j].text
+                budget -= blocks[j].words
+                uncovered = _without(uncovered, blocks[j].text)
+    if not chosen and blocks:
+        chosen[0] = blocks[0].text
+    if kind == "error" and len(chosen) == 1:
+        # An error needs its fix as well as its cause: the nearest line that says what to do.
+        fixes = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
+                 and _FIX_LINE.search(b.text) and b.words <= budget]
+        if fixes:
+            i = max(fixes, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)))
+            chosen[i] = blocks[i].text
+            budget -= blocks[i].words
+    # Then the sentences around a quoted one, so its paragraph reads as written, while words remain
+    # (not a sentence that only announces what follows it: "A simple Python client:").
+    grown = True
+    while grown:
+        grown = False
+        for i in sorted(chosen):
+            for j in (i + 1, i - 1):
+                if (0 <= j < len(blocks) and j not in chosen and blocks[j].kind == blocks[i].kind == "text"
+                        and blocks[j].paragraph == blocks[i].paragraph and blocks[j].words <= budget
+                        and not blocks[j].text.endswith(":")):
+                    chosen[j] = blocks[j].text
+                    budget -= blocks[j].words
+                    grown = True
+    return _join(blocks, chosen)
+
+
+def _leads(blocks: list[_Block], i: int) -> bool:
+    """Whether block i is the line introducing the list after it ("Every response includes:")."""
+    return (0 <= i < len(blocks) - 1 and blocks[i].kind == "text" and blocks[i].text.endswith(":")
+            and blocks[i + 1].kind in ("bullet", "step") and blocks[i + 1].paragraph == blocks[i].paragraph)
+
+
+def _led_by(blocks: list[_Block], i: int) -> list[int]:
+    """The line at i and the list it introduces."""
+    return [i] + [j for j in range(i + 1, len(blocks)) if blocks[j].paragraph == blocks[i].paragraph
+                  and blocks[j].kind in ("bullet", "step")]
+
+
+def _procedures(blocks: list[_Block]) -> list[list[int]]:
+    """Each numbered procedure of the chunk, with the line leading it: block indexes in order."""
+    groups: dict[int, list[int]] = {}
+    for i, block in enumerate(blocks):
+        if block.kind == "step" or (_leads(blocks, i) and blocks[i + 1].kind == "step"):
+            groups.setdefault(block.paragraph, []).append(i)
+    return [g for g in groups.values() if sum(blocks[j].kind == "step" for j in g) >= 2]
+
+
+def _text_of(blocks: list[_Block], group: list[int]) -> str:
+    return "\n".join(blocks[j].text for j in group)
+
+
+def _join(blocks: list[_Block], chosen: dict[int, str]) -> list[str]:
+    """Quoted sentences of one paragraph go back together as a paragraph, a list's items as the list."""
+    parts: list[str] = []
+    for i in sorted(chosen):
+        block = blocks[i]
+        together = parts and i - 1 in chosen and blocks[i - 1].paragraph == block.paragraph
+        alone = block.kind == "step" and not together and not (i + 1 in chosen and blocks[i + 1].kind == "step")
+        if together and block.kind in ("bullet", "step"):
+            parts[-1] += "\n" + chosen[i]
+        elif together and block.kind == blocks[i - 1].kind == "text":
+            parts[-1] += " " + chosen[i]
+        else:  # one step on its own is a sentence: its number would only confuse
+            parts.append(_STEP_LINE.sub("", chosen[i], count=1) if alone else chosen[i])
+    return parts
+
+
+_CONDITION_LINE = re.compile(r"(?i)\b(?:only|if|unless|within|must|cannot|can't|not|require[sd]?|available|after|before)\b")
+_CAUSE_OR_FIX_LINE = re.compile(r"(?i)\b(?:because|means|when|wait|retry|try|check|make sure|instead)\b")
+_FIX_LINE = re.compile(r"(?i)\b(?:wait|retry|try again|check|make sure|ensure|click|tap|open|go to|update|reinstall|"
+                       r"restart|sign out|reset|turn on|enable|allow|reconnect|contact)\b")
+
+
+def _kind_bonus(kind: str, text: str, uncovered: dict[str, float]) -> float:
+    """Prefer, among lines that match, the one with what this kind of question needs: for "who do I
+    contact" the address or the number, for "can I" the condition, for an error the cause or the fix."""
+    if not uncovered or not _gain(uncovered, text):
+        return 0.0
+    needed = {"contact": has_contact, "location": has_contact, "yes_no": _CONDITION_LINE.search,
+              "error": _CAUSE_OR_FIX_LINE.search, "quantity": has_quantity}.get(kind)
+    return 0.5 * sum(uncovered.values()) / len(uncovered) if needed and needed(text) else 0.0
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip()[1:-1].split("|")]
+
+
+def _table_answer(weights: dict[str, float], lines: list[str], heading: str = "") -> str:
+    """The rows (and columns) of a table that the question names: one row as a sentence, more as a
+    small table (tab-separated lines, the first a header), never as raw cells between pipes.
+
+    A small table the question names as a whole (by its heading or its first column) is given whole.
+    """
+    rows = [_cells(line) for line in lines]
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    header, body = rows[0], rows[1:]
+    if not body:
+        return ""
+    row_scores = [_gain(weights, row[0]) for row in body]
+    column_scores = [_gain(weights, cell) for cell in header[1:]]
+    best_row, best_column = max(row_scores), max(column_scores, default=0.0)
+    matched_rows = [row for row, score in zip(body, row_scores) if best_row and score >= 0.8 * best_row]
+    matched_columns = [c + 1 for c, score in enumerate(column_scores) if best_column and score >= 0.8 * best_column]
+    if not matched_rows and not matched_columns:
+        if not _gain(weights, f"{heading} {header[0]}") or len(body) > TABLE_ROWS or width > 5:
+            return ""
+    matched_rows = matched_rows or body
+    matched_columns = matched_columns or list(range(1, width))
+    if len(matched_rows) * len(matched_columns) <= 3:
+        # "Business plan — Total storage: 1 TB." when the first column is headed "Plan".
+        name = f" {header[0].lower()}" if header[0] and len(header[0].split()) <= 2 else ""
+        return " ".join(
+            f"{row[0]}{name} — {'; '.join(f'{header[c]}: {row[c]}' if header[c] else row[c] for c in matched_columns)}."
+            for row in matched_rows
+        )
+    columns = [0, *matched_columns]
+    table = [[header[c] for c in columns]] + [[row[c] for c in columns] for row in matched_rows[:TABLE_ROWS]]
+    return "\n".join("\t".join((cell or "—") if n else cell for cell in row) for n, row in enumerate(table))
 
 
 SYSTEM_PROMPT = """You are a customer support agent for this company. You answer one customer ticket.
@@ -249,14 +531,45 @@ def _citation(chunk) -> str:
 
 
 def reply_html(draft: Draft, sources: list[Source], ticket: Ticket, link_domains: tuple[str, ...] = ()) -> str:
-    """The customer-facing reply: greeting, the draft's paragraphs, and its source links.
+    """The customer-facing reply: greeting, the draft as HTML, and its source links.
 
     A link or address in the draft that is neither in its sources nor on the company's
     `link_domains` is removed, whoever wrote it.
     """
     text = strip_foreign_links(draft.text, sources, link_domains)
-    paragraphs = f"<p>{escape(greeting(ticket))}</p>" + "".join(
-        f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n") if p.strip()
-    )
     links = "".join(f"<li>[{n}] {_citation(s.chunk)}</li>" for n, s in enumerate(cited_sources(draft, sources), 1))
-    return paragraphs + (f"<p>Sources:</p><ul>{links}</ul>" if links else "")
+    return f"<p>{escape(greeting(ticket))}</p>" + body_html(text) + (f"<p>Sources:</p><ul>{links}</ul>" if links else "")
+
+
+def body_html(text: str) -> str:
+    """A draft's text as HTML that both helpdesks show as written: paragraphs (blank-line
+    separated, a single newline a line break), numbered steps ("1. ") as an ordered list,
+    bullets ("- ") as a list, tab-separated lines as a table whose first line is the header."""
+    out = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        groups: list[tuple[str, list[str]]] = []
+        for line in (line.strip() for line in paragraph.split("\n")):
+            if not line:
+                continue
+            kind = ("ol" if _STEP_LINE.match(line) else "ul" if _BULLET_LINE.match(line)
+                    else "table" if "\t" in line else "p")
+            if groups and groups[-1][0] == kind:
+                groups[-1][1].append(line)
+            else:
+                groups.append((kind, [line]))
+        for kind, group in groups:
+            if kind == "ol":
+                first = int(re.match(r"\d+", group[0]).group(0))
+                start = f' start="{first}"' if first != 1 else ""
+                items = "".join(f"<li>{escape(_STEP_LINE.sub('', line, count=1))}</li>" for line in group)
+                out.append(f"<ol{start}>{items}</ol>")
+            elif kind == "ul":
+                out.append("<ul>" + "".join(f"<li>{escape(line[2:])}</li>" for line in group) + "</ul>")
+            elif kind == "table":
+                head, *rows = [line.split("\t") for line in group]
+                out.append("<table><thead><tr>" + "".join(f"<th>{escape(c)}</th>" for c in head) + "</tr></thead><tbody>"
+                           + "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+                           + "</tbody></table>")
+            else:
+                out.append("<p>" + "<br>".join(escape(line) for line in group) + "</p>")
+    return "".join(out)

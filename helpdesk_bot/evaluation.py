@@ -6,6 +6,8 @@ only on the files given and the product's code.
 
 from __future__ import annotations
 
+import re
+import statistics
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
+from helpdesk_bot.text import index_terms
 from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
 
 DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
@@ -30,6 +33,7 @@ class Question:
     answerable: bool = True
     type: str = ""
     conversation: tuple[tuple[str, str], ...] = ()
+    answer: str = ""  # a human reference answer, when the set has one
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -37,6 +41,7 @@ def load_questions(path: Path) -> list[Question]:
         id=str(row["id"]), question=row["question"], gold_ids=tuple(str(g) for g in row.get("gold_ids") or ()),
         answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
         conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
+        answer=row.get("answer") or "",
     ), "a question line"), "questions")
 
 
@@ -133,6 +138,9 @@ class Answered:
     confidence: int
     correct: bool  # answerable, and the draft's first cited source is a gold document
     components: dict
+    draft: str = ""  # as drafted, without citation markers; "" when declined
+    sent: bool = False  # the default policy sends it
+    held: bool = False  # a risk signal hands it to a person whatever the threshold
 
 
 def as_ticket(question: Question):
@@ -162,7 +170,9 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
             first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
             results.append(Answered(question=question, confidence=outcome.confidence.score,
                                     correct=question.answerable and first in question.gold_ids,
-                                    components=outcome.confidence.as_dict()))
+                                    components=outcome.confidence.as_dict(),
+                                    draft="" if outcome.draft.declined else re.sub(r"\s*\[\d+\]", "", outcome.draft.text),
+                                    sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk"))
             if progress:
                 progress(done, len(questions))
     return results
@@ -185,11 +195,38 @@ def auroc(positives: list[float], negatives: list[float]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def answer_recall(draft: str, reference: str) -> float:
+    """The share of the reference answer's content words (stemmed, stop words dropped) the draft holds."""
+    wanted = set(index_terms(reference))
+    return len(wanted & set(index_terms(draft))) / len(wanted) if wanted else 0.0
+
+
+def answer_recall_report(results: list[Answered]) -> dict | None:
+    """How much of the human reference answers the drafts hold: over the drafts the default policy
+    sends, and over every answerable question (a declined draft holds nothing); None without answers."""
+    answerable = [r for r in results if r.question.answerable and r.question.answer]
+    if not answerable:
+        return None
+    sent = [r for r in answerable if r.sent]
+    drafted = [r for r in results if r.draft]
+
+    def mean_recall(rows: list[Answered]) -> float | None:
+        return round(statistics.fmean(answer_recall(r.draft, r.question.answer) for r in rows), 4) if rows else None
+
+    def median_words(rows: list[Answered]) -> float | None:
+        return statistics.median(len(r.draft.split()) for r in rows) if rows else None
+
+    return {"sent": mean_recall(sent), "answerable": mean_recall(answerable), "n_sent": len(sent),
+            "n_answerable": len(answerable), "median_words_sent": median_words(sent),
+            "median_words_drafted": median_words(drafted)}
+
+
 def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
     answerable = [r for r in results if r.question.answerable]
     curve = []
     for threshold in range(0, 101):
-        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0]
+        # A ticket held for a risk signal is sent at no threshold; the AUROC still scores its confidence.
+        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0 and not r.held]
         correct = sum(r.correct for r in sent)
         curve.append({
             "threshold": threshold,
@@ -206,6 +243,8 @@ def answering_report(results: list[Answered], target_precision: float = 0.95) ->
         "threshold": recommended["threshold"] if recommended else None,
         "precision": recommended["precision"] if recommended else None,
         "coverage": recommended["coverage"] if recommended else 0.0,
+        "sent_by_default_policy": sum(r.sent for r in results),
+        "answer_recall": answer_recall_report(results),
         "curve": curve,
     }
 
@@ -229,7 +268,8 @@ def write_report(path: Path, title: str, summary: dict) -> None:
         x = xy(summary["threshold"], 0).split(",")[0]
         marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
     legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
-    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items() if k not in ("curve", "per_tag"))
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()
+                   if k not in ("curve", "per_tag", "answer_recall"))
     tags = "".join(f"<tr><td>{tag}</td><td>{s['n']}</td><td>{s['threshold']}</td><td>{s['precision']}</td>"
                    f"<td>{s['coverage']}</td></tr>" for tag, s in summary.get("per_tag", {}).items())
     if tags:

@@ -13,7 +13,8 @@ deterministic checks run on every outcome, whatever drafted it:
   (refund, credit, ...) its sources don't make, a statement that an action was or will be taken
   on the account (the bot can act on nothing), text from an internal note or from the system
   prompt, or a sentence that its source passage does not support (groundedness.py: numbers,
-  plans, names and negation must match).
+  plans, names and negation must match), or a redaction placeholder ("write to [email]")
+  where the customer needs the real thing.
 
 `hold_unsafe` turns an auto-send with any finding into an escalation that lists them, and
 `allowed_links` / `strip_foreign_links` keep foreign links out of anything rendered.
@@ -30,6 +31,7 @@ import tldextract
 from helpdesk_bot.domain import Decision, Draft, Source, Ticket
 from helpdesk_bot.groundedness import sentence_support
 from helpdesk_bot.policy import ESCALATED_TAG, Policy
+from helpdesk_bot.redaction import PLACEHOLDER
 from helpdesk_bot.text import STOPWORDS
 
 SHINGLE = 6  # words in a row copied from an internal note or the prompt count as a leak
@@ -193,6 +195,10 @@ def reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts:
     if actions:
         problems.append(f"the draft says an action was or will be taken on the account, which the bot cannot do: "
                         f"{actions[0]!r}")
+    # What redaction.py leaves in place of personal data: a reply saying "write to [email]" answers nothing.
+    placeholders = sorted(set(PLACEHOLDER.findall(text)))
+    if placeholders:
+        problems.append(f"the draft holds a redaction placeholder instead of what it stands for: {', '.join(placeholders)}")
     notes = [m.text for m in ticket.messages if not m.public]
     if any(_shares_run(text, note) for note in notes):
         problems.append("the draft repeats an internal note")

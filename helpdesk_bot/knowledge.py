@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,8 +21,13 @@ from helpdesk_bot.vectorstore import KnowledgeStore
 
 T = TypeVar("T")
 
+# Part of every article's hash: when the way articles are cut into chunks changes, the next
+# index run chunks and embeds every article again instead of keeping chunks cut the old way.
+CHUNKING = "lists and tables whole, articles unredacted"
 CHUNK_WORDS = 160  # MiniLM reads 256 word pieces; ~160 words with the title stays inside
 OVERLAP_WORDS = 30
+MAX_UNIT_WORDS = 320  # a list or table up to this long stays whole in one chunk
+_LIST_OR_ROW = re.compile(r"^\s*(?:- |\d{1,2}[.)] |\|)")
 
 
 @dataclass(frozen=True)
@@ -37,14 +43,14 @@ class Article:
 
     @property
     def content_hash(self) -> str:
-        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}"
+        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}\0{CHUNKING}"
         if (self.kind, self.locale, self.brand) != (ARTICLE, None, None):  # older indexes keep their hashes
             text += f"\0{self.kind}\0{self.locale or ''}\0{self.brand or ''}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def chunk_article(article: Article) -> list[Chunk]:
-    """Split an article along its headings into chunks of at most CHUNK_WORDS words.
+    """Split an article along its headings into chunks of about CHUNK_WORDS words.
 
     Each chunk keeps its heading path, and consecutive chunks of one section overlap a little,
     so a step that straddles a boundary is whole in at least one chunk.
@@ -85,14 +91,33 @@ def _scope(article: Article) -> dict:
 
 
 def _windows(paragraphs: list[str]) -> Iterable[str]:
+    """Cut a section's paragraphs into chunks of about CHUNK_WORDS words, overlapping a little.
+
+    A list or a table, with the line that introduces it, is never cut unless it is longer than
+    MAX_UNIT_WORDS: the steps of a procedure or the rows of a plan table are answered from one chunk.
+    """
     current: list[str] = []  # lines
     words = 0
-    for paragraph in paragraphs:
-        for line in paragraph.split("\n"):
+    for unit in _units(paragraphs):
+        n = sum(len(line.split()) for line in unit)
+        whole = len(unit) > 1 and n <= MAX_UNIT_WORDS
+        if current and words + n > (MAX_UNIT_WORDS if whole else CHUNK_WORDS):
+            yield "\n".join(current)
+            tail: list[str] = []
+            while current and sum(len(x.split()) for x in tail) < OVERLAP_WORDS and not _structured(current[-1]):
+                tail.insert(0, current.pop())
+            current, words = tail, sum(len(x.split()) for x in tail)
+            if words + n > (MAX_UNIT_WORDS if whole else CHUNK_WORDS):
+                current, words = [], 0
+        if whole:
+            current += unit
+            words += n
+            continue
+        for line in unit:
             n = len(line.split())
             if current and words + n > CHUNK_WORDS:
                 yield "\n".join(current)
-                tail: list[str] = []
+                tail = []
                 while current and sum(len(x.split()) for x in tail) < OVERLAP_WORDS:
                     tail.insert(0, current.pop())
                 current, words = tail, sum(len(x.split()) for x in tail)
@@ -107,6 +132,26 @@ def _windows(paragraphs: list[str]) -> Iterable[str]:
             words += n
     if current:
         yield "\n".join(current)
+
+
+def _structured(line: str) -> bool:
+    """A list item ("- ", "1. ") or a table row ("| a | b |"), as `html_to_blocks` writes them."""
+    return bool(_LIST_OR_ROW.match(line))
+
+
+def _units(paragraphs: list[str]) -> list[list[str]]:
+    """The lines that belong together: a list or a table with the line introducing it; a paragraph's lines one by one."""
+    units: list[list[str]] = []
+    for paragraph in paragraphs:
+        lines = paragraph.split("\n")
+        if any(_structured(line) for line in lines):
+            if units and len(units[-1]) == 1 and units[-1][0].rstrip().endswith(":"):
+                units[-1] = units[-1] + lines
+            else:
+                units.append(lines)
+        else:
+            units += [[line] for line in lines]
+    return units
 
 
 def embedding_input(chunk: Chunk) -> str:
@@ -326,8 +371,10 @@ def sync_index(
     # Replace a changed article's chunks wholesale (its chunk count may have shrunk), also when
     # another source had indexed an article of that id: it moves to this source.
     store.delete_articles([a.id for a in changed if a.id in everywhere])
-    # Personal data and secrets never reach the index (helpdesk_bot/redaction.py).
-    chunks = [replace(chunk, text=redact(chunk.text)) for article in changed for chunk in chunk_article(article)]
+    # Customers' personal data and secrets never reach the index (helpdesk_bot/redaction.py); a
+    # published article is not redacted: its own addresses and phone numbers are the answer.
+    chunks = [replace(chunk, text=redact(chunk.text)) if chunk.kind == PAST_TICKET else chunk
+              for article in changed for chunk in chunk_article(article)]
     hashes = {a.id: a.content_hash for a in changed}
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]

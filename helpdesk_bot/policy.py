@@ -4,18 +4,21 @@ Precedence, first match wins:
 1. the kill switch is on → escalate (nothing is sent automatically);
 2. the draft was declined by the drafter → escalate (there is nothing to send);
 3. the ticket has an always-human tag → escalate;
-4. the draft repeats an answer the bot already sent on the ticket → escalate (saying it
-   again would not help);
-5. threshold: of the rules whose conditions all hold for the ticket (every tag on it, its
+4. the ticket carries a risk signal (refund, disputed charge, legal, account takeover,
+   cancellation, angry or urgent tone, ...: risk.py) → escalate, whatever the confidence and
+   the threshold, unless the rule that applies to the ticket names that signal in `allow_risks`;
+5. the draft mostly repeats an answer the bot already sent on the ticket → escalate (saying
+   it again would not help);
+6. threshold: of the rules whose conditions all hold for the ticket (every tag on it, its
    brand among `brands`, its channel among `channels`), the most specific sets it; a rule's
    specificity is its number of tags, plus one for a brand condition and one for a channel
    condition; equal specificity → the higher threshold (the safer one), then the first in
    the file; no matching rule → the default `threshold`;
-6. confidence < threshold → escalate;
-7. the ticket is outside the rollout share → escalate (the reply would have been sent);
-8. shadow mode (for the whole policy, or on the rule that set the threshold) → escalate with
+7. confidence < threshold → escalate;
+8. the ticket is outside the rollout share → escalate (the reply would have been sent);
+9. shadow mode (for the whole policy, or on the rule that set the threshold) → escalate with
    the draft in the note, recorded as what would have been sent;
-9. otherwise → auto-send.
+10. otherwise → auto-send.
 
 The rollout share is deterministic: a ticket's bucket comes from a hash of its helpdesk and
 id, so 10% is always the same tickets, and raising the share only adds tickets.
@@ -39,6 +42,7 @@ from pathlib import Path
 
 from helpdesk_bot.domain import ANSWERED_TAG, ESCALATED_TAG, SHADOW_TAG, Confidence, Decision, Draft, Ticket
 from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.risk import SIGNAL_NAMES, risk_signals
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ escalation_group_id = 0        # Intercom team for handed-over conversations
 [[rules]]                      # the most specific matching rule wins
 tags = ["billing"]
 threshold = 85
+# allow_risks = ["refund"]     # let the bot answer refund questions on billing tickets
 """
 
 
@@ -76,6 +81,7 @@ class TagRule:
     brands: frozenset[str] = frozenset()
     channels: frozenset[str] = frozenset()
     shadow: bool = False
+    allow_risks: frozenset[str] = frozenset()  # risk signals (risk.py) the bot may answer on these tickets
 
     @property
     def specificity(self) -> int:
@@ -166,9 +172,14 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     if human_tags:
         return Decision(**{**escalate, "rule": "always-human tags"}, code="always_human",
                         reasons=(f"tagged {', '.join(human_tags)}: always handled by a human",))
+    allowed = rule.allow_risks if rule else frozenset()
+    risks = [signal for signal in risk_signals(ticket) if signal.name not in allowed]
+    if risks:
+        return Decision(**escalate, code="risk",
+                        reasons=tuple(f"{s.reason}: handed to a human whatever the confidence" for s in risks))
     if repeats_an_earlier_answer(ticket, draft):
         return Decision(**{**escalate, "rule": "repeated answer"}, code="repeated_answer",
-                        reasons=("the draft repeats an answer already sent on this ticket",))
+                        reasons=("the draft mostly repeats an answer already sent on this ticket",))
     if confidence.score < threshold:
         weakest = sorted((c for c in confidence.components if c.weight), key=lambda c: c.value)[:2]
         reasons = (f"confidence {confidence.score} is below the {described} ({threshold})",) + tuple(
@@ -196,16 +207,23 @@ def decide(ticket: Ticket, draft: Draft, confidence: Confidence, policy: Policy)
     )
 
 
+REPEATED_SHARE = 0.5  # of the draft's runs of three words found in one earlier bot reply
+_RUN = 3
+
+
 def repeats_an_earlier_answer(ticket: Ticket, draft: Draft) -> bool:
-    """Whether every word of the draft, in order, is already in one of the bot's public replies."""
-    wanted = _words(re.sub(r"\[\d+\]", " ", draft.text))
-    return bool(wanted.strip()) and any(
-        wanted in _words(m.text) for m in ticket.messages if m.author == "bot" and m.public
+    """Whether most of the draft is already in one of the bot's public replies on the ticket."""
+    wanted = _runs(re.sub(r"\[\d+\]", " ", draft.text))
+    return bool(wanted) and any(
+        len(wanted & _runs(m.text)) >= REPEATED_SHARE * len(wanted)
+        for m in ticket.messages if m.author == "bot" and m.public
     )
 
 
-def _words(text: str) -> str:
-    return " " + " ".join(re.findall(r"\w+", text.lower())) + " "
+def _runs(text: str) -> set[tuple[str, ...]]:
+    """Runs of three words in a row; a text shorter than that is one run."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + _RUN]) for i in range(max(len(words) - _RUN + 1, 1))} if words else set()
 
 
 def _percent(share: float) -> str:
@@ -216,7 +234,7 @@ def _percent(share: float) -> str:
 
 _KEYS = {"threshold", "reply_status", "escalation_group_id", "always_human_tags", "rules", "rollout", "shadow",
          "kill_switch", "link_domains", *HELPDESKS}
-_RULE_KEYS = {"tags", "brands", "channels", "threshold", "shadow"}
+_RULE_KEYS = {"tags", "brands", "channels", "threshold", "shadow", "allow_risks"}
 
 
 def load_policy(path: Path | None) -> Policy:
@@ -286,14 +304,20 @@ def _group(value, where: str) -> int:
 def _rule(rule, where: str) -> TagRule:
     if not isinstance(rule, dict) or set(rule) - _RULE_KEYS:
         raise ConfigError(f"{where}: a rule has `threshold` and at least one of `tags`, `brands`, `channels` "
-                          "(and optionally `shadow`)")
+                          "(and optionally `shadow`, `allow_risks`)")
     tags = _tags(rule.get("tags", []), f"{where}.tags")
     brands = _ids(rule.get("brands", []), f"{where}.brands")
     channels = _tags(rule.get("channels", []), f"{where}.channels")
     if not (tags or brands or channels):
         raise ConfigError(f"{where}.tags must name at least one tag (or give brands or channels)")
+    allow_risks = _tags(rule.get("allow_risks", []), f"{where}.allow_risks")
+    unknown = sorted(allow_risks - SIGNAL_NAMES)
+    if unknown:
+        raise ConfigError(f"{where}.allow_risks: unknown risk signal(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(SIGNAL_NAMES))}")
     return TagRule(tags=tags, threshold=_threshold(rule.get("threshold"), f"{where}.threshold"),
-                   brands=brands, channels=channels, shadow=_bool(rule.get("shadow", False), f"{where}.shadow"))
+                   brands=brands, channels=channels, shadow=_bool(rule.get("shadow", False), f"{where}.shadow"),
+                   allow_risks=allow_risks)
 
 
 def _threshold(value, where: str) -> int:
@@ -360,6 +384,8 @@ def policy_to_toml(policy: Policy) -> str:
         lines.append(f"threshold = {rule.threshold}")
         if rule.shadow:
             lines.append("shadow = true")
+        if rule.allow_risks:
+            lines.append(f"allow_risks = {_list(sorted(rule.allow_risks))}")
     return "\n".join(lines) + "\n"
 
 
@@ -415,6 +441,9 @@ def describe_changes(old: Policy, new: Policy) -> list[str]:
                 parts.append(f"threshold {was.threshold} → {rule.threshold}")
             if was.shadow != rule.shadow:
                 parts.append(f"shadow {_show(was.shadow)} → {_show(rule.shadow)}")
+            if was.allow_risks != rule.allow_risks:
+                parts.append(f"allowed risks {', '.join(sorted(was.allow_risks)) or 'none'} → "
+                             f"{', '.join(sorted(rule.allow_risks)) or 'none'}")
             changes.append(f"{rule.describe()}: {', '.join(parts)}")
     for k, rule in before_rules.items():
         if k not in after_rules:

@@ -28,7 +28,7 @@ STOPWORDS = frozenset(
     we were weren what when where which while who whom why will with won would wouldn you your
     yours yourself yourselves hi hello hey thanks thank please regards cheers dear get got also
     still anyone someone something way ask asking help need want able know like use using used
-    one two since already really""".split()
+    one two since already really much many question questions""".split()
 )
 
 
@@ -104,7 +104,8 @@ def html_to_blocks(markup: str) -> list[tuple[int, str]]:
     """Turn article HTML into (heading level, text) blocks; level 0 is body text.
 
     Headings, list items, table rows and code survive as separate lines, so chunks can follow
-    the article's structure and a quoted step reads as it did on the page.
+    the article's structure and a quoted step reads as it did on the page: "1. " starts a
+    numbered step, "- " a bullet, and a table row reads "| cell | cell |".
     """
     soup = BeautifulSoup(markup or "", "html.parser")
     for dropped in soup(["script", "style", "noscript", "template"]):
@@ -134,14 +135,18 @@ def html_to_blocks(markup: str) -> list[tuple[int, str]]:
                 if title:
                     blocks.append((int(name[1]), title))
             elif name == "li":
-                buffer.append("\n- ")
+                # A numbered step keeps its number: the drafter quotes a procedure as the ordered list it is.
+                numbered = child.parent is not None and child.parent.name == "ol"
+                position = len(child.find_previous_siblings("li")) + 1
+                buffer.append(f"\n{position}. " if numbered else "\n- ")
                 walk(child)
                 buffer.append("\n")
             elif name in ("td", "th"):
+                buffer.append(" ")
                 walk(child)
-                buffer.append(" | ")
+                buffer.append(" |")
             elif name == "tr":
-                buffer.append("\n")
+                buffer.append("\n|")
                 walk(child)
                 buffer.append("\n")
             elif name == "pre":

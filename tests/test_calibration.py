@@ -27,16 +27,16 @@ def test_expected_calibration_error():
     assert expected_calibration_error([1.0, 1.0], [False, False]) == 1.0
 
 
-def test_calibration_maps_the_score_but_caps_still_hold(tmp_path):
-    chunk = Chunk(id="a#0", article_id="a", title="Refund policy", text="Annual plans can be refunded within 14 days.")
+def test_calibration_maps_the_score_but_gates_still_hold(tmp_path):
+    chunk = Chunk(id="a#0", article_id="a", title="Trial", text="Every workspace can try Business free for 14 days.")
     sources = [Source(chunk=chunk, score=1.0, dense=0.9, keyword=1.0)]
-    draft = Draft(text="Annual plans can be refunded within 14 days. [1]", cited=("a#0",), declined=False, drafter="extractive")
+    draft = Draft(text="Every workspace can try Business free for 14 days. [1]", cited=("a#0",), declined=False, drafter="extractive")
     generous = Calibration(scores=(0.0,), probabilities=(0.99,))
-    calm = Ticket("zendesk", "1", "", (Message("customer", "Are annual plans refunded within 14 days?"),))
-    assert score(calm, sources, draft, generous).score == 75  # the refund cap still applies
-    legal = Ticket("zendesk", "2", "", (Message("customer", "My lawyer asks: annual plans refunded within 14 days?"),))
-    result = score(legal, sources, draft, generous)
-    assert result.score == 0 and result.raw > 0
+    calm = Ticket("zendesk", "1", "", (Message("customer", "Can we try Business free for 14 days?"),))
+    assert score(calm, sources, draft, generous).score == 99
+    uncited = Draft(text="Every workspace can try Business free for 14 days.", cited=(), declined=False, drafter="extractive")
+    result = score(calm, sources, uncited, generous)
+    assert result.score == 0 and result.raw > 0  # an answer citing nothing is never sent
 
     path = tmp_path / "calibration.json"
     generous.save(path)

@@ -97,6 +97,40 @@ def test_follow_ups_saying_the_answer_did_not_help(text):
     assert classify_follow_up(text) == "not_helped"
 
 
+@pytest.mark.parametrize("text", [
+    "We already back off and still get 429s.",
+    "Still getting the same error after the update.",
+    "Same error as before.",
+    "I already tried that and it still fails.",
+    "We already followed those steps.",
+])
+def test_follow_ups_saying_it_still_fails_or_was_already_tried(text):
+    assert classify_follow_up(text) == "not_helped"
+
+
+@pytest.mark.parametrize("text", [
+    "Is it still possible to export archived projects?",
+    "Do I still need a password once SSO is on?",
+])
+def test_still_in_a_new_question_is_not_a_failure(text):
+    assert classify_follow_up(text) == "question"
+
+
+@pytest.mark.parametrize("text, needs_a_person", [
+    ("Can you raise our limit?", True),
+    ("Could you increase our API rate limit to 2,000 per minute?", True),
+    ("Please change our plan to annual billing.", True),
+    ("Can you delete all my data?", True),
+    ("Please delete my personal data from your systems.", True),
+    ("How do I change my plan?", False),
+    ("How do I delete a project?", False),
+    ("What is the API rate limit on the Business plan?", False),
+])
+def test_requests_only_a_person_can_do_are_handed_over_on_any_turn(text, needs_a_person):
+    turn = next_turn(ticket(customer(text, id="c1")))
+    assert (turn.step == "hand_over" and turn.code == "needs_a_person") == needs_a_person, turn
+
+
 @pytest.mark.parametrize("text", THANKS)
 def test_a_plain_thank_you(text):
     assert only_thanks(text) and classify_follow_up(text) == "thanks"

@@ -199,15 +199,17 @@ def test_changing_a_tag_threshold_writes_the_file_and_the_audit_log(pg_site):
     response = session.post(f"{site.url}/dashboard/policy", timeout=10, data={
         "csrf_token": token_of(page.text), "form": "fields", "threshold": "70", "rollout": "25", "shadow": "on",
         "always_human_tags": "VIP, legal", "reply_status": "pending", "escalation_group_id": "0",
-        "rule-0-tags": "billing", "rule-0-threshold": "60",
+        "rule-0-tags": "billing", "rule-0-threshold": "60", "rule-0-allow_risks": "refund",
         "rule-1-tags": "howto", "rule-1-channels": "email", "rule-1-threshold": "50"})
     assert response.status_code == 200
     policy = load_policy(site.policy)
     assert policy.rollout == 25 and policy.shadow and policy.always_human_tags == {"vip", "legal"}
     assert {(tuple(sorted(r.tags)), r.threshold) for r in policy.rules} == {(("billing",), 60), (("howto",), 50)}
+    assert {r.allow_risks for r in policy.rules} == {frozenset({"refund"}), frozenset()}
+    assert 'name="rule-0-allow_risks" value="refund"' in response.text  # shown, so the next save keeps it
     [change] = site.ledger.policy_changes()
     assert change["changed_by"] == "admin"
-    assert "rule for tags billing: threshold 85 → 60" in change["summary"]
+    assert "rule for tags billing: threshold 85 → 60, allowed risks none → refund" in change["summary"]
     assert "rollout share: 100% → 25%" in change["summary"]
     assert "threshold = 85" in change["before_toml"] and "threshold = 60" in change["after_toml"]
     assert "rule for tags billing: threshold 85 → 60" in response.text  # shown in the audit log

@@ -73,13 +73,13 @@ INVOICE_QUESTION = ticket("How can I download an invoice as a PDF?", subject="In
 # --- ExtractiveDrafter ------------------------------------------------------------------------
 
 
-def test_extractive_draft_quotes_only_the_chosen_chunk():
+def test_extractive_draft_quotes_only_the_chosen_chunk_after_a_lead_in_citing_it():
     draft = ExtractiveDrafter().draft(INVOICE_QUESTION, [source(INVOICES)])
     assert not draft.declined
-    assert draft.text.endswith(" [1]")
-    lines = draft.text.removesuffix(" [1]").split("\n")
-    assert lines
-    assert all(line in INVOICES.text.split("\n") for line in lines)
+    lead_in, *paragraphs = draft.text.split("\n\n")
+    assert lead_in == "From our article “Downloading invoices” [1]:"
+    assert paragraphs
+    assert all(line in INVOICES.text.split("\n") for line in paragraphs)
 
 
 def test_extractive_draft_picks_the_lines_that_answer():
@@ -298,7 +298,7 @@ def test_openai_unreachable_server_is_ai_unavailable():
 # --- confidence --------------------------------------------------------------------------------
 
 COMPONENTS = ("retrieval_strength", "retrieval_margin", "rankings_agree", "question_coverage", "draft_support",
-              "keyword_match", "citations", "drafter_answered", "risk")
+              "keyword_match", "answer_form", "citations", "drafter_answered", "risk")
 COPIED = answered("To download an invoice, open Settings, choose Billing and click Invoice history. [1]", "invoices#0")
 
 
@@ -318,7 +318,8 @@ def test_confidence_is_an_int_from_0_to_100(dense, keyword):
 
 
 def test_confidence_is_100_when_every_signal_is_strong():
-    confidence = score(INVOICE_QUESTION, [source(INVOICES, dense=0.8, keyword=1.0)], COPIED)
+    where = ticket("Where are invoices saved as PDF?")  # the draft gives the place: Settings, Billing, Invoice history
+    confidence = score(where, [source(INVOICES, dense=0.8, keyword=1.0)], COPIED)
     assert confidence.score == 100
     assert confidence.caps == ()
 

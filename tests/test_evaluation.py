@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpdesk_bot.ops.cli import main
-from helpdesk_bot.evaluation import RetrievalScores, auroc
+from helpdesk_bot.evaluation import RetrievalScores, answer_recall, auroc
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KB, QUESTIONS = FIXTURES / "tiny_kb.jsonl", FIXTURES / "tiny_questions.jsonl"  # 4 articles; 4 answerable, 1 not
@@ -48,7 +48,9 @@ def test_eval_answering_json_and_report(monkeypatch, tmp_path):
                                        "--target-precision", "0.9", "--report", str(report), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"n", "auroc", "threshold", "precision", "coverage", "curve"}
+    assert set(summary) == {"n", "auroc", "threshold", "precision", "coverage", "sent_by_default_policy",
+                            "answer_recall", "curve"}
+    assert summary["answer_recall"] is None  # no reference answers in this set
     assert summary["n"] == 5 and len(summary["curve"]) == 101
     assert summary["auroc"] > 0.5
     assert "<svg" in report.read_text()
@@ -81,3 +83,27 @@ def test_a_groundedness_file_without_its_columns_is_a_one_line_error(tmp_path):
     tsv.write_text("text\tlabel\nhello\tok\n")
     result = CliRunner().invoke(main, ["eval", "groundedness", str(tsv)])
     assert result.exit_code == 1 and "no begin_label, knowledge, response column" in result.output
+
+
+def test_answer_recall_is_the_share_of_the_references_content_words_in_the_draft():
+    reference = "Annual plans are refunded within 14 days of the payment."
+    assert answer_recall("Annual plans can be refunded within 14 days of payment.", reference) == 1.0
+    assert answer_recall("Annual plans: ask us.", reference) == 2 / 7  # of annual, plan, refund, within, 14, day, payment
+    assert answer_recall("", reference) == 0.0
+
+
+def test_eval_answering_reports_answer_recall_of_sent_and_answerable_drafts(monkeypatch, tmp_path):
+    monkeypatch.setenv("HELPDESK_DATA_DIR", str(tmp_path / "data"))
+    answers = {"q2": "Configure SAML single sign-on under Settings, Security; Okta is supported.",
+               "q3": "Download a full export from Settings, Data, Export.", "q4": "Yes, recent projects work offline."}
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps({**row, **({"answer": answers[row["id"]]} if row["id"] in answers else {})}) + "\n"
+                                 for row in map(json.loads, QUESTIONS.read_text().splitlines())))
+    result = CliRunner().invoke(main, ["eval", "answering", "--kb", str(KB), "--questions", str(questions), "--json"])
+    assert result.exit_code == 0, result.output
+    recall = json.loads(result.output)["answer_recall"]
+    assert recall["n_answerable"] == 3 and 0 < recall["n_sent"] <= 3
+    assert 0.5 <= recall["sent"] <= 1.0 and 0.5 <= recall["answerable"] <= 1.0
+    assert 5 <= recall["median_words_sent"] <= 150
+    text = CliRunner().invoke(main, ["eval", "answering", "--kb", str(KB), "--questions", str(questions)]).output
+    assert "answer_recall" in text and "sent by the default policy" in text

@@ -15,7 +15,7 @@ from integrations.sandbox.intercom import SandboxIntercom
 from helpdesk_drivers import DRIVERS
 
 SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
-PUBLISHED_ARTICLES = 39  # the sample help center: 41 articles, 2 of them drafts
+PUBLISHED_ARTICLES = 40  # the sample help center: 42 articles, 2 of them drafts
 SANDBOXES = {"zendesk": SandboxHelpdesk, "intercom": SandboxIntercom}
 REPLY = "<p>Hi Dana,</p><p>Click <strong>Use a recovery code instead</strong> on the sign-in screen. [1]</p>"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from helpdesk_bot.domain import PAST_TICKET
 from helpdesk_bot.embedding import MiniLMEmbedder
 from helpdesk_bot.errors import AIUnavailable, BadInput
 from helpdesk_bot.knowledge import CHUNK_WORDS, Article, chunk_article, load_folder, load_jsonl, sync_index
@@ -113,13 +114,13 @@ def test_list_items_stay_one_a_line():
 
 def test_table_rows_stay_one_a_line():
     blocks = html_to_blocks("<table><tr><th>Plan</th><th>Price</th></tr><tr><td>Team</td><td>$8</td></tr></table>")
-    assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
+    assert blocks == [(0, "| Plan | Price |\n| Team | $8 |")]
 
 
 def test_table_rows_of_indented_html_stay_one_a_line():
     # The HTML Markdown and most editors produce: a newline between every tag.
     blocks = html_to_blocks("<table>\n<tr>\n<th>Plan</th>\n<th>Price</th>\n</tr>\n<tr>\n<td>Team</td>\n<td>$8</td>\n</tr>\n</table>")
-    assert blocks == [(0, "Plan | Price |\nTeam | $8 |")]
+    assert blocks == [(0, "| Plan | Price |\n| Team | $8 |")]
 
 
 def test_hard_wrapped_html_paragraph_is_one_line():
@@ -168,6 +169,28 @@ def test_consecutive_chunks_of_a_section_overlap():
 def test_every_word_of_a_huge_paragraph_is_kept():
     kept = {w for c in chunk_article(LONG) for w in c.text.split()}
     assert set(words(500, "huge").split()) <= kept
+
+
+def test_numbered_steps_keep_their_numbers():
+    blocks = html_to_blocks("<ol><li>Open Settings</li><li>Click Export</li></ol><ul><li>Note</li></ul>")
+    assert blocks == [(0, "1. Open Settings\n2. Click Export"), (0, "- Note")]
+
+
+def test_a_procedure_stays_whole_in_one_chunk_with_its_heading_and_lead_line():
+    steps = "".join(f"<li>{words(18, f's{n}w')}</li>" for n in range(8))  # 144 words of steps
+    body = f"<h2>Before you start</h2><p>{words(100, 'intro')}</p><h2>Export a project</h2><p>{words(60, 'p')}</p>" \
+           f"<p>To export:</p><ol>{steps}</ol><p>Done.</p>"
+    chunks = chunk_article(Article("export", "Exporting", body))
+    holding = [c for c in chunks if "1. s0w" in c.text]
+    assert len(holding) == 1 and holding[0].heading == "Export a project"
+    assert "To export:\n1. s0w" in holding[0].text and "8. s7w" in holding[0].text
+
+
+def test_a_table_stays_whole_in_one_chunk():
+    rows = "".join(f"<tr><td>Plan {n}</td><td>{words(12, f'c{n}w')}</td></tr>" for n in range(12))
+    chunks = chunk_article(Article("plans", "Plans", f"<p>{words(120, 'intro')}</p><table>{rows}</table>"))
+    assert [sum(f"| Plan {n} |" in c.text for c in chunks) for n in range(12)] == [1] * 12
+    assert len({c.id for c in chunks if "| Plan 0 |" in c.text or "| Plan 11 |" in c.text}) == 1
 
 
 def test_chunk_ids_are_the_article_id_and_position_and_stable():
@@ -253,6 +276,17 @@ def test_changed_article_is_the_only_one_re_embedded(store, minilm):
     assert after["invoices"] == shrunk.content_hash != before["invoices"]
     assert {k: v for k, v in after.items() if k != "invoices"} == {k: v for k, v in before.items() if k != "invoices"}
     assert store.count() == total_chunks(articles)
+
+
+def test_published_articles_keep_their_contacts_and_past_tickets_are_redacted(store, minilm):
+    published = Article("billing", "Billing contact", "<p>Email billing@orbitask.com or call +1 415 555 0134.</p>")
+    past = Article("ticket-9", "Invoice question", "<p>Customer question: mail me at casey@example.com</p>",
+                   kind=PAST_TICKET)
+    sync_index(store, minilm, [published])
+    sync_index(store, minilm, [past], kind=PAST_TICKET)
+    texts = {hit.chunk.article_id: hit.chunk.text for hit in store.search("email", minilm.embed(["email"])[0], limit=5)}
+    assert texts["billing"] == "Email billing@orbitask.com or call +1 415 555 0134."
+    assert "casey@example.com" not in texts["ticket-9"] and "[email]" in texts["ticket-9"]
 
 
 def test_changed_article_loses_its_old_chunks(store, minilm):
@@ -431,10 +465,12 @@ def test_scope_fields_are_stored_on_every_chunk(scoped_store):
     assert {p["kind"] for p in payloads.values()} == {"article"}
 
 
-def test_unscoped_articles_keep_the_hash_of_older_versions():
-    """An upgrade must not re-embed a whole help center: the hash changes only for scoped articles."""
+def test_unscoped_articles_hash_their_content_and_the_way_articles_are_chunked():
+    """The hash changes with the chunking (so a new way of chunking re-embeds once), and with a scope."""
     import hashlib
 
-    before = hashlib.sha256("T\0https://x\0Billing\0<p>x</p>".encode()).hexdigest()[:32]
+    from helpdesk_bot.knowledge import CHUNKING
+
+    before = hashlib.sha256(f"T\0https://x\0Billing\0<p>x</p>\0{CHUNKING}".encode()).hexdigest()[:32]
     assert Article("a", "T", "<p>x</p>", "https://x", "Billing").content_hash == before
     assert Article("a", "T", "<p>x</p>", "https://x", "Billing", locale="de").content_hash != before

@@ -66,8 +66,9 @@ def test_outcomes_job_reads_the_sandbox_through_zenpy(tmp_path, stack):
 
     sent = stack.sandbox.create_ticket("Download invoices", "Where can I download our invoices as PDF?",
                                        "ap2@example.com", "Alex", tags=["billing"])
-    handed = stack.sandbox.create_ticket("On-premise install", "Can we run Orbitask air-gapped on our own servers?",
-                                         "it2@example.com", "Sam", tags=["sales"])
+    # A VIP ticket is always a person's: handed over with the draft the agent's reply is compared with.
+    handed = stack.sandbox.create_ticket("On-premise install", "Where is our workspace data stored? We want it on "
+                                         "our own servers.", "it2@example.com", "Sam", tags=["sales", "vip"])
     stack.processed(sent)
     stack.processed(handed)
     assert stack.ledger.decisions_for(str(sent))[0]["action"] == "auto_send"

@@ -17,6 +17,7 @@ from helpdesk_bot.policy import (
     decide,
     load_policy,
     parse_policy,
+    policy_to_toml,
 )
 
 
@@ -127,6 +128,45 @@ def test_equally_specific_rules_take_the_higher_threshold(rules):
 
 
 # --- decide: precedence of the hard stops --------------------------------------------------------
+
+
+def asking(text: str, *tags: str) -> Ticket:
+    return Ticket(helpdesk="sandbox", id="1", subject="", messages=(Message("customer", text),), tags=frozenset(tags))
+
+
+@pytest.mark.parametrize("text", [
+    "Can I get a refund for the annual plan?",
+    "I want to dispute this charge.",
+    "My lawyer will be in touch about this invoice.",
+    "Someone else logged in to my account and changed the password.",
+    "How do I cancel my subscription?",
+])
+@pytest.mark.parametrize("threshold", [0, 50, 70, 100])
+def test_a_risk_signal_hands_the_ticket_over_whatever_the_threshold(text, threshold):
+    policy = Policy(threshold=threshold, rules=(rule(threshold, "billing"),))
+    decision = decide(asking(text, "billing"), answered(), confidence(100), policy)
+    assert (decision.action, decision.code) == ("escalate", "risk")
+    assert "handed to a human whatever the confidence" in decision.reasons[0]
+
+
+def test_a_rule_can_allow_a_named_risk_on_its_tickets_explicitly():
+    allowing = TagRule(tags=frozenset({"billing"}), threshold=80, allow_risks=frozenset({"refund"}))
+    policy = Policy(rules=(allowing,))
+    refund = "Can I get a refund for the annual plan?"
+    assert decide(asking(refund, "billing"), answered(), confidence(85), policy).action == "auto_send"
+    assert decide(asking(refund, "billing"), answered(), confidence(75), policy).code == "below_threshold"
+    assert decide(asking(refund, "sales"), answered(), confidence(100), policy).code == "risk"  # other tags: held
+    lawyer = "My lawyer asks whether I can get a refund."
+    assert decide(asking(lawyer, "billing"), answered(), confidence(100), policy).code == "risk"  # only what is named
+
+
+def test_allow_risks_is_read_written_and_checked():
+    text = '[[rules]]\ntags = ["billing"]\nthreshold = 85\nallow_risks = ["refund", "cancellation"]\n'
+    policy = parse_policy(tomllib.loads(text))
+    assert policy.rules[0].allow_risks == {"refund", "cancellation"}
+    assert parse_policy(tomllib.loads(policy_to_toml(policy))) == policy
+    with pytest.raises(ConfigError, match="allow_risks: unknown risk signal"):
+        parse_policy(tomllib.loads('[[rules]]\ntags = ["billing"]\nthreshold = 85\nallow_risks = ["refunds"]\n'))
 
 
 def test_always_human_tag_escalates_even_at_confidence_100():

@@ -171,11 +171,12 @@ def test_the_llm_never_sees_personal_data():
 
 
 def test_the_index_never_holds_personal_data(embedder):
+    from helpdesk_bot.domain import PAST_TICKET
     from helpdesk_bot.knowledge import Article, sync_index
     from helpdesk_bot.vectorstore import KnowledgeStore
 
     store = KnowledgeStore.in_memory(embedder.dimension)
-    article = Article(id="9", title="Past resolution", url="https://x.example/9",
+    article = Article(id="9", title="Past resolution", url="https://x.example/9", kind=PAST_TICKET,
                       body_html="<p>Customer ana@example.es (+34 612 345 678) got a refund to "
                                 "ES9121000418450200051332 with card 5425-2334-3010-9903.</p>")
     sync_index(store, embedder, [article])

@@ -15,25 +15,25 @@ def ticket(text: str, subject: str = "", tags=(), channel: str | None = None) ->
 
 
 @pytest.mark.parametrize(
-    ("text", "signal", "cap"),
+    ("text", "signal"),
     [
-        ("If this is not fixed my lawyer will be in touch.", "legal", 0),
-        ("We will take legal action over this invoice.", "legal", 0),
-        ("I think my account was hacked, there are projects I never made.", "security", 0),
-        ("Someone else logged in to my account from Brazil.", "security", 0),
-        ("I was charged twice this month.", "billing_dispute", 0),
-        ("I will file a chargeback with my bank.", "billing_dispute", 0),
-        ("Can I get a refund for the annual plan?", "refund", 75),
-        ("How do I cancel my subscription?", "cancellation", 60),
-        ("This is unacceptable, the export has been broken all week.", "angry", 50),
-        ("WHY DOES THIS NEVER WORK. FIX IT", "angry", 50),
-        ("Please help asap, production is down", "urgent", 65),
-        ("How do I export? Can I import CSV? What about Jira? Is there an API?", "several_questions", 60),
+        ("If this is not fixed my lawyer will be in touch.", "legal"),
+        ("We will take legal action over this invoice.", "legal"),
+        ("I think my account was hacked, there are projects I never made.", "security"),
+        ("Someone else logged in to my account from Brazil.", "security"),
+        ("I was charged twice this month.", "billing_dispute"),
+        ("I will file a chargeback with my bank.", "billing_dispute"),
+        ("Can I get a refund for the annual plan?", "refund"),
+        ("How do I cancel my subscription?", "cancellation"),
+        ("Please close my account at the end of the month.", "cancellation"),
+        ("This is unacceptable, the export has been broken all week.", "angry"),
+        ("WHY DOES THIS NEVER WORK. FIX IT", "angry"),
+        ("Please help asap, production is down", "urgent"),
+        ("How do I export? Can I import CSV? What about Jira? Is there an API?", "several_questions"),
     ],
 )
-def test_content_signals(text, signal, cap):
-    found = {s.name: s.cap for s in risk_signals(ticket(text))}
-    assert found.get(signal) == cap
+def test_content_signals(text, signal):
+    assert signal in {s.name for s in risk_signals(ticket(text))}
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,7 @@ def test_content_signals(text, signal, cap):
         "Is there an issue with the Slack integration? Messages arrive late.",  # "issue" is not "sue"
         "Thanks for the courtesy reminder about SAML and HTTPS settings.",  # not "court"; acronyms are not shouting
         "Where can I download invoices as PDF?",
+        "How do I cancel a recurring task?",  # cancelling a task is not leaving
     ],
 )
 def test_ordinary_questions_raise_no_signal(text):
@@ -54,13 +55,12 @@ def test_ticket_signals_priority_tags_and_voice_channel():
     assert names == {"priority_ticket", "voice_channel"}
 
 
-def test_the_riskiest_signal_caps_the_score_and_says_why():
+def test_risk_signals_are_shown_in_the_confidence_not_weighed():
     chunk = Chunk(id="a#0", article_id="a", title="Refund policy", text="Annual plans can be refunded within 14 days.")
     sources = [Source(chunk=chunk, score=1.0, dense=0.9, keyword=1.0)]
     draft = Draft(text="Annual plans can be refunded within 14 days. [1]", cited=("a#0",), declined=False, drafter="extractive")
     calm = score(ticket("Can annual plans be refunded within 14 days?"), sources, draft)
     angry = score(ticket("Refund my annual plan NOW or I will call my lawyer!!"), sources, draft)
-    assert calm.score > 70 >= 0 == angry.score
-    assert any("legal" in cap for cap in angry.caps)
+    assert calm.score > 70 and angry.score > 0 and angry.caps == ()  # the policy hands these to a human
     risk = next(c for c in angry.components if c.name == "risk")
-    assert risk.value == 0.0 and "legal action" in risk.detail
+    assert (risk.value, risk.weight) == (0.0, 0.0) and "legal action" in risk.detail

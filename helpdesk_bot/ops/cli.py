@@ -276,7 +276,8 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
     if report_path:
         evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
     if as_json:
-        click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage", "curve")}))
+        click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage",
+                                                       "sent_by_default_policy", "answer_recall", "curve")}))
         return
     click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
     if summary["threshold"] is None:
@@ -284,8 +285,18 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
     else:
         click.echo(f"recommended threshold {summary['threshold']}: precision {summary['precision']:.3f}, "
                    f"coverage {summary['coverage']:.3f} (target precision {target_precision})")
+    recall = summary["answer_recall"]
+    if recall:
+        click.echo(f"answer_recall (share of the reference answer's content words in the draft): "
+                   f"sent by the default policy {_figure(recall['sent'])} over {recall['n_sent']}, "
+                   f"all answerable {_figure(recall['answerable'])} over {recall['n_answerable']}; "
+                   f"median draft {recall['median_words_sent']} words sent, {recall['median_words_drafted']} drafted")
     for point in summary["curve"][::10]:
         click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 @evaluate.command("groundedness")

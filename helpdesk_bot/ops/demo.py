@@ -112,6 +112,7 @@ def run_demo(once: bool, port: int) -> int:
         if latencies:
             _say(f"\n{decided}/{len(created)} tickets decided; webhook-to-posted time p50 "
                  f"{statistics.median(latencies):.0f} ms, max {max(latencies):.0f} ms")
+        _say(_summary(created, results))
         conversed = _converse(intercom, ledger)
         try:
             _follow_up(sandbox, app, settings, embedder, created, results)
@@ -300,12 +301,24 @@ def _print_results(sandbox, ledger, created: dict, results: dict) -> list[float]
         for reason in json.loads(decision["reasons"]):
             _say(f"   - {reason}")
         posted = [c for c in sandbox.comments(ticket_id) if c["author_id"] != sandbox.ticket(ticket_id)["requester_id"]]
-        if posted:
-            kind = "public reply" if posted[-1]["public"] else "internal note"
+        if posted and posted[-1]["public"]:  # what the customer reads, whole
+            _say("   posted public reply:")
+            for line in html_to_text(posted[-1]["html_body"]).split("\n"):
+                _say(f"   | {line}")
+        elif posted:
             text = " ".join(html_to_text(posted[-1]["html_body"]).split())
-            _say(f"   posted {kind}: {text[:160]}{'…' if len(text) > 160 else ''}")
+            _say(f"   posted internal note: {text[:160]}{'…' if len(text) > 160 else ''}")
         _say("")
     return latencies
+
+
+def _summary(created: dict, results: dict) -> str:
+    """One line: how many tickets were answered, handed over, and decided as the sample expects."""
+    answered = sum(1 for d in results.values() if d and d["action"] == "auto_send")
+    handed = sum(1 for d in results.values() if d and d["action"] != "auto_send")
+    expected = sum(1 for ticket_id, (sample, _) in created.items() if results[ticket_id]
+                   and (results[ticket_id]["action"] == "auto_send") == (sample["expect"] == "answer"))
+    return f"summary: {answered} answered, {handed} handed over, {expected}/{len(created)} as expected"
 
 
 # One Intercom conversation: (who, what they do). The bot's turns are whatever it does.
@@ -344,9 +357,13 @@ def _converse(intercom, ledger) -> bool:
         ticket = reader.fetch_ticket(conversation_id)
         said = [m for m in ticket.messages[seen + 1:] if m.author == "bot"]
         for message in said:
-            kind = "reply" if message.public else "internal note"
-            text = " ".join(message.text.split())
-            _say(f"   helpdesk-bot ({kind}): {text[:200]}{'…' if len(text) > 200 else ''}")
+            if message.public:  # what the customer reads, whole
+                _say("   helpdesk-bot (reply):")
+                for line in message.text.split("\n"):
+                    _say(f"   | {line}")
+            else:
+                text = " ".join(message.text.split())
+                _say(f"   helpdesk-bot (internal note): {text[:200]}{'…' if len(text) > 200 else ''}")
         if not said:
             _say(f"   helpdesk-bot stays silent: {next_turn(ticket).reason}")
         seen = len(ticket.messages)

@@ -386,6 +386,9 @@ def _policy_from_form(form, old: Policy) -> dict:
             rule["channels"] = channels
         if form.get(f"rule-{i}-shadow") == "on":
             rule["shadow"] = True
+        risks = words(form.get(f"rule-{i}-allow_risks", ""))
+        if risks:
+            rule["allow_risks"] = risks
         raw["rules"].append(rule)
     return raw
 

@@ -1,0 +1,147 @@
+"""What shape of answer a question asks for, and whether a reply has that shape.
+
+A customer who asks how to do something needs the steps; one who asks for a limit or a price
+needs the number with its unit; a yes/no question needs the yes or the no; a "who do I
+contact" question needs the contact; an error needs its cause and its fix. The drafter uses
+the kind to choose what to quote, and the confidence score checks the draft against it
+(`answer_form` in confidence.py). Word lists, not a model, so the support team can predict them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["contact", "error", "quantity", "procedure", "location", "yes_no", "other"]
+
+
+def _words(*phrases: str) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(phrases) + r")\b", re.IGNORECASE)
+
+
+# First match wins, in this order: "how do I contact billing" is a contact question, "how many
+# seats" a quantity, "I get error 429, how do I fix it" an error.
+_QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
+    ("contact", _words(r"who (?:do|should|can|could) (?:i|we) (?:contact|email|e-mail|call|write to|ask|talk to|reach)",
+                       r"contact (?:details|info(?:rmation)?|address|person|number|email)", r"(?:email|e-mail) address",
+                       r"phone number", r"(?:how|where) (?:do|can|should) (?:i|we) (?:contact|reach|email|call|write to)",
+                       r"get in touch", r"who (?:is|handles|deals with)")),
+    ("error", _words(r"errors?", r"error code", r"fails?", r"failing", r"failed", r"failure", r"crash(?:es|ed|ing)?",
+                     r"(?:doesn't|does not|don't|do not|won't|will not|isn't|is not|not) (?:work|working|load|loading|"
+                     r"sync|syncing|arrive|arriving|open|opening|show|showing|update|updating)",
+                     r"can't|cannot|can not|unable to", r"broken", r"too many requests",
+                     r"[45]\d\d(?:s|\s+errors?|\s+responses?|\s+status)", r"(?:http|status|error|code)\s*[45]\d\d")),
+    ("quantity", _words(r"how (?:many|much|long|often|big|large|fast)", r"what(?:'s| is| are) the (?:\w+ )?"
+                        r"(?:limit|limits|price|prices|cost|costs|fee|fees|maximum|minimum|max|min|size|quota|rate)",
+                        r"limits?", r"pric(?:e|es|ing)", r"costs?", r"fees?", r"quotas?",
+                        r"per (?:month|minute|hour|day|year|seat|user)", r"rate limits?")),
+    ("procedure", _words(r"how (?:do|can|should|would|could|shall) (?:i|we)", r"how does one", r"how to",
+                         r"(?:the|what|which) steps", r"steps to", r"what do (?:i|we) (?:do|need to do) to",
+                         r"walk me through", r"instructions", r"is there a way to", r"process (?:for|to|of)")),
+    ("location", _words(r"where (?:do|can|is|are|should|would|will|to)", r"which (?:page|menu|tab|screen|setting)",
+                        r"find (?:the|my|our)")),
+    ("yes_no", re.compile(r"^\W*(?:can|could|is|are|do|does|did|will|would|should|may|has|have|am|was|were)\b"
+                          r"|\b(?:is it possible|am i able|are we able|is there)\b", re.IGNORECASE | re.MULTILINE)),
+)
+
+_STEP = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+_INSTRUCTION = _words(r"click", r"tap", r"open", r"go to", r"select", r"choose", r"press", r"enter", r"type",
+                      r"turn on", r"turn off", r"enable", r"disable", r"download", r"install", r"sign in",
+                      r"navigate", r"run", r"set", r"try", r"check", r"restore", r"reset", r"adjust", r"change",
+                      r"connect", r"configure", r"update", r"add", r"remove", r"save", r"follow", r"use")
+# Advice in prose, as a forum answer or a paragraph gives it: "you can ...", "first, ...".
+_ADVICE = _words(r"you", r"first,", r"make sure", r"to do (?:this|that|so),",
+                 r"(?:is|would be) the (?:best|easiest|simplest|quickest|cheapest|only|standard) (?:way|option)")
+_PATH = re.compile(r"[→›»]|\s>\s")
+_NUMBER = re.compile(r"(?<![\w.])[$€£]?\d[\d,.]*\s*%?")
+_UNIT = _words(r"per", r"minutes?", r"hours?", r"days?", r"weeks?", r"months?", r"years?", r"seconds?", r"[kmgt]b",
+               r"bytes?", r"requests?", r"seats?", r"members?", r"users?", r"runs?", r"calls?", r"files?", r"tasks?",
+               r"projects?", r"guests?", r"times?", r"characters?", r"items?", r"usd", r"eur", r"gbp", r"dollars?",
+               r"euros?", r"pounds?", r"percent")
+_CURRENCY_OR_PERCENT = re.compile(r"[$€£]\s?\d|\d\s?%")
+# A way to reach someone: an address, a link, a phone number or a named channel ("live chat"),
+# not the bare word "contact" ("the Owner is the default billing contact").
+_CONTACT = re.compile(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b|\bhttps?://\S+|(?:\+|\b00)\d[\d\s().-]{6,}\d"
+                      r"|\b(?:contact form|live chat|chat with us|call us|email us|write to us|account manager|"
+                      r"support portal|submit a (?:request|ticket))\b")
+_EXPLICIT = _words(r"yes", r"no", r"can", r"cannot", r"can't", r"can not", r"is not", r"isn't", r"are not", r"aren't",
+                   r"does not", r"doesn't", r"do not", r"don't", r"will", r"won't", r"only", r"never", r"always",
+                   r"must", r"available", r"not available", r"supported", r"not supported", r"included", r"allowed",
+                   r"possible", r"requires?", r"needs? to")
+_CAUSE = _words(r"because", r"means", r"due to", r"caused by", r"happens when", r"when", r"if", r"exceed(?:s|ed)?",
+                r"reached", r"returns?", r"limit", r"expired?", r"blocked", r"so that", r"since", r"after")
+_FIX = _words(r"wait", r"try", r"retry", r"check", r"make sure", r"ensure", r"click", r"open", r"go to", r"update",
+              r"reinstall", r"restart", r"sign out", r"sign in", r"reset", r"turn on", r"turn off", r"enable",
+              r"disable", r"use", r"contact", r"allow", r"remove", r"reconnect", r"set")
+
+
+def has_contact(text: str) -> bool:
+    """Whether the text gives a way to reach someone: an address, a link, a phone number, a named channel."""
+    return bool(_CONTACT.search(text))
+
+
+def has_quantity(text: str) -> bool:
+    """Whether the text gives a number with its unit ("14 days", "$8", "600 requests per minute")."""
+    return bool(_NUMBER.search(text) and (_UNIT.search(text) or _CURRENCY_OR_PERCENT.search(text)))
+
+
+def question_kind(question: str) -> Kind:
+    """The shape of answer the question asks for."""
+    for kind, pattern in _QUESTION_KINDS:
+        if pattern.search(question):
+            return kind
+    return "other"
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    value: float  # 0..1: how well the reply has the shape the question asks for
+    detail: str
+
+
+def check_form(kind: Kind, reply: str) -> FormCheck:
+    """Whether `reply` (plain text, as drafted) has the shape a question of `kind` asks for."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n", reply) if s.strip()]
+    if not sentences:
+        return FormCheck(0.0, "the reply is empty")
+    steps = len(_STEP.findall(reply))
+    instructions = bool(_INSTRUCTION.search(reply)) and (bool(_PATH.search(reply)) or len(_INSTRUCTION.findall(reply)) >= 2)
+    if kind == "procedure":
+        if steps >= 2:
+            return FormCheck(1.0, f"asks how to do something; the reply gives {steps} steps")
+        if instructions:  # "open Settings → Security → Two-factor authentication and click Enable"
+            return FormCheck(1.0, "asks how to do something; the reply gives the instructions")
+        if _ADVICE.search(reply):
+            return FormCheck(0.6, "asks how to do something; the reply gives advice but no instructions")
+        return FormCheck(0.0, "asks how to do something; the reply gives no steps or instructions")
+    if kind == "quantity":
+        # By paragraph, not sentence: a table's unit is in its header, a limit's in "Requests per minute: 600".
+        paragraphs = [p for p in re.split(r"\n\s*\n", reply) if p.strip()]
+        with_unit = [p for p in paragraphs if _NUMBER.search(p) and (_UNIT.search(p) or _CURRENCY_OR_PERCENT.search(p))]
+        if with_unit:
+            example = " ".join(with_unit[0].split())[:50]
+            return FormCheck(1.0, f"asks for a limit or a price; the reply gives a number with its unit ({example!r})")
+        if any(_NUMBER.search(s) for s in sentences):
+            return FormCheck(0.5, "asks for a limit or a price; the reply gives a number but no unit")
+        return FormCheck(0.0, "asks for a limit or a price; the reply gives no number")
+    if kind == "contact":
+        if _CONTACT.search(reply):
+            return FormCheck(1.0, "asks whom to contact; the reply gives a contact")
+        return FormCheck(0.0, "asks whom to contact; the reply gives no contact")
+    if kind == "error":
+        cause, fix = bool(_CAUSE.search(reply)), bool(_FIX.search(reply)) or steps >= 2
+        if cause and fix:
+            return FormCheck(1.0, "reports an error; the reply gives a cause and a fix")
+        if cause or fix:
+            return FormCheck(0.5, f"reports an error; the reply gives a {'cause' if cause else 'fix'} only")
+        return FormCheck(0.0, "reports an error; the reply gives neither a cause nor a fix")
+    if kind == "location":
+        if steps >= 2 or _PATH.search(reply) or instructions or _CONTACT.search(reply):
+            return FormCheck(1.0, "asks where; the reply gives the place or the steps")
+        return FormCheck(0.3, "asks where; the reply names no place, menu or link")
+    if kind == "yes_no":
+        if _EXPLICIT.search(reply):
+            return FormCheck(1.0, "asks a yes/no question; the reply makes an explicit statement")
+        return FormCheck(0.5, "asks a yes/no question; the reply makes no explicit statement")
+    return FormCheck(1.0, "no particular shape of answer expected")

@@ -1,0 +1,232 @@
+"""Replies as the customer reads them, on the sample help center (numbered steps, plan tables,
+a billing contact): the whole procedure, the table row, the contact; nothing sent that does not
+answer, repeats itself, or should be a person's call.
+
+Questions go through the real pipeline (retrieve → draft → score → decide → post on a sandbox
+Zendesk) or the `ask` command, on the sample help center indexed once with the real embedder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from helpdesk_bot import confidence as scoring
+from helpdesk_bot.ops.cli import main
+from helpdesk_bot.conversation import next_turn
+from helpdesk_bot.domain import Draft, Message, Ticket, TicketEvent
+from helpdesk_bot.drafting import ExtractiveDrafter
+from helpdesk_bot.guardrails import hold_unsafe
+from helpdesk_bot.ledger import Ledger
+from helpdesk_bot.pipeline import Answerer, Pipeline
+from helpdesk_bot.policy import Policy, TagRule
+from helpdesk_bot.retrieval import Retriever
+from helpdesk_bot.services import make_helpdesk, open_store
+from helpdesk_bot.settings import Settings
+from integrations.sandbox import BOT_AGENT_ID, SandboxHelpdesk
+
+from conftest import SAMPLE_HELP_CENTER, restored_environment
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, help_center_index, embedder):
+    with restored_environment():
+        data_dir = tmp_path_factory.mktemp("replies")
+        shutil.copytree(help_center_index / "knowledge", data_dir / "knowledge")
+        sandbox = SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER).start()
+        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
+        store = open_store(settings, embedder)
+        ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
+        ledger.migrate()
+        answerer = Answerer(Retriever(store, embedder), ExtractiveDrafter(), Policy())
+        pipeline = Pipeline(answerer, {"zendesk": make_helpdesk(settings)}, ledger)
+        yield {"sandbox": sandbox, "answerer": answerer, "pipeline": pipeline, "ledger": ledger}
+        store.close()
+        sandbox.stop()
+
+
+def ask(world, question: str, *earlier: Message, tags: tuple[str, ...] = (), policy: Policy | None = None):
+    answerer = world["answerer"] if policy is None else Answerer(world["answerer"].retriever, ExtractiveDrafter(), policy)
+    ticket = Ticket(helpdesk="zendesk", id="1", subject="", tags=frozenset(tags), requester_name="Ann Lee",
+                    messages=(*earlier, Message("customer", question)))
+    return answerer.answer(ticket)
+
+
+def posted(world, subject: str, body: str) -> dict:
+    """Run a new ticket through the whole pipeline; the bot's comment on it (reply or note)."""
+    sandbox = world["sandbox"]
+    ticket = {"subject": subject, "comment": {"body": body}, "requester": {"name": "Ann Lee", "email": "ann@example.com"}}
+    ticket_id = sandbox._call("POST", "/tickets.json", {"ticket": ticket})["ticket"]["id"]
+    event_id, _ = world["ledger"].record_event(TicketEvent("zendesk", f"replies-{ticket_id}", str(ticket_id)))
+    world["pipeline"].handle_event(event_id)
+    (comment,) = [c for c in sandbox.state.ticket_comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
+    return comment
+
+
+def steps_of(text: str) -> list[str]:
+    return re.findall(r"^\d+\. (.+)$", text, re.MULTILINE)
+
+
+# --- how-to: the whole procedure, as an ordered list ---------------------------------------------
+
+
+def test_a_how_to_question_gets_every_step_in_order_as_an_ordered_list(world):
+    comment = posted(world, "Two-step verification", "How do I set up two-step verification on my account?")
+    assert comment["public"], comment["plain_body"]
+    ordered = re.search(r"<ol>(.*?)</ol>", comment["html_body"])
+    assert ordered, comment["html_body"]
+    items = re.findall(r"<li>(.*?)</li>", ordered.group(1))
+    assert len(items) == 5
+    assert items[0].startswith("Click your avatar") and items[4].startswith("Optionally click Add security key")
+    assert "<p>Hi Ann,</p><p>Here are the steps, from our article" in comment["html_body"]
+    assert "Setting up two-factor authentication (2FA)</a>" in comment["html_body"]  # the citation
+
+
+def test_a_definition_does_not_clear_the_threshold_for_a_how_to_question(world):
+    ticket = Ticket(helpdesk="zendesk", id="1", subject="", messages=(
+        Message("customer", "How do I set up two-step verification on my account?"),))
+    sources = world["answerer"].retriever.retrieve(ticket.search_query)
+    intro = next(s for s in sources if s.chunk.text.startswith("Two-factor authentication (2FA) protects"))
+    definition = Draft(text=f"From our article “{intro.chunk.title}” [1]:\n\n{intro.chunk.text}", cited=(intro.chunk.id,),
+                       declined=False, drafter="extractive")
+    score = scoring.score(ticket, sources, definition)
+    form = next(c for c in score.components if c.name == "answer_form")
+    assert form.value == 0.0 and "no steps" in form.detail
+    assert score.score < Policy().threshold
+    steps = world["answerer"].answer(ticket)
+    assert steps.decision.action == "auto_send" and len(steps_of(steps.draft.text)) == 5
+
+
+# --- limits and prices: the table row, never pipes ------------------------------------------------
+
+
+def test_a_limit_comes_from_the_table_row_as_a_sentence_with_its_unit(world):
+    outcome = ask(world, "How many API requests per minute do we get on the Business plan?")
+    assert outcome.decision.action == "auto_send"
+    assert "Business plan — Requests per minute: 600." in outcome.draft.text
+    assert "|" not in outcome.draft.text
+    form = next(c for c in outcome.confidence.components if c.name == "answer_form")
+    assert form.value == 1.0 and "number with its unit" in form.detail
+
+
+def test_several_matching_rows_become_a_small_html_table(world):
+    comment = posted(world, "Rate limits", "What are the API rate limits for each plan?")
+    assert comment["public"]
+    html = comment["html_body"]
+    assert "<table><thead><tr><th>Plan</th><th>Requests per minute</th></tr></thead>" in html
+    assert "<tr><td>Business</td><td>600</td></tr>" in html
+    assert "|" not in html and "|" not in comment["plain_body"]
+
+
+def test_a_price_question_finds_the_price_row(world):
+    outcome = ask(world, "How much does the Team plan cost per seat?")
+    assert "Team: $8" in outcome.draft.text and "Team: $10" in outcome.draft.text
+    assert "|" not in outcome.draft.text
+
+
+# --- can I / who / where: the paragraph with the conditions or the contact ------------------------
+
+
+def test_the_help_centers_own_contact_details_reach_the_customer(world):
+    comment = posted(world, "Billing question", "Who do I contact about billing questions?")
+    assert comment["public"]
+    assert "billing@orbitask.com" in comment["html_body"] and "+1 415 555 0134" in comment["html_body"]
+    assert "[email]" not in comment["html_body"] and "[phone]" not in comment["html_body"]
+
+
+def test_a_where_question_gets_the_place_without_placeholders(world):
+    outcome = ask(world, "Where can I download a PDF copy of last month's invoice?")
+    assert outcome.decision.action == "auto_send"
+    assert "Settings → Billing → Invoices" in outcome.draft.text and "[email]" not in outcome.draft.text
+
+
+def test_a_can_i_question_gets_the_condition(world):
+    outcome = ask(world, "Do you support SAML single sign-on on the Team plan?")
+    assert "SSO is available on the Business and Enterprise plans." in outcome.draft.text
+
+
+def test_the_published_help_center_is_indexed_unredacted(world):
+    sources = world["answerer"].retriever.retrieve("email the billing team")
+    texts = " ".join(s.chunk.text for s in sources)
+    assert "billing@orbitask.com" in texts and "[email]" not in texts
+
+
+def test_a_draft_holding_a_redaction_placeholder_is_never_sent(world):
+    outcome = ask(world, "Who do I contact about billing questions?")
+    source = next(s for s in outcome.sources if s.chunk.id == outcome.draft.cited[0])
+    placeholder = Draft(text="From our article [1]:\n\nEmail [email] or call [phone].", cited=(source.chunk.id,),
+                        declined=False, drafter="extractive")
+    sent = outcome.decision
+    assert sent.action == "auto_send"
+    held = hold_unsafe(sent, outcome.ticket, placeholder, list(outcome.sources), Policy())
+    assert held.action == "escalate"
+    assert any("redaction placeholder" in reason and "[email]" in reason for reason in held.reasons)
+
+
+# --- risk: handed over whatever the thresholds, unless ops allow it per tag -----------------------
+
+
+@pytest.mark.parametrize("question", [
+    "Can I get a refund for our annual plan? We renewed 6 days ago.",
+    "I want to dispute the charge on invoice ORB-2026-004512.",
+    "How do I cancel my subscription?",
+])
+def test_risky_questions_are_handed_over_even_at_threshold_0(world, question):
+    outcome = ask(world, question, policy=Policy(threshold=0))
+    assert (outcome.decision.action, outcome.decision.code) == ("escalate", "risk")
+
+
+def test_ops_can_let_the_bot_answer_refund_questions_on_billing_tickets(world):
+    allowing = Policy(rules=(TagRule(tags=frozenset({"billing"}), threshold=70, allow_risks=frozenset({"refund"})),))
+    question = "Can I get a refund for our annual plan?"
+    assert ask(world, question, tags=("billing",), policy=allowing).decision.action == "auto_send"
+    assert ask(world, question, tags=("sales",), policy=allowing).decision.code == "risk"
+
+
+def test_the_refund_ticket_posts_a_note_not_a_reply(world):
+    comment = posted(world, "Refund", "Our annual plan renewed 6 days ago. Can we get a refund?")
+    assert not comment["public"]
+    assert "asks for money back" in comment["html_body"]
+
+
+# --- follow-ups -------------------------------------------------------------------------------------
+
+
+def test_a_follow_up_that_still_fails_or_asks_for_a_limit_raise_is_handed_over(world):
+    first = ask(world, "We keep getting 429 Too Many Requests from the API. What should we do?")
+    assert first.decision.action == "auto_send"
+    bot = Message("bot", first.draft.text)
+    for text, code in [("We already back off and still get 429s, can you raise our limit?", "not_helped"),
+                       ("Same error as before.", "not_helped"),
+                       ("Could you increase our API rate limit to 2,000 per minute?", "needs_a_person")]:
+        ticket = Ticket(helpdesk="zendesk", id="1", subject="", messages=(
+            Message("customer", "We keep getting 429 Too Many Requests from the API. What should we do?", id="c1"),
+            Message("bot", bot.text, id="b1"), Message("customer", text, id="c2")))
+        turn = next_turn(ticket)
+        assert (turn.step, turn.code) == ("hand_over", code), text
+
+
+def test_a_draft_mostly_repeating_the_earlier_answer_is_not_sent(world):
+    question = "Where can I download a PDF copy of last month's invoice?"
+    first = ask(world, question)
+    again = ask(world, "Where do I download the invoice PDF?", Message("customer", question),
+                Message("bot", "Hi Ann, " + re.sub(r"\[\d+\]", "", first.draft.text)))
+    assert (again.decision.action, again.decision.code) == ("escalate", "repeated_answer")
+
+
+# --- ask shows the new component --------------------------------------------------------------------
+
+
+def test_ask_prints_the_whole_reply_and_the_answer_form_component(tmp_path, monkeypatch, help_center_index):
+    shutil.copytree(help_center_index / "knowledge", tmp_path / "knowledge")
+    monkeypatch.setenv("HELPDESK_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["ask", "How do I export my workspace data?"])
+    assert result.exit_code == 0, result.output
+    assert len(steps_of(result.output)) == 4
+    assert re.search(r"answer_form\s+1\.00\s+asks how to do something; the reply gives 4 steps", result.output)
+    as_json = json.loads(CliRunner().invoke(main, ["ask", "How do I export my workspace data?", "--json"]).output)
+    assert as_json["components"]["answer_form"]["value"] == 1.0
