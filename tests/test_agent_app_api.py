@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from helpdesk_bot.web.agent_app import HELPDESK, Unauthorized, verify_token
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.web.app import create_app
+from workers.broker import stop_embedded_redis
 
 SECRET = "s3cret-shared-with-the-zendesk-app"
 
@@ -124,6 +125,7 @@ def test_without_a_configured_secret_the_api_is_off(tmp_path):
         assert response.status_code == 503 and "ZENDESK_APP_SECRET" in response.json()["error"]
     finally:
         server.shutdown()
+        stop_embedded_redis(tmp_path)  # the app's rate limits started it: no REDIS_URL here
 
 
 def test_a_token_for_another_zendesk_account_is_refused():

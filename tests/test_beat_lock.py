@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conftest import wait_for
+from harness import wait_for
 from workers.beat_lock import LeaderLock
 from workers.broker import redis_client
 

@@ -16,6 +16,7 @@ from helpdesk_bot.ledger import admin_users
 from helpdesk_bot.policy import load_policy
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.web.app import create_app
+from workers.broker import stop_embedded_redis
 
 PASSWORD = "correct horse battery"
 
@@ -56,6 +57,7 @@ def _site(tmp_path, database_url):
                             "ledger": app.extensions["ledger"], "policy": policy})
     server.shutdown()
     app.extensions["ledger"].dispose()
+    stop_embedded_redis(tmp_path)  # the app's rate limits started it: no REDIS_URL here
 
 
 def token_of(html: str) -> str:

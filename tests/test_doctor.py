@@ -15,7 +15,7 @@ from helpdesk_bot.services import open_store
 from helpdesk_bot.settings import Settings
 from integrations.llm_standin import StandinServer
 from integrations.sandbox import SandboxHelpdesk
-from conftest import free_port
+from harness import free_port
 
 LLM_KEY = "sk-doctor-test"
 

@@ -21,7 +21,7 @@ from helpdesk_bot.ledger import ticket_events
 from helpdesk_bot.services import open_ledger
 from helpdesk_bot.settings import Settings
 from integrations.sandbox import SandboxHelpdesk
-from tests.conftest import SAMPLE_HELP_CENTER, free_port, restored_environment, wait_for
+from harness import SAMPLE_HELP_CENTER, free_port, restored_environment, wait_for
 from workers.broker import stop_embedded_redis, use_embedded_redis
 
 TICKETS = 20

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import free_port, running_stack, wait_for
+from conftest import running_stack
+from harness import free_port, wait_for
 from integrations.llm_standin import LLMFault, StandinServer
 
 QUESTION = ("Download invoices", "Where can I download our invoices as PDF?")

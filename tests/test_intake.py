@@ -11,7 +11,7 @@ import pytest
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.web.intake import Intake, one_by_one
 from helpdesk_bot.ledger import Ledger
-from tests.conftest import wait_for
+from harness import wait_for
 
 
 def make_ledger(tmp_path) -> Ledger:
@@ -82,17 +82,25 @@ def test_an_event_queued_just_before_a_broker_restart_is_seen_as_lost(tmp_path):
     assert ledger.stalled_events(queued_before=restarted_at) == [event_id]
 
 
-def test_broker_down_leaves_the_events_recorded_for_beat(tmp_path):
+def test_broker_down_leaves_the_events_recorded_for_beat(tmp_path, caplog):
     ledger = make_ledger(tmp_path)
+    broker_up = threading.Event()
 
-    def broker_down(event_id):
-        raise ConnectionError("broker unreachable")
+    def enqueue(event_id):
+        if not broker_up.is_set():
+            raise ConnectionError("broker unreachable")
 
-    intake = Intake(ledger, one_by_one(broker_down))
+    intake = Intake(ledger, one_by_one(enqueue))
     event_id, new = intake.accept(delivery(2))
     assert new
     assert ledger.get_event(event_id).status == "received"
     assert event_id in ledger.unqueued_events(older_than=-1)
+    refused = [r for r in caplog.records if r.getMessage().startswith(f"could not queue event {event_id};")]
+    assert refused and isinstance(refused[0].exc_info[1], ConnectionError)
+    # The writer thread retries every second for as long as the process lives: with the broker
+    # back it queues the event and stops, instead of logging the refusal after the test.
+    broker_up.set()
+    wait_for(lambda: ledger.get_event(event_id).status == "queued", 5, what="the event queued once the broker is back")
 
 
 def test_events_left_by_a_down_broker_are_queued_when_it_answers_again(tmp_path):

@@ -33,7 +33,7 @@ from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_
 from helpdesk_bot.redaction import redact
 from integrations.llm_standin import StandinServer, answering, obeying
 
-from conftest import SAMPLE_HELP_CENTER, restored_environment
+from harness import SAMPLE_HELP_CENTER, restored_environment
 
 HOSTILE = [json.loads(line) for line in (Path(__file__).parent / "data" / "hostile_tickets.jsonl").read_text().splitlines()]
 BENIGN = [json.loads(line) for line in (Path(__file__).parent / "data" / "benign_tickets.jsonl").read_text().splitlines()]
@@ -234,7 +234,9 @@ def test_the_obeying_model_would_have_been_sent_without_the_guardrails(world, mo
         tried += 1
         leaked += bool(comment["public"] and reply_violations(case, comment))
     print(f"\nwithout the guardrails, {leaked} of {tried} obeyed replies reach the customer")
-    assert leaked >= tried * 0.6  # the rest: links the rendering strips anyway, orders that never reached it
+    # The rest: links the rendering strips anyway, orders that never reached the model, and tickets
+    # that ask for money back or an account change, which a person answers whatever the draft says.
+    assert leaked >= tried * 0.5
 
 
 def test_ordinary_tickets_still_get_answers_from_the_llm(world):

@@ -173,7 +173,7 @@ def test_a_posted_note_with_a_table_is_recognised_when_reconciling(tmp_path):
     from helpdesk_bot.settings import Settings
     from integrations.sandbox import SandboxHelpdesk
 
-    from conftest import restored_environment
+    from harness import restored_environment
 
     with restored_environment(), SandboxHelpdesk() as sandbox:
         helpdesk = make_helpdesk(Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "SANDBOX_URL": sandbox.url}))

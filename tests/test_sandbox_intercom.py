@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -19,6 +18,8 @@ from integrations.intercom.client import API_VERSION, SNOOZE_SECONDS
 from integrations.intercom.webhook import check_signature, parse_event
 from integrations.sandbox import intercom as sandbox_module
 from integrations.sandbox.intercom import BOT_ADMIN_ID, HUMAN_ADMIN_ID, SUPPORT_TEAM_ID, SandboxIntercom
+
+from harness import Receiver
 
 HELP_CENTER = {"articles": [
     {"id": 1000 + i, "title": f"Article {i}", "body": f"<p>Body {i}</p>", "updated_at": f"2024-02-{i + 1:02d}T10:00:00Z",
@@ -125,37 +126,9 @@ def test_a_known_contact_is_found_again_from_the_conflict(sandbox):
 # --- notifications -------------------------------------------------------------------------
 
 
-class Receiver:
-    """A webhook endpoint recording raw deliveries; answers from `statuses`, then 200."""
-
-    def __init__(self):
-        self.deliveries: list[dict] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.deliveries.append({"headers": dict(self.headers), "body": body})
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/intercom"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    endpoint = Receiver()
+    endpoint = Receiver("/webhooks/intercom")
     yield endpoint
     endpoint.close()
 

@@ -6,9 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -22,6 +20,8 @@ from integrations.sandbox import (
     sign_zendesk_webhook,
 )
 from integrations.sandbox.__main__ import parse_args
+
+from harness import Receiver
 
 SECTION_ID = 360000000101
 DRAFT_ID = 360000009999
@@ -73,37 +73,9 @@ def http(sandbox):
     session.close()
 
 
-class Receiver:
-    """A tiny webhook endpoint recording raw deliveries; answers from `statuses`, then 200."""
-
-    def __init__(self):
-        self.deliveries: list[dict] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.deliveries.append({"headers": dict(self.headers), "body": body})
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/webhooks/zendesk"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    endpoint = Receiver()
+    endpoint = Receiver("/webhooks/zendesk")
     yield endpoint
     endpoint.close()
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from benchmarks.loadgen import SignedWebhook
 from integrations.zendesk.webhook import INVOCATION_HEADER
-from tests.conftest import free_port, wait_for
+from harness import free_port, wait_for
 
 SECRET = "serve-test-secret"
 PASSWORD = "a long enough password"

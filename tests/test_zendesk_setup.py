@@ -17,6 +17,7 @@ from helpdesk_bot.settings import Settings
 from helpdesk_bot.web.app import create_app
 from integrations.sandbox import BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_ID, SandboxHelpdesk
 from integrations.zendesk.setup import FOLLOW_UP_TRIGGER, NEW_TICKET_TRIGGER, WEBHOOK_NAME
+from workers.broker import stop_embedded_redis
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -175,6 +176,7 @@ def test_the_triggers_send_new_tickets_and_follow_ups_but_not_the_bots_own_updat
         assert len(deliveries()) == 2
     finally:
         server.shutdown()
+        stop_embedded_redis(tmp_path / "app")  # the app's rate limits started it: no REDIS_URL here
 
 
 def _trigger_id(sandbox, title) -> int:

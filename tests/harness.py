@@ -1,0 +1,77 @@
+"""What many test files need and no fixture gives: a free port, a patient wait, a webhook
+endpoint that records deliveries, and the environment zenpy reads given back."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
+    """Return the predicate's first truthy value; raise TimeoutError naming `what` if none comes in time."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Receiver:
+    """A webhook endpoint recording raw deliveries; answers from `statuses`, then 200."""
+
+    def __init__(self, path: str = "/webhooks/zendesk"):
+        self.deliveries: list[dict] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.deliveries.append({"headers": dict(self.headers), "body": body})
+                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# zenpy reads these from the process environment on every request: a test that points zenpy at
+# its own sandbox must give the previous values back, or later tests talk to a stopped one.
+ZENPY_ENVIRONMENT = ("ZENPY_FORCE_SCHEME", "ZENPY_FORCE_NETLOC", "SANDBOX_URL")
+
+
+@contextmanager
+def restored_environment(names=ZENPY_ENVIRONMENT):
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
