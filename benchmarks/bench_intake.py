@@ -66,7 +66,7 @@ def run(database: str, rounds: int, seconds: float, connections: int, rate: floa
         # every request (their cost is part of intake), but must not refuse any.
         env = clean_env(HELPDESK_DATA_DIR=str(work / "data"), REDIS_URL=redis_url, ZENDESK_WEBHOOK_SECRET=SECRET,
                         DATABASE_URL=database_url, HELPDESK_WEBHOOK_RATE_LIMIT=f"{10**9}/60",
-                        HELPDESK_ACCOUNT_RATE_LIMIT=f"{10**9}/60")
+                        HELPDESK_ACCOUNT_RATE_LIMIT=f"{10**9}/60", HELPDESK_MAX_CONNECTIONS_PER_IP="0")
         bare_port, intake_port = free_port(), free_port()
         broker = redis.Redis.from_url(redis_url)
         with background(gunicorn("benchmarks.bare_app:app", bare_port, options), env=env, log_file=work / "bare.log",

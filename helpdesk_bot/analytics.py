@@ -1,6 +1,6 @@
 """What the bot did and what it saved, computed from the ledger.
 
-Definitions (the dashboard's and the README's):
+Definitions (the dashboard's and docs/dashboard.md's):
 - a ticket counts once, by the bot's first answer on it;
 - deflected: auto-sent and not reopened (a reply not yet known to be reopened counts as
   deflected until the 72-hour window says otherwise);
@@ -43,6 +43,10 @@ ESCALATION_REASONS = {
 # An escalation is for lack of knowledge when the drafter declined, or when retrieval or the
 # question's coverage was this weak (components are 0..1).
 WEAK_KNOWLEDGE = 0.5
+# ...unless the ticket needed a person whatever the knowledge: a charge disputed, legal action,
+# a security report, a rant (the risk component is the lowest risk cap / 100; an angry tone caps
+# at 50). No article answers those, so they are not knowledge gaps.
+NEEDS_A_PERSON_RISK = 0.5
 
 
 @dataclass
@@ -93,7 +97,7 @@ class TicketRecord:
     @property
     def knowledge_gap(self) -> bool:
         """Escalated because the knowledge base lacked the answer."""
-        if self.action != "escalate":
+        if self.action != "escalate" or self.components.get("risk", 1.0) <= NEEDS_A_PERSON_RISK:
             return False
         if self.code == "declined":
             return True
@@ -148,6 +152,7 @@ class Summary:
     held_back: int = 0
     escalation_reasons: dict[str, int] = field(default_factory=dict)
     knowledge_gaps: int = 0
+    knowledge_gap_reasons: dict[str, int] = field(default_factory=dict)  # the gaps by escalation reason
     judged: int = 0
     judged_good: int = 0
     latency_p50_ms: float | None = None
@@ -181,6 +186,7 @@ class Summary:
 def summarize(records: list[TicketRecord]) -> Summary:
     s = Summary(tickets=len(records))
     reasons: Counter = Counter()
+    gap_reasons: Counter = Counter()
     for r in records:
         if r.action == "auto_send":
             s.auto_sent += 1
@@ -191,6 +197,7 @@ def summarize(records: list[TicketRecord]) -> Summary:
             s.escalated += 1
             reasons[r.code or "below_threshold"] += 1
             s.knowledge_gaps += r.knowledge_gap
+            gap_reasons[r.code or "below_threshold"] += r.knowledge_gap
         s.deflected += r.deflected
         verdict = r.verdict
         if verdict:
@@ -200,6 +207,7 @@ def summarize(records: list[TicketRecord]) -> Summary:
         s.csat_good += r.csat == "good"
         s.csat_bad += r.csat == "bad"
     s.escalation_reasons = dict(reasons.most_common())
+    s.knowledge_gap_reasons = {code: n for code, n in gap_reasons.most_common() if n}
     latencies = [r.latency_ms for r in records if r.latency_ms is not None and r.action != "held_back"]
     s.latency_p50_ms = percentile(latencies, 50)
     s.latency_p95_ms = percentile(latencies, 95)

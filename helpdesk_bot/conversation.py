@@ -25,6 +25,10 @@ from helpdesk_bot.text import escape
 
 Step = Literal["answer", "hand_over", "stay_silent"]
 FollowUp = Literal["question", "not_helped", "human_requested", "thanks"]
+# What a customer writing after the bot's answer says about that answer: only these count as a
+# reopen (a bad reply). Thanks is not one, nor is a next question: a customer who goes on to ask
+# how to export their invoices has not said the answer on downloading them was wrong.
+UNRESOLVED: frozenset[str] = frozenset({"not_helped", "human_requested"})
 
 # --- What a customer message says --------------------------------------------------------
 

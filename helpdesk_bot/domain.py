@@ -98,6 +98,9 @@ class TicketEvent:
 
 ARTICLE = "article"  # a help center (or file) article: customers may read it
 PAST_TICKET = "past ticket"  # another customer's solved ticket: agents only
+# Where an article came from: the helpdesk's help center, or the file or folder it was indexed
+# from (its absolute path). A run removes only articles of its own source.
+HELP_CENTER = "help center"
 
 
 @dataclass(frozen=True)

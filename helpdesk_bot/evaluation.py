@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 
 
 from helpdesk_bot.calibration import Calibration
+from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
 from helpdesk_bot.text import index_terms
@@ -36,12 +37,19 @@ class Question:
 
 
 def load_questions(path: Path) -> list[Question]:
-    return read_json_lines(path, lambda row: Question(
+    return _not_empty(path, read_json_lines(path, lambda row: Question(
         id=str(row["id"]), question=row["question"], gold_ids=tuple(str(g) for g in row.get("gold_ids") or ()),
         answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
         conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
         answer=row.get("answer") or "",
-    ), "a question line")
+    ), "a question line"), "questions")
+
+
+def _not_empty(path: Path, items: list, what: str) -> list:
+    """A figure measured on nothing is no figure: an empty file is an error, not a score of 0."""
+    if not items:
+        raise BadInput(f"{path}: no {what} in it (one JSON object a line: docs/evaluation.md)")
+    return items
 
 
 @contextmanager
@@ -50,7 +58,7 @@ def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
     with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
         store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
                                embedder.dimension)
-        sync_index(store, embedder, load_jsonl(kb))
+        sync_index(store, embedder, _not_empty(kb, load_jsonl(kb), "articles"))
         try:
             yield store
         finally:
@@ -289,7 +297,11 @@ def evaluate_groundedness(tsv: Path) -> dict:
 
     flagged, supported = [], []
     with tsv.open(encoding="utf-8", newline="") as rows:
-        for row in csv.DictReader(rows, delimiter="\t"):
+        reader = csv.DictReader(rows, delimiter="\t")
+        missing = {"knowledge", "response", "begin_label"} - set(reader.fieldnames or ())
+        if missing:
+            raise BadInput(f"{tsv}: no {', '.join(sorted(missing))} column (a TSV with a header row: docs/evaluation.md)")
+        for row in reader:
             label = row.get("begin_label")
             if label not in ("Fully attributable", "Not fully attributable"):
                 continue

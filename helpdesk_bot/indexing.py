@@ -57,8 +57,10 @@ def index_help_center(settings: Settings, ledger: Ledger, embedder: Embedder, he
         report.mode = "rebuild"
         ledger.save_sync_cursor(f"{helpdesk.name} past tickets", None)
     ledger.record_index_run(source, report.as_dict())
-    ledger.record_indexed_articles(run.articles, remove_missing=report.mode != "incremental", removed=report.removed_ids)
-    _record_changes(ledger, source, report, {a.id for a in run.articles} if report.mode != "incremental" else None)
+    ledger.record_indexed_articles(run.articles, remove_missing=False, removed=report.removed_ids)
+    # The run's own removals are this source's; a rebuild replaced the whole index, so every article
+    # it did not read again is gone from it.
+    _record_changes(ledger, source, report, {a.id for a in run.articles} if report.mode == "rebuild" else None)
     if run.cursor is not None:
         ledger.save_sync_cursor(source, str(run.cursor))
     return report
@@ -68,10 +70,10 @@ def index_articles(settings: Settings, ledger: Ledger, embedder: Embedder, artic
                    remove_missing: bool = True, progress: Callable[[int, int], None] | None = None) -> IndexReport:
     """Articles from files (`helpdesk-bot index SOURCE`); `remove_missing` drops indexed ones not among them."""
     with _index_run(ledger, source, open_store(settings, embedder, writable=True)) as store:
-        report = sync_index(store, embedder, articles, remove_missing=remove_missing, progress=progress)
+        report = sync_index(store, embedder, articles, remove_missing=remove_missing, progress=progress, source=source)
     ledger.record_index_run(source, report.as_dict())
-    ledger.record_indexed_articles(articles, remove_missing=remove_missing)
-    _record_changes(ledger, source, report, {a.id for a in articles} if remove_missing else None)
+    ledger.record_indexed_articles(articles, remove_missing=False, removed=report.removed_ids)
+    _record_changes(ledger, source, report, None)  # other sources' articles are not this run's to remove
     return report
 
 

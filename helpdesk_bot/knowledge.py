@@ -12,7 +12,7 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import ARTICLE, PAST_TICKET, Chunk, Resolution
+from helpdesk_bot.domain import ARTICLE, HELP_CENTER, PAST_TICKET, Chunk, Resolution
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -164,14 +164,17 @@ def embedding_input(chunk: Chunk) -> str:
 def read_json_lines(path: Path, make: Callable[[dict], T], what: str) -> list[T]:
     """One object a line, built by `make`; a bad line is a BadInput naming file and line."""
     items = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(make(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise BadInput(f"{path}:{number}: not {what} ({exc})") from None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(make(json.loads(line)))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            raise BadInput(f"{path}:{number}: not {what} ({exc})") from None
     return items
 
 
@@ -199,17 +202,40 @@ def load_folder(folder: Path) -> list[Article]:
     return articles
 
 
+# The sample help center shipped with the package (helpdesk_bot/sample_data/README.md).
+SAMPLE_HELP_CENTER = Path(__file__).parent / "sample_data" / "help_center.json"
+
+
+def load_help_center_export(path: Path, export: dict) -> list[Article]:
+    """Published articles from a help center export shaped like Zendesk's Help Center API
+    (`{"categories", "sections", "articles"}`); drafts and restricted articles are left out."""
+    try:
+        categories = {c["id"]: c.get("name", "") for c in export.get("categories") or ()}
+        sections = {s["id"]: f"{categories.get(s.get('category_id'), '')} › {s.get('name', '')}".strip(" ›")
+                    for s in export.get("sections") or ()}
+        return [Article(id=str(a["id"]), title=a.get("title") or "", body_html=a.get("body") or "",
+                        url=a.get("html_url") or "", breadcrumb=sections.get(a.get("section_id"), ""))
+                for a in export["articles"] if not a.get("draft") and a.get("user_segment_id") is None]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(f"{path}: not a help center export ({exc!r})") from None
+
+
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
 def load_openapi(path: Path) -> list[Article]:
-    """API docs from an OpenAPI 3 description (JSON or YAML): one article per operation."""
+    """API docs from an OpenAPI 3 description (JSON or YAML): one article per operation.
+
+    A JSON file with an "articles" list is a help center export instead, read as its articles.
+    """
     import yaml
 
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not JSON or YAML ({exc})") from None
+    if isinstance(spec, dict) and isinstance(spec.get("articles"), list):
+        return load_help_center_export(path, spec)
     if not isinstance(spec, dict) or not str(spec.get("openapi", "")).startswith("3"):
         raise BadInput(f"{path}: not an OpenAPI 3 description (no `openapi: 3.x`)")
     articles = []
@@ -262,15 +288,23 @@ def _resolve(spec: dict, node) -> dict:
 
 
 def load_articles(source: Path) -> list[Article]:
-    """Articles from a JSONL file, an OpenAPI description, or a folder of Markdown/HTML files."""
+    """Articles from a JSONL file, an OpenAPI description, a help center export (JSON), or a folder
+    of Markdown/HTML files.
+
+    A source with no article is refused: indexing it would only remove what it indexed before.
+    """
     if source.is_dir():
-        return load_folder(source)
-    suffix = source.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return load_jsonl(source)
-    if suffix in (".json", ".yaml", ".yml"):
-        return load_openapi(source)
-    raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, or a folder of Markdown/HTML files")
+        articles = load_folder(source)
+    elif source.suffix.lower() in (".jsonl", ".ndjson"):
+        articles = load_jsonl(source)
+    elif source.suffix.lower() in (".json", ".yaml", ".yml"):
+        articles = load_openapi(source)
+    else:
+        raise BadInput(f"{source}: expected .jsonl articles, an OpenAPI .json/.yaml, a help center export .json, "
+                       "or a folder of Markdown/HTML files")
+    if not articles:
+        raise BadInput(f"{source}: no articles in it (Markdown/HTML files, JSON lines or API operations); nothing indexed")
+    return articles
 
 
 def _as_html(body: str) -> str:
@@ -307,17 +341,21 @@ EMBED_BATCH = 256
 def sync_index(
     store: KnowledgeStore, embedder: Embedder, articles: list[Article], remove_missing: bool = True,
     progress: Callable[[int, int], None] | None = None, kind: str = ARTICLE,
-    still_published: Iterable[str] | None = None,
+    still_published: Iterable[str] | None = None, source: str = HELP_CENTER,
 ) -> IndexReport:
-    """Bring the index's articles of `kind` in line with `articles`, re-embedding only what changed.
+    """Bring the index's articles of `kind` from `source` in line with `articles`, re-embedding
+    only what changed.
 
-    Other kinds are left alone: a help center run never removes past tickets, nor the reverse.
+    Other kinds and other sources are left alone: a help center run never removes past tickets
+    or articles indexed from a folder, nor the reverse.
     `still_published` (incremental runs) names the articles that still exist but did not change
-    since the last run, so they are kept; anything else of `kind` not in `articles` is removed.
-    `progress(done, total)` is called as chunks are embedded.
+    since the last run, so they are kept; anything else of `kind` and `source` not in `articles`
+    is removed. `progress(done, total)` is called as chunks are embedded.
     """
     started = time.perf_counter()
-    indexed = store.article_hashes(kind)
+    everywhere = store.article_sources(kind)
+    indexed = {article_id: content_hash for article_id, (content_hash, from_source) in everywhere.items()
+               if from_source == source}
     report = IndexReport(mode="full" if still_published is None else "incremental")
     changed: list[Article] = []
     for article in articles:
@@ -331,8 +369,9 @@ def sync_index(
         else:
             report.updated += 1
 
-    # Replace a changed article's chunks wholesale: its chunk count may have shrunk.
-    store.delete_articles([a.id for a in changed if a.id in indexed])
+    # Replace a changed article's chunks wholesale (its chunk count may have shrunk), also when
+    # another source had indexed an article of that id: it moves to this source.
+    store.delete_articles([a.id for a in changed if a.id in everywhere])
     # Customers' personal data and secrets never reach the index (helpdesk_bot/redaction.py); a
     # published article is not redacted: its own addresses and phone numbers are the answer.
     chunks = [replace(chunk, text=redact(chunk.text)) if chunk.kind == PAST_TICKET else chunk
@@ -340,7 +379,7 @@ def sync_index(
     hashes = {a.id: a.content_hash for a in changed}
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes)
+        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes, source)
         if progress:
             progress(start + len(batch), len(chunks))
     report.chunks, report.written = len(chunks), chunks

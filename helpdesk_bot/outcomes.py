@@ -8,6 +8,7 @@ import re
 import time
 from difflib import SequenceMatcher
 
+from helpdesk_bot.conversation import UNRESOLVED, classify_follow_up
 from helpdesk_bot.domain import TicketHistory
 from helpdesk_bot.errors import PermanentError, TransientError
 from helpdesk_bot.ledger import Ledger
@@ -42,7 +43,8 @@ def assess(row: dict, history: TicketHistory, now: float) -> tuple[dict, list[tu
     values: dict = {"status": history.status, "final": now >= answered_at + REOPEN_WINDOW_SECONDS}
     if row["action"] == "auto_send":
         came_back = [m for m in history.messages
-                     if m.author == "customer" and m.public and since < m.created_at <= window_end]
+                     if m.author == "customer" and m.public and since < m.created_at <= window_end
+                     and classify_follow_up(m.text) in UNRESOLVED]
         if came_back:
             values.update(reopened=True, reopened_at=came_back[0].created_at)
         elif values["final"]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from helpdesk_bot import confidence
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.conversation import Turn, conversation_summary, handover_note, next_turn, taken_over
+from helpdesk_bot.conversation import UNRESOLVED, Turn, conversation_summary, handover_note, next_turn, taken_over
 from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, Ticket, TicketEvent
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
@@ -75,7 +75,7 @@ class Pipeline:
         with _timed(timings, "fetch"):
             ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
         turn = next_turn(ticket)
-        if turn.follow_up:  # the customer came back after a bot answer: the analytics count a reopen
+        if turn.follow_up in UNRESOLVED:  # the customer came back to say the answer did not do: a reopen
             self.ledger.record_reopen(ticket.helpdesk, ticket.id)
         if turn.step == "stay_silent":
             self.ledger.set_status(event_id, "done")
@@ -152,6 +152,11 @@ class Pipeline:
                 result = helpdesk.post_note(ticket.id, body, decision.escalation_group_id, decision.tags)
         except Throttled:
             self.ledger.release_action(key)  # refused before anything was posted: a retry may act at once
+            raise
+        except Exception:
+            # A 5xx or a timeout may still have posted, so the claim stays; but no call is running
+            # under it any more, and the retry must not wait out a lease meant for a live call.
+            self.ledger.end_attempt(key, event_id)
             raise
         self.ledger.finish_action(key, result)
         return f"{kind} posted", True

@@ -484,6 +484,12 @@ class PolicyFile:
         self.error: str | None = None
         self.current()  # an invalid file fails at start, naming itself
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the dashboard cannot save it: a Kubernetes ConfigMap, a read-only mount.
+        (write_policy replaces the file through a new one beside it: the folder must be writable.)"""
+        return not os.access(self.path.parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK))
+
     def _file_stamp(self) -> tuple | None:
         try:
             st = os.stat(self.path)

@@ -60,13 +60,20 @@ def make_helpdesks(settings: Settings) -> dict:
     return {name: make_helpdesk(settings, name) for name in HELPDESKS}
 
 
+def open_policy(settings: Settings) -> PolicyFile:
+    """HELPDESK_POLICY, which must exist, else policy.toml in the data folder or the built-in defaults.
+
+    Re-read when the file changes: the dashboard's editor takes effect without a restart.
+    """
+    return PolicyFile(settings.policy_file, required=settings.policy_path is not None)
+
+
 def build_answerer(settings: Settings) -> Answerer:
     embedder = make_embedder(settings)
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales),
         drafter=make_drafter(settings),
-        # Re-read when the file changes: the dashboard's editor takes effect without a restart.
-        policy=PolicyFile(settings.policy_file, required=settings.policy_path is not None),
+        policy=open_policy(settings),
         calibration=Calibration.load(settings.calibration_path),
     )
 

@@ -128,6 +128,14 @@ class Settings:
     # Webhook rate limits, (requests, per seconds): per client IP, and per verified account.
     webhook_ip_limit: tuple[int, int] = (600, 60)
     webhook_account_limit: tuple[int, int] = (1200, 60)
+    # Slow clients (slowloris): open connections one client address may hold per web process
+    # (0: no cap), and how long a request may take to send its body.
+    max_connections_per_ip: int = 100
+    body_read_seconds: float = 5.0
+    # Where people reach the web app ("https://bot.example.com"); an https address makes the
+    # dashboard's session cookie Secure unless HELPDESK_SECURE_COOKIES says otherwise.
+    public_url: str | None = None
+    secure_cookies: bool = False
     # Knowledge: solved tickets (question and the agent's answer, redacted) indexed nightly too;
     # the first run looks back this many days, later ones start where the last one ended.
     index_past_tickets: bool = False
@@ -215,6 +223,11 @@ class Settings:
             openai_timeout=_positive_float(env, "OPENAI_TIMEOUT_SECONDS", 30.0),
             webhook_ip_limit=_rate(env, "HELPDESK_WEBHOOK_RATE_LIMIT", (600, 60)),
             webhook_account_limit=_rate(env, "HELPDESK_ACCOUNT_RATE_LIMIT", (1200, 60)),
+            max_connections_per_ip=_int(env, "HELPDESK_MAX_CONNECTIONS_PER_IP", 100),
+            body_read_seconds=_positive_float(env, "HELPDESK_BODY_READ_SECONDS", 5.0),
+            public_url=(_str(env, "HELPDESK_PUBLIC_URL") or "").rstrip("/") or None,
+            secure_cookies=_bool(env, "HELPDESK_SECURE_COOKIES",
+                                 (_str(env, "HELPDESK_PUBLIC_URL") or "").lower().startswith("https://")),
             index_past_tickets=_bool(env, "HELPDESK_INDEX_PAST_TICKETS"),
             past_tickets_days=_int(env, "HELPDESK_PAST_TICKETS_DAYS", 90),
             knowledge_locales=tuple(dict.fromkeys(
@@ -226,6 +239,10 @@ class Settings:
         return settings
 
     def validate(self, require_webhook_secret: bool = True) -> None:
+        if self.max_connections_per_ip < 0:
+            raise ConfigError(f"HELPDESK_MAX_CONNECTIONS_PER_IP must be 0 (no cap) or more, got {self.max_connections_per_ip}")
+        if self.public_url and not self.public_url.lower().startswith(("https://", "http://")):
+            raise ConfigError(f"HELPDESK_PUBLIC_URL must start with https:// (or http://), got {self.public_url!r}")
         if self.zendesk_subdomain:
             if not (self.zendesk_oauth_token or (self.zendesk_email and self.zendesk_api_token)):
                 raise ConfigError(
@@ -285,17 +302,7 @@ class Settings:
         """Signs dashboard sessions; generated once per installation unless HELPDESK_SECRET_KEY is set."""
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "dashboard_secret_key"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            try:  # web processes starting together: the first one writes it, the others read it
-                fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as handle:
-                    handle.write(os.urandom(32).hex())
-                os.link(path.with_suffix(".tmp"), path)
-            except FileExistsError:
-                pass
-        return path.read_text().strip()
+        return installation_secret(self.data_dir / "dashboard_secret_key", 32)
 
     def webhook_secret(self) -> str:
         """The Zendesk signing secret; the sandbox's own one when no Zendesk is configured."""
@@ -303,11 +310,14 @@ class Settings:
             return self.zendesk_webhook_secret
         return sandbox_secret(self.data_dir)
 
-    def intercom_webhook_secret(self) -> str:
-        """The Intercom app's client secret; the sandbox Intercom's own one when none is set."""
+    def intercom_webhook_secret(self) -> str | None:
+        """The Intercom app's client secret; the sandbox Intercom's own one when INTERCOM_SANDBOX_URL
+        is set; None when no Intercom is configured (the endpoint then refuses every delivery)."""
         if self.intercom_client_secret:
             return self.intercom_client_secret
-        return sandbox_secret(self.data_dir, "intercom")
+        if self.intercom_sandbox_url:
+            return sandbox_secret(self.data_dir, "intercom")
+        return None
 
     def agent_app_secret(self) -> str | None:
         """The sidebar app's shared secret; the sandbox's own one when no Zendesk is configured.
@@ -318,17 +328,29 @@ class Settings:
             return self.zendesk_app_secret
         if self.zendesk_subdomain:
             return None
-        path = self.data_dir / "sandbox_app_secret"
-        if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(os.urandom(24).hex())
-        return path.read_text().strip()
+        return installation_secret(self.data_dir / "sandbox_app_secret")
 
 
 def sandbox_secret(data_dir: Path, helpdesk: str = "zendesk") -> str:
     """A per-installation secret shared by a sandbox helpdesk and the web app."""
-    path = data_dir / ("sandbox_webhook_secret" if helpdesk == "zendesk" else f"sandbox_{helpdesk}_webhook_secret")
+    return installation_secret(data_dir / ("sandbox_webhook_secret" if helpdesk == "zendesk"
+                                           else f"sandbox_{helpdesk}_webhook_secret"))
+
+
+def installation_secret(path: Path, n_bytes: int = 24) -> str:
+    """A random secret generated once per installation, readable by its owner only (0600)."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(os.urandom(24).hex())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(os.urandom(n_bytes).hex())
+        try:  # processes starting together: the first link wins, the others read it
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    elif path.stat().st_mode & 0o077:  # written by an earlier version with the default mode
+        path.chmod(0o600)
     return path.read_text().strip()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import html
 import re
 import threading
+from collections import Counter
 from functools import lru_cache
+from typing import Iterable
 
 import snowballstemmer
 from bs4 import BeautifulSoup, NavigableString, Tag
@@ -48,6 +50,28 @@ def index_terms(text: str) -> list[str]:
 def key_terms(text: str) -> list[str]:
     """The words that carry the question: stemmed, without stopwords, in order, unique."""
     return list(dict.fromkeys(t for t in index_terms(text) if len(t) > 1))
+
+
+def words_for_stems(texts: Iterable[str]) -> dict[str, str]:
+    """Each stem's most frequent whole word in these texts, to show people ("authent" →
+    "authentication"); ties go to the shorter word."""
+    seen: dict[str, Counter] = {}
+    for text in texts:
+        for word in _words(text):
+            if word not in STOPWORDS:
+                seen.setdefault(stem(word), Counter())[word] += 1
+    return {s: min(words, key=lambda w: (-words[w], len(w), w)) for s, words in seen.items()}
+
+
+def shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-–—") + "…"
 
 
 @lru_cache(maxsize=200_000)

@@ -20,7 +20,7 @@ import numpy as np
 
 from helpdesk_bot.analytics import TicketRecord, load_tickets
 from helpdesk_bot.ledger import Ledger
-from helpdesk_bot.text import key_terms, sentences
+from helpdesk_bot.text import key_terms, sentences, shorten, words_for_stems
 
 SIMILARITY = 0.6  # a question joins a topic whose centre is at least this close (cosine)
 LOOKBACK_DAYS = 90
@@ -110,18 +110,19 @@ def cluster(vectors: np.ndarray, similarity: float) -> list[list[int]]:
 def label_of(question: str) -> str:
     """A readable label: the question's first line (the ticket subject), trimmed."""
     first = next((line.strip() for line in question.splitlines() if line.strip()), "")
-    first = re.sub(r"\s+", " ", first).rstrip("?!.: ")
-    return first[:80] + ("…" if len(first) > 80 else "") or "(empty question)"
+    return shorten(first.rstrip("?!.: "), 80) or "(empty question)"
 
 
 def distinctive_terms(groups: list[list[str]], top: int = 4) -> list[list[str]]:
-    """Per group, the terms frequent in it and rare in the others (class-based TF-IDF)."""
+    """Per group, the words frequent in it and rare in the others (class-based TF-IDF on stems,
+    shown as the group's own whole words)."""
     counts = [Counter(term for text in texts for term in key_terms(text)) for texts in groups]
     spread = Counter(term for c in counts for term in c)
     result = []
-    for c in counts:
+    for texts, c in zip(groups, counts):
         scored = sorted(c, key=lambda term: (-c[term] * math.log(1 + len(groups) / spread[term]), term))
-        result.append(scored[:top])
+        words = words_for_stems(texts)
+        result.append([words.get(term, term) for term in scored[:top]])
     return result
 
 
@@ -179,8 +180,9 @@ def suggest_outline(answers: list[str], examples: list[str], limit: int = 6) -> 
             candidates.append(sentence)
     if not candidates:
         terms = Counter(t for e in examples for t in key_terms(e))
+        words = words_for_stems(examples)
         return [f"Answer the question customers ask: “{examples[0]}”" if examples else "Answer the question",
-                "Cover: " + ", ".join(t for t, _ in terms.most_common(6))]
+                "Cover: " + ", ".join(words.get(t, t) for t, _ in terms.most_common(6))]
     support = Counter(t for a in answers for t in set(key_terms(a)))
     ranked = sorted(enumerate(candidates),
                     key=lambda item: (-sum(support[t] for t in set(key_terms(item[1]))) / (1 + len(key_terms(item[1])) ** 0.5),
@@ -242,10 +244,21 @@ def _covering_article(topic: Topic, articles: list[dict], first_gap: float) -> d
             and str(t.sources[0].get("id", "")).split("#")[0] == article["article_id"]
             for t in topic.tickets)
         title_terms = set(key_terms(article["title"]))
-        keywords = set(topic.keywords[:3])
+        keywords = {stem for word in topic.keywords[:3] for stem in key_terms(word)}
         if cited or (keywords and len(keywords & title_terms) / len(keywords) >= 0.6):
             return article
     return None
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A cell of an export: text a customer wrote that starts like a formula is kept as text."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def gaps_csv(gaps: list[KnowledgeGap]) -> str:
@@ -254,8 +267,8 @@ def gaps_csv(gaps: list[KnowledgeGap]) -> str:
     writer.writerow(["topic", "tickets", "gap_tickets", "suggested_title", "outline", "example_questions",
                      "agent_answers", "covering_article", "deflection_before", "deflection_after"])
     for gap in gaps:
-        writer.writerow([
-            gap.topic.label, gap.topic.size, gap.gap_count, gap.title, "\n".join(f"- {line}" for line in gap.outline),
+        writer.writerow(spreadsheet_safe(cell) for cell in [
+            gap.topic.label, gap.topic.size, gap.gap_count, gap.title, "\n".join(f"• {line}" for line in gap.outline),
             "\n".join(gap.examples), "\n---\n".join(gap.agent_answers),
             gap.article["title"] if gap.article else "",
             "" if gap.deflection_before is None else f"{gap.deflection_before:.3f}",

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from helpdesk_bot.domain import ARTICLE, Chunk
+from helpdesk_bot.domain import ARTICLE, HELP_CENTER, Chunk
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.text import index_terms
 
@@ -131,7 +131,8 @@ class KnowledgeStore:
         """Close; a writer publishes what it wrote, or with `publish=False` (a failed run) drops it."""
         self.engine.close(publish)
 
-    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str]) -> None:
+    def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str],
+               source: str = HELP_CENTER) -> None:
         self.engine.upsert([
             Point(
                 id=point_id(chunk.id),
@@ -139,7 +140,7 @@ class KnowledgeStore:
                 keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}"),
                 payload={"chunk_id": chunk.id, "article_id": chunk.article_id, "title": chunk.title,
                          "heading": chunk.heading, "text": chunk.text, "url": chunk.url,
-                         "content_hash": content_hash[chunk.article_id],
+                         "content_hash": content_hash[chunk.article_id], "source": source,
                          "kind": chunk.kind, "locale": chunk.locale, "brand": chunk.brand},
             )
             for chunk, vector in zip(chunks, vectors)
@@ -151,8 +152,14 @@ class KnowledgeStore:
 
     def article_hashes(self, kind: str | None = None) -> dict[str, str]:
         """The content hash of every indexed article (of one kind), to re-embed only what changed."""
-        return {p["article_id"]: p["content_hash"] for p in self.engine.payloads(["article_id", "content_hash", "kind"])
-                if kind is None or (p.get("kind") or ARTICLE) == kind}  # indexes of older versions hold no kind
+        return {article_id: content_hash for article_id, (content_hash, _) in self.article_sources(kind).items()}
+
+    def article_sources(self, kind: str | None = None) -> dict[str, tuple[str, str]]:
+        """(content hash, source) of every indexed article of one kind."""
+        # Indexes of older versions hold no kind and no source: they held help center articles.
+        return {p["article_id"]: (p["content_hash"], p.get("source") or HELP_CENTER)
+                for p in self.engine.payloads(["article_id", "content_hash", "kind", "source"])
+                if kind is None or (p.get("kind") or ARTICLE) == kind}
 
     def chunks(self, kind: str) -> list[Chunk]:
         """Every indexed chunk of one kind, with its text."""

@@ -148,3 +148,21 @@ def test_empty_ledger_has_no_rates(database_url):
 ])
 def test_percentile_interpolates_like_numpy(values, q, expected):
     assert analytics.percentile(values, q) == expected
+
+
+@pytest.mark.parametrize("code, components, gap", [
+    ("declined", {"risk": 1.0}, True),  # no article answered it
+    ("below_threshold", {"retrieval_strength": 0.2, "risk": 1.0}, True),
+    ("below_threshold", {"retrieval_strength": 0.2, "risk": 0.75}, True),  # a refund question all the same
+    ("below_threshold", {"retrieval_strength": 0.9, "question_coverage": 0.9, "risk": 1.0}, False),
+    ("declined", {"risk": 0.5}, False),  # a rant: "this is ridiculous, worst tool ever!!"
+    ("below_threshold", {"retrieval_strength": 0.1, "risk": 0.0}, False),  # a disputed charge, legal action
+    ("human_requested", {}, False),
+], ids=["declined", "weak-retrieval", "refund", "strong-knowledge", "rant", "dispute", "asked-for-a-person"])
+def test_a_knowledge_gap_is_an_escalation_no_article_answered_not_one_that_needed_a_person(code, components, gap):
+    from helpdesk_bot.analytics import TicketRecord
+
+    record = TicketRecord(event_id=1, helpdesk="zendesk", ticket_id="1", created_at=0.0, tags=(), brand_id=None,
+                          channel=None, action="escalate", code=code, would_send=False, confidence=10,
+                          components=components)
+    assert record.knowledge_gap is gap

@@ -138,6 +138,51 @@ def test_sign_out_ends_the_session(site):
     assert session.get(f"{site.url}/dashboard/", allow_redirects=False, timeout=10).status_code == 302
 
 
+def test_a_copied_session_cookie_no_longer_works_after_sign_out(site):
+    session = signed_in(site)
+    copied = dict(session.cookies)  # what someone who saw the cookie (a shared machine, a proxy log) keeps
+    page = session.get(f"{site.url}/dashboard/", timeout=10)
+    session.post(f"{site.url}/dashboard/logout", data={"csrf_token": token_of(page.text)}, timeout=10)
+    replayed = requests.get(f"{site.url}/dashboard/", cookies=copied, allow_redirects=False, timeout=10)
+    assert replayed.status_code == 302 and "/dashboard/login" in replayed.headers["Location"]
+    assert signed_in(site).get(f"{site.url}/dashboard/", timeout=10).status_code == 200  # a new sign-in works
+
+
+@pytest.mark.parametrize("page", ["/dashboard/login", "/dashboard/", "/dashboard/policy", "/dashboard/tickets",
+                                  "/dashboard/topics", "/dashboard/dead-letters", "/dashboard/gaps.csv"])
+def test_every_dashboard_page_forbids_framing_and_sniffing(site, page):
+    response = signed_in(site).get(site.url + page, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy
+
+
+@pytest.mark.parametrize("next_page", ["/dashboard/\r\nSet-Cookie: x=1", "/dashboard/%0d%0aLocation: //evil.example"])
+def test_a_line_break_in_next_is_a_bad_request(site, next_page):
+    from urllib.parse import unquote
+
+    session = requests.Session()
+    page = session.get(f"{site.url}/dashboard/login", timeout=10)
+    response = session.post(f"{site.url}/dashboard/login", allow_redirects=False, timeout=10, data={
+        "username": "admin", "password": PASSWORD, "csrf_token": token_of(page.text), "next": unquote(next_page)})
+    assert response.status_code == 400
+    shown = requests.get(f"{site.url}/dashboard/login", params={"next": unquote(next_page)}, timeout=10)
+    assert shown.status_code == 400
+
+
+def test_the_session_cookie_is_secure_when_the_public_address_is_https(tmp_path):
+    for env, secure in [({"HELPDESK_PUBLIC_URL": "https://bot.example.com"}, True),
+                        ({"HELPDESK_PUBLIC_URL": "https://bot.example.com", "HELPDESK_SECURE_COOKIES": "false"}, False),
+                        ({"HELPDESK_PUBLIC_URL": "http://localhost:8000"}, False),
+                        ({"HELPDESK_SECURE_COOKIES": "true"}, True), ({}, False)]:
+        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), **env})
+        app = create_app(settings, enqueue=[].append)
+        assert app.config["SESSION_COOKIE_SECURE"] is secure, env
+        app.extensions["ledger"].dispose()
+
+
 def test_sign_in_never_redirects_off_site(site):
     session = requests.Session()
     page = session.get(f"{site.url}/dashboard/login", timeout=10)
@@ -281,7 +326,7 @@ def test_pages_show_the_ledger(site):
     assert '<div class="value" id="tickets">1</div>' in overview and "<svg" in overview
     assert "#555" in session.get(f"{site.url}/dashboard/tickets", timeout=10).text
     detail = session.get(f"{site.url}/dashboard/tickets/zendesk/555", timeout=10).text
-    assert "invoices#0" in detail and "retrieval_strength" in detail
+    assert ">Downloading invoices <" in detail and "retrieval_strength" in detail  # the article's title, not its id
     assert "billing" in session.get(f"{site.url}/dashboard/tags", timeout=10).text
     assert "Confidence against outcomes" in session.get(f"{site.url}/dashboard/quality", timeout=10).text
     assert session.get(f"{site.url}/dashboard/tickets/zendesk/nope", timeout=10).status_code == 404
@@ -300,7 +345,7 @@ def test_a_draft_held_back_for_an_agent_is_neither_sent_nor_escalated_but_its_co
     session = signed_in(site)
     overview = session.get(f"{site.url}/dashboard/", timeout=10).text
     assert '<div class="value" id="tickets">1</div>' in overview
-    assert "0 of 0 escalations" in overview and "Not counted here: 1 ticket an agent took" in overview
+    assert "Of these 0 escalations, 0 were for lack of knowledge" in overview and "Not counted here: 1 ticket an agent took" in overview
     held = session.get(f"{site.url}/dashboard/tickets", params={"action": "held_back"}, timeout=10).text
     assert "#556" in held and "held back: an agent took over" in held
     assert "#556" not in session.get(f"{site.url}/dashboard/tickets", params={"action": "escalate"}, timeout=10).text
@@ -359,3 +404,63 @@ def test_repeated_failed_sign_ins_lock_the_account_for_a_while(site):
     assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
     assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert signed_in(site)  # another account from the same address still signs in
+
+
+def test_a_read_only_policy_is_shown_without_the_editor_and_says_why(site, monkeypatch):
+    """A Kubernetes ConfigMap is mounted read-only: access(2) says EROFS, for root too."""
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if mode == os.W_OK and str(path).startswith(
+        str(site.policy.parent)) else real_access(path, mode))
+    session = signed_in(site)
+    page = session.get(f"{site.url}/dashboard/policy", timeout=10)
+    assert 'id="policy-read-only"' in page.text and "configmap.yaml" in page.text
+    assert 'id="policy-form"' not in page.text and "threshold = 70" in page.text
+    before = site.policy.read_text()
+    refused = session.post(f"{site.url}/dashboard/policy", timeout=10, data={
+        "csrf_token": token_of(page.text), "form": "toml", "toml": "threshold = 10\n"})
+    assert refused.status_code == 409 and "read-only" in refused.text
+    assert site.policy.read_text() == before
+
+
+def test_tag_links_and_the_tag_filter_narrow_the_ticket_list(site):
+    from tests.test_ledger import outcome
+
+    for ticket_id, tags in (("601", {"billing"}), ("602", {"sso", "enterprise"}), ("603", {"billing", "vip"})):
+        event_id, _ = site.ledger.record_event(TicketEvent("zendesk", f"inv-{ticket_id}", ticket_id))
+        site.ledger.record_decision(event_id, outcome(ticket_id=ticket_id, tags=frozenset(tags)), {"retrieve": 5.0})
+    session = signed_in(site)
+    tags_page = session.get(f"{site.url}/dashboard/tags", timeout=10).text
+    billing_link = re.search(r'href="([^"]*tag=billing[^"]*)">billing<', tags_page).group(1).replace("&amp;", "&")
+    listed = session.get(site.url + billing_link, timeout=10).text
+    assert "#601" in listed and "#603" in listed and "#602" not in listed
+    assert 'id="tag-filter"' in listed and "<option selected>billing</option>" in listed
+    sso = session.get(f"{site.url}/dashboard/tickets", params={"tag": "sso"}, timeout=10).text
+    assert "#602" in sso and "#601" not in sso
+    assert 'href="/dashboard/tickets?days=30&amp;tag=vip"' in sso or "tag=vip" in listed  # each row's tags link too
+
+
+def test_the_overview_says_which_escalations_were_for_lack_of_knowledge(site):
+    from tests.test_ledger import outcome
+
+    for ticket_id, dense in (("701", 0.1), ("702", 0.1), ("703", 0.9)):
+        event_id, _ = site.ledger.record_event(TicketEvent("zendesk", f"inv-{ticket_id}", ticket_id))
+        site.ledger.record_decision(event_id, outcome(ticket_id=ticket_id, dense=dense), {"retrieve": 5.0})
+    s = site.ledger  # noqa: F841
+    overview = signed_in(site).get(f"{site.url}/dashboard/", timeout=10).text
+    share = re.search(r'id="knowledge-gap-share">(.*?)</p>', overview, re.S).group(1)
+    from helpdesk_bot import analytics
+
+    summary = analytics.summarize(analytics.load_tickets(site.ledger))
+    assert f"Of these {summary.escalated} escalations, {summary.knowledge_gaps} were for lack of knowledge" in share
+    for code, n in summary.knowledge_gap_reasons.items():
+        assert f"{n} of the “{analytics.ESCALATION_REASONS[code]}”" in share
+    assert sum(summary.knowledge_gap_reasons.values()) == summary.knowledge_gaps <= summary.escalated
+
+
+def test_every_page_names_its_icon_and_the_icon_is_served(site):
+    page = requests.get(f"{site.url}/dashboard/login", timeout=10).text
+    icon = re.search(r'<link rel="icon"[^>]*href="([^"]+)"', page).group(1)
+    served = requests.get(site.url + icon, timeout=10)
+    assert served.status_code == 200 and served.content.startswith(b"<svg")

@@ -174,6 +174,17 @@ def test_compose_runs_the_three_processes_on_real_services():
     assert "healthcheck" in services["web"] and "healthcheck" in services["worker"]
 
 
+def test_compose_web_and_workers_share_the_policy_file():
+    """The dashboard saves policy.toml in the data folder; the workers must read that same file."""
+    (compose,) = documents(DEPLOY / "docker-compose.yml")
+    services = compose["services"]
+    data_dir = re.search(r"HELPDESK_DATA_DIR=(\S+)", (DEPLOY / "Dockerfile").read_text()).group(1)
+    mounted = {name: {volume.split(":")[1]: volume.split(":")[0] for volume in services[name].get("volumes", [])}
+               for name in ("web", "worker")}
+    assert mounted["web"].get(data_dir) == mounted["worker"].get(data_dir) in compose["volumes"]
+    assert "HELPDESK_POLICY" not in services["web"]["environment"]
+
+
 def test_dockerfile_copies_what_the_package_needs():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     copied = re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.MULTILINE)

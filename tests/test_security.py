@@ -43,7 +43,8 @@ def signed(body: bytes, secret: str = SECRETS["ZENDESK_WEBHOOK_SECRET"]) -> dict
 
 
 def test_every_endpoint_but_signed_webhooks_and_health_needs_a_login(tmp_path, redis_url):
-    app, _ = make_app(tmp_path, redis_url, HELPDESK_API_TOKEN="feedback-token-for-the-test")  # the API switched on
+    app, _ = make_app(tmp_path, redis_url, HELPDESK_API_TOKEN="feedback-token-for-the-test",  # the API switched on
+                      INTERCOM_SANDBOX_URL="http://127.0.0.1:9")
     client = app.test_client()
     checked = []
     for rule in app.url_map.iter_rules():
@@ -131,8 +132,9 @@ def test_an_oversized_chunked_body_is_refused_over_http(stack):
             yield b"x" * 65536
         yield b'"}'
 
-    response = requests.post(stack.webhook_url, data=chunks(), headers={"Content-Type": "application/json"},
-                             timeout=30)
+    # Signature headers of the right form (a request without them is refused before its body is read).
+    response = requests.post(stack.webhook_url, data=chunks(), timeout=30,
+                             headers={**signed(b"", secret="not-the-secret"), "Content-Type": "application/json"})
     assert response.status_code == 413 and "larger than" in response.json()["error"]
 
 
@@ -140,3 +142,15 @@ def test_the_worker_log_holds_no_secret(stack):
     log = stack.worker_log.read_text(errors="replace")
     assert stack.settings.webhook_secret() not in log
     assert "ready." in log
+
+
+def test_the_intercom_webhook_refuses_everything_when_no_intercom_is_configured(tmp_path, redis_url):
+    from integrations.intercom.webhook import SIGNATURE_HEADER, signature
+    from helpdesk_bot.settings import sandbox_secret
+
+    app, _ = make_app(tmp_path, redis_url)
+    client = app.test_client()
+    body = b'{"type": "notification_event", "topic": "conversation.user.created", "data": {"item": {"id": "1"}}}'
+    forged_with_the_sandbox_secret = {SIGNATURE_HEADER: signature(sandbox_secret(tmp_path, "intercom"), body)}
+    assert client.post("/webhooks/intercom", data=body, headers=forged_with_the_sandbox_secret).status_code == 404
+    assert client.head("/webhooks/intercom").status_code == 404

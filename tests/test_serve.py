@@ -93,5 +93,5 @@ def test_serve_records_and_queues_concurrent_webhooks_and_signs_in(tmp_path, red
         server.terminate()
         output = server.communicate(timeout=30)[0]
         broker.flushdb()
-    assert "gevent" in output  # gunicorn names its worker class when it boots
+    assert "CappedGeventWorker" in output  # gunicorn names its worker class when it boots
     assert "Traceback" not in output, output[-3000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from helpdesk_bot.errors import ConfigError
@@ -174,10 +176,28 @@ INTERCOM = {"INTERCOM_ACCESS_TOKEN": "dG9rOmFiYw==", "INTERCOM_CLIENT_SECRET": "
 
 
 def test_intercom_is_the_sandbox_until_a_token_is_set(env):
-    s = settings(env)
+    s = settings(env, INTERCOM_SANDBOX_URL="http://127.0.0.1:5001")
     assert (s.intercom, s.intercom_region, s.knowledge_helpdesk) == ("sandbox", "us", "zendesk")
     assert s.intercom_webhook_secret() != s.webhook_secret()  # each sandbox signs with its own
-    assert s.intercom_webhook_secret() == settings(env).intercom_webhook_secret()
+    assert s.intercom_webhook_secret() == settings(env, INTERCOM_SANDBOX_URL="x").intercom_webhook_secret()
+
+
+def test_without_intercom_or_its_sandbox_no_intercom_secret_is_accepted(env):
+    assert settings(env).intercom_webhook_secret() is None
+
+
+def test_secret_files_are_readable_by_their_owner_only(env):
+    s = settings(env, INTERCOM_SANDBOX_URL="http://127.0.0.1:5001")
+    data = Path(env["HELPDESK_DATA_DIR"])
+    data.mkdir(parents=True)
+    (data / "sandbox_webhook_secret").write_text("written-by-an-earlier-version")
+    (data / "sandbox_webhook_secret").chmod(0o644)
+    s.dashboard_secret_key(), s.webhook_secret(), s.intercom_webhook_secret(), s.agent_app_secret()
+    files = sorted(p.name for p in data.iterdir())
+    assert files == ["dashboard_secret_key", "sandbox_app_secret", "sandbox_intercom_webhook_secret",
+                     "sandbox_webhook_secret"]  # no temporary file left behind
+    assert {oct(p.stat().st_mode & 0o777) for p in data.iterdir()} == {"0o600"}
+    assert s.webhook_secret() == "written-by-an-earlier-version"
 
 
 def test_intercom_with_a_token_and_client_secret(env):

@@ -181,3 +181,13 @@ def test_the_triggers_send_new_tickets_and_follow_ups_but_not_the_bots_own_updat
 
 def _trigger_id(sandbox, title) -> int:
     return next(t["id"] for t in sandbox.state.admin.list_triggers() if t["title"] == title)
+
+
+def test_a_fresh_install_without_a_policy_file_uses_the_built_in_defaults(sandbox, env, tmp_path):
+    del env["HELPDESK_POLICY"]
+    env["HELPDESK_DATA_DIR"] = str(tmp_path / "fresh")  # no policy.toml in it
+    code, report = setup(env)
+    assert code == 0 and report["problems"] == 0, report
+    [group] = [s for s in report["steps"] if s["what"] == "escalation group"]
+    assert "keep their group" in group["detail"] and "Support (36000000000201)" in group["detail"]
+    assert actions(report)[f"webhook {WEBHOOK_NAME}"] == "create"

@@ -236,6 +236,13 @@ class EventStore(Database):
         with self.engine.begin() as db:
             db.execute(actions.delete().where(actions.c.key == key, actions.c.state == "claimed"))
 
+    def end_attempt(self, key: str, event_id: int) -> None:
+        """The call made under this claim failed and is over: the claim no longer waits out the
+        lease, so the retry (after checking the helpdesk) may take it over at once."""
+        with self.engine.begin() as db:
+            db.execute(actions.update().where(actions.c.key == key, actions.c.state == "claimed",
+                                              actions.c.event_id == event_id).values(claimed_at=0.0))
+
     def reclaim_stale_action(self, key: str, claimed_at: float, lease_seconds: float) -> bool:
         """Take over a claim older than the lease; only one of several racing workers wins."""
         if time.time() - claimed_at < lease_seconds:

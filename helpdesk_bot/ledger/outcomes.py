@@ -25,6 +25,16 @@ class OutcomeStore(Database):
 
     # --- decisions -----------------------------------------------------------------------
 
+    def backdate(self, event_id: int, seconds: float) -> None:
+        """Move an event, its decision and its outcome `seconds` into the past: the demo's history."""
+        with self.engine.begin() as db:
+            db.execute(ticket_events.update().where(ticket_events.c.id == event_id).values(
+                received_at=ticket_events.c.received_at - seconds))
+            db.execute(decisions.update().where(decisions.c.event_id == event_id).values(
+                created_at=decisions.c.created_at - seconds))
+            db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(
+                answered_at=outcomes.c.answered_at - seconds))
+
     def record_decision(self, event_id: int, outcome: Outcome, latency_ms: dict[str, float]) -> None:
         ticket, draft, confidence, decision = outcome.ticket, outcome.draft, outcome.confidence, outcome.decision
         now = time.time()
@@ -32,7 +42,8 @@ class OutcomeStore(Database):
         row = dict(
             event_id=event_id, helpdesk=ticket.helpdesk, ticket_id=ticket.id,
             tags=json.dumps(sorted(ticket.tags)), question=redact_text(ticket.question),
-            sources=json.dumps([{"id": s.chunk.id, "score": s.score, "dense": s.dense, "keyword": s.keyword,
+            sources=json.dumps([{"id": s.chunk.id, "title": s.chunk.title, "score": s.score, "dense": s.dense,
+                                 "keyword": s.keyword,
                                  # n of the draft's [n] marker for this source; 0: not cited
                                  "cited": draft.cited.index(s.chunk.id) + 1 if s.chunk.id in draft.cited else 0}
                                 for s in outcome.sources]),

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from helpdesk_bot.errors import HelpdeskBotError
+from helpdesk_bot.progress import Progress
 from helpdesk_bot.settings import Settings
 
 
@@ -22,7 +23,18 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _Commands(click.Group):
+    """Bad input (a malformed file, a wrong setting) ends in a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except HelpdeskBotError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Commands)
+@click.version_option(package_name="helpdesk-bot", message="helpdesk-bot %(version)s")
 def main() -> None:
     """Answer support tickets from your knowledge; hand the rest to humans with reasons."""
 
@@ -34,14 +46,15 @@ def gunicorn_options(workers: int, worker_class: str = "gevent", connections: in
     intake.py), and with threads every wait and wake-up is a context switch and a fight for
     the GIL; greenlets switch in user space. BENCHMARKS.md has the figures.
     """
-    if worker_class == "gevent":
-        return ["--workers", str(workers), "--worker-class", "gevent", "--worker-connections", str(connections)]
+    if worker_class == "gevent":  # gevent's worker with a cap on one client's connections
+        return ["--workers", str(workers), "--worker-class", "helpdesk_bot.web.serving.CappedGeventWorker",
+                "--worker-connections", str(connections)]
     return ["--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads)]
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8000, show_default=True, type=int, help="port to listen on")
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
 @click.option("--worker-class", default="gevent", show_default=True, type=click.Choice(["gevent", "gthread"]),
               help="gevent: requests are greenlets; gthread: requests are threads")
@@ -57,10 +70,10 @@ def serve(host: str, port: int, workers: int, worker_class: str, connections: in
 
 
 @main.command()
-@click.option("--concurrency", "-c", default=8, show_default=True, type=int)
+@click.option("--concurrency", "-c", default=8, show_default=True, type=int, help="tickets handled at once")
 @click.option("--pool", default="threads", show_default=True, type=click.Choice(["threads", "prefork", "solo"]),
               help="threads suits waiting on the LLM; embedded Qdrant needs threads or solo")
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def worker(concurrency: int, pool: str, loglevel: str) -> None:
     """Run a Celery worker that answers queued tickets."""
     settings = _settings()
@@ -73,9 +86,9 @@ def worker(concurrency: int, pool: str, loglevel: str) -> None:
 
 
 @main.command()
-@click.option("--loglevel", default="INFO", show_default=True)
+@click.option("--loglevel", default="INFO", show_default=True, help="DEBUG, INFO, WARNING or ERROR")
 def beat(loglevel: str) -> None:
-    """Run the scheduler (nightly re-index, re-queueing); run exactly one."""
+    """Run the scheduler (nightly re-index, re-queueing); one or more may run, one sends (a Redis lock)."""
     settings = _settings()
     from workers.celery_app import create_celery
 
@@ -95,16 +108,18 @@ def beat(loglevel: str) -> None:
               help="index the helpdesk's solved tickets (question and agent answer, redacted) since the last run")
 @click.option("--helpdesk", type=click.Choice(["zendesk", "intercom"]), default=None,
               help="with --from-helpdesk: whose articles (default: Intercom if only it is configured, else Zendesk)")
-@click.option("--keep-missing", is_flag=True, help="don't remove indexed articles that SOURCE no longer has")
+@click.option("--keep-missing", is_flag=True,
+              help="don't remove articles indexed from SOURCE before that it no longer has (other sources are never touched)")
+@click.option("--sample", is_flag=True, help="index the sample help center shipped with helpdesk-bot (to try `ask`)")
 @click.option("--status", is_flag=True, help="show the last index runs and what the index holds")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, past_tickets: bool, helpdesk: str | None,
-          keep_missing: bool, status: bool, as_json: bool) -> None:
+          keep_missing: bool, sample: bool, status: bool, as_json: bool) -> None:
     """Index articles: a JSONL file, an OpenAPI description, a folder of Markdown/HTML, or the helpdesk."""
     from helpdesk_bot.embedding import make_embedder
     from helpdesk_bot.helpdesk import PastTicketsFeed
     from helpdesk_bot.indexing import index_articles, index_help_center, index_past_tickets
-    from helpdesk_bot.knowledge import load_articles
+    from helpdesk_bot.knowledge import SAMPLE_HELP_CENTER, load_articles
     from helpdesk_bot.services import build_impact_check, make_helpdesk, open_ledger
 
     settings = _settings()
@@ -112,8 +127,10 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
     if status:
         _index_status(settings, ledger, as_json)
         return
+    if sample and not source:
+        source = SAMPLE_HELP_CENTER
     if bool(source) + from_helpdesk + past_tickets != 1:
-        raise click.UsageError("give a SOURCE file or folder, --from-helpdesk or --past-tickets (or --status)")
+        raise click.UsageError("give a SOURCE file or folder, --sample, --from-helpdesk or --past-tickets (or --status)")
     if (full or rebuild) and not from_helpdesk:
         raise click.UsageError("--full and --rebuild go with --from-helpdesk")
     progress = None if as_json else _progress("embedding chunks")
@@ -128,7 +145,7 @@ def index(source: Path | None, from_helpdesk: bool, full: bool, rebuild: bool, p
             report = index_help_center(settings, ledger, embedder, make_helpdesk(settings, helpdesk), full=full,
                                        rebuild=rebuild, progress=progress)
         else:
-            report = index_articles(settings, ledger, embedder, load_articles(source), str(source),
+            report = index_articles(settings, ledger, embedder, load_articles(source), str(source.resolve()),
                                     remove_missing=not keep_missing, progress=progress)
         impact = build_impact_check(settings, ledger).run()
     except HelpdeskBotError as exc:
@@ -200,18 +217,20 @@ def impact(days: int | None, as_json: bool) -> None:
 @main.command()
 @click.argument("question")
 @click.option("--tag", "tags", multiple=True, help="ticket tags, for the policy (repeatable)")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     """Answer a question as a ticket would be answered, without posting anything."""
     from helpdesk_bot.domain import Message, Ticket
     from helpdesk_bot.services import build_answerer
 
-    try:
-        ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
-                        tags=frozenset(t.lower() for t in tags))
-        outcome = build_answerer(_settings()).answer(ticket)
-    except HelpdeskBotError as exc:
-        raise click.ClickException(str(exc)) from None
+    ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
+                    tags=frozenset(t.lower() for t in tags))
+    answerer = build_answerer(_settings())
+    if not answerer.retriever.store.count():
+        raise click.ClickException("the knowledge index is empty: index your help center (helpdesk-bot index "
+                                   "--from-helpdesk), a folder or file (helpdesk-bot index docs/), or the sample "
+                                   "(helpdesk-bot index --sample) first")
+    outcome = answerer.answer(ticket)
     summary = outcome.summary()
     if as_json:
         click.echo(json.dumps(summary))
@@ -243,22 +262,16 @@ def evaluate() -> None:
     """Measure retrieval and answering on a labelled question set (see docs/evaluation.md)."""
 
 
-def _progress(label: str):
-    bar = click.progressbar(length=1, label=label, file=sys.stderr)
-
-    def update(done: int, total: int) -> None:
-        bar.length = total
-        bar.update(done - bar.pos)
-        if done == total:
-            bar.render_finish()
-
-    return update
+def _progress(label: str) -> Progress:
+    return Progress(label, sys.stderr)
 
 
 @evaluate.command("retrieval")
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
     """hit@1, hit@5, recall@5 and mrr@10 of the knowledge search, overall and per question type."""
     from helpdesk_bot import evaluation
@@ -272,12 +285,15 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
 
 
 @evaluate.command("answering")
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="share of sent answers that must be right at the recommended threshold")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="write an HTML report with the precision/coverage chart")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def evaluate_answering(kb: Path, questions: Path, target_precision: float, report_path: Path | None, as_json: bool) -> None:
     """Run the whole pipeline per question: AUROC of the confidence, and the threshold to choose."""
     from helpdesk_bot import evaluation
@@ -321,11 +337,13 @@ def evaluate_groundedness(tsv: Path) -> None:
 
 @main.command()
 @click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
-@click.option("--limit", default=500, show_default=True, type=click.IntRange(1))
-@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="share of sent answers that must be right at the recommended threshold")
 @click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="write an HTML report with the precision/coverage chart")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
     """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
     import time as _time
@@ -355,9 +373,11 @@ def backtest(days: int, limit: int, target_precision: float, min_tickets: int, r
 
 
 @main.command()
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
     """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
     from helpdesk_bot import calibration, evaluation
@@ -379,7 +399,7 @@ def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def doctor(as_json: bool) -> None:
     """Check the configuration and each configured service; say what is wrong and how to fix it."""
     from helpdesk_bot.ops.doctor import render, run_checks
@@ -396,6 +416,7 @@ def deadletter() -> None:
 
 @deadletter.command("list")
 def deadletter_list() -> None:
+    """Show each dead letter: ticket, whether a human was told, and the error."""
     from helpdesk_bot.services import open_ledger
 
     rows = open_ledger(_settings()).dead_letters()
@@ -408,7 +429,7 @@ def deadletter_list() -> None:
 
 @deadletter.command("replay")
 @click.argument("ids", nargs=-1, type=int)
-@click.option("--all", "replay_all", is_flag=True)
+@click.option("--all", "replay_all", is_flag=True, help="every dead letter")
 def deadletter_replay(ids: tuple[int, ...], replay_all: bool) -> None:
     """Queue dead-lettered tickets again."""
     from helpdesk_bot.services import open_ledger
@@ -465,6 +486,7 @@ def admin_set_password(username: str, password_stdin: bool) -> None:
 
 @admin.command("list-users")
 def admin_list_users() -> None:
+    """List the dashboard users."""
     from helpdesk_bot.services import open_ledger
 
     for user in open_ledger(_settings()).users():
@@ -500,7 +522,7 @@ def zendesk_app() -> None:
 @zendesk_app.command("package")
 @click.option("--url", "api_url", required=True, help="the https address of this product's web app")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("dist/helpdesk-bot-zendesk-app.zip"), show_default=True)
+              default=Path("dist/helpdesk-bot-zendesk-app.zip"), show_default=True, help="where to write the zip")
 def zendesk_app_package(api_url: str, output: Path) -> None:
     """Validate the sidebar app and build the zip to upload to Zendesk."""
     from integrations.zendesk_app.package import AppInvalid, build
@@ -523,10 +545,10 @@ def zendesk() -> None:
 @zendesk.command("setup")
 @click.option("--url", "product_url", required=True, help="the https address of this product's web app")
 @click.option("--dry-run", is_flag=True, help="print what would change; change nothing")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
     """Create or update the webhook and triggers, fetch the signing secret, check agent and group."""
-    from helpdesk_bot.policy import load_policy
+    from helpdesk_bot.services import open_policy
     from integrations.zendesk.setup import SetupError, ZendeskAdmin, check_product_url, format_report, run_setup
 
     if problem := check_product_url(product_url):
@@ -536,7 +558,7 @@ def zendesk_setup(product_url: str, dry_run: bool, as_json: bool) -> None:
         admin = ZendeskAdmin.from_settings(settings)
         try:
             report = run_setup(admin, product_url, settings.zendesk_bot_agent_id,
-                               load_policy(settings.policy_file).escalation_group_id, dry_run=dry_run)
+                               open_policy(settings).current().escalation_group_id, dry_run=dry_run)
         finally:
             admin.close()
     except (HelpdeskBotError, SetupError) as exc:

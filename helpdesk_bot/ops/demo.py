@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -28,9 +29,11 @@ from helpdesk_bot.pipeline import action_key
 from helpdesk_bot.services import make_helpdesk, make_helpdesks, open_ledger, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
+from integrations.sandbox.constants import HUMAN_AGENT_EMAIL
 from workers.broker import stop_embedded_redis
 
 SAMPLE_DATA = Path(__file__).parents[1] / "sample_data"
+ATTEMPTS = 3  # HELPDESK_MAX_ATTEMPTS in the demo, with a 0.5 s first wait: a dead letter within seconds
 TIMEOUT_SECONDS = 180
 DEMO_ADMIN = "admin"
 
@@ -39,6 +42,9 @@ def run_demo(once: bool, port: int) -> int:
     from integrations.sandbox import SandboxHelpdesk
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per HTTP request drowns the story
+    if problem := port_in_use(port):  # before a minute of indexing, not after
+        _say(f"port {port} is in use ({problem}): pick another with --port (make demo PORT=...)")
+        return 2
 
     base = Settings.from_env()
     data_dir = base.data_dir / "demo"
@@ -46,6 +52,8 @@ def run_demo(once: bool, port: int) -> int:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ZENDESK_", "INTERCOM_", "OPENAI_", "QDRANT_", "DATABASE_URL"))}
     env["HELPDESK_DATA_DIR"] = str(data_dir)
+    env.setdefault("HELPDESK_MAX_ATTEMPTS", str(ATTEMPTS))
+    env.setdefault("HELPDESK_RETRY_BACKOFF", "0.5")
 
     from integrations.sandbox.intercom import SandboxIntercom
 
@@ -66,9 +74,14 @@ def run_demo(once: bool, port: int) -> int:
     open_ledger(settings).record_indexed_articles(articles)
     _say(f"indexed {len(articles)} help-center articles ({report.chunks} chunks)")
 
+    # The worker's own output (Celery's banner, its warning about running as root) goes to a
+    # file: the story printed here stays readable, and the file is there when something fails.
+    worker_log = open(data_dir / "worker.log", "w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env
+        [sys.executable, "-m", "helpdesk_bot.ops.cli", "worker", "--concurrency", "4", "--loglevel", "WARNING"], env=env,
+        stdout=worker_log, stderr=subprocess.STDOUT,
     )
+    _say(f"worker log       {worker_log.name}")
     try:
         from helpdesk_bot.web.app import create_app
 
@@ -105,14 +118,18 @@ def run_demo(once: bool, port: int) -> int:
             _follow_up(sandbox, app, settings, embedder, created, results)
         except Exception as exc:  # the dashboard still shows the first answers
             _say(f"\n(the follow-up story stopped early: {exc!r})")
+        try:
+            _history(sandbox, ledger, tickets, settings.max_attempts)
+        except Exception as exc:  # the dashboard still shows today
+            _say(f"\n(the earlier days were not seeded: {exc!r})")
         password = secrets.token_urlsafe(12)
         ledger.create_user(DEMO_ADMIN, password)
         dashboard_url = f"http://127.0.0.1:{server.server_port}/dashboard/"
         _say(f"\ndashboard        {dashboard_url}\n                 user {DEMO_ADMIN}   password {password}")
         if once:
             return 0 if decided == len(created) and conversed else 1
-        _say(f"\nStill serving. Create tickets in the sandbox (POST {sandbox.url}/api/v2/tickets.json) "
-             f"or send signed webhooks to {webhook_url}. Ctrl-C to stop.")
+        _say("\nStill serving; Ctrl-C to stop. Create a ticket as a customer of the sandbox Zendesk would:\n"
+             + ticket_command(sandbox.url))
         while worker.poll() is None:
             time.sleep(1)
         return worker.returncode or 0
@@ -124,6 +141,7 @@ def run_demo(once: bool, port: int) -> int:
             worker.wait(timeout=10)
         except subprocess.TimeoutExpired:
             worker.kill()
+        worker_log.close()
         sandbox.stop()
         intercom.stop()
         if not settings.redis_url:
@@ -189,6 +207,59 @@ def _follow_up(sandbox, app, settings, embedder, created: dict, results: dict) -
     gaps = knowledge_gaps(ledger, topic_list)
     _say(f"topics job: {len(topic_list)} topics, {len(gaps)} knowledge gaps"
          + (f" (largest: “{gaps[0].title}”)" if gaps else ""))
+
+
+HISTORY_DAYS = 14
+
+
+def _history(sandbox, ledger, samples: list[dict], attempts: int) -> None:
+    """Earlier days, so every chart has a line and every page something to show: the sample
+    tickets asked again through the whole path (sandbox → webhook → worker), their records
+    then moved back over the last HISTORY_DAYS days; and one ticket the helpdesk kept refusing,
+    which ends as a dead letter with a note for a human."""
+    import random
+
+    rng = random.Random(7)  # the same history every demo
+    asked = {}
+    for day in range(1, HISTORY_DAYS):
+        for sample in rng.sample(samples, k=rng.randint(1, 3)):
+            ticket_id = sandbox.create_ticket(sample["subject"], sample["body"], sample["requester"]["email"],
+                                              sample["requester"]["name"], tags=sample["tags"])
+            asked[ticket_id] = (sample, day * 86400 + rng.uniform(0, 3 * 3600))
+    _wait_for_decisions(ledger, {t: (s, 0) for t, (s, _) in asked.items()})
+    for ticket_id, (_, seconds) in asked.items():
+        for event in ledger.events_for("zendesk", str(ticket_id)):
+            ledger.backdate(event.id, seconds)
+
+    # Zendesk answers 503 to every update of the next ticket until the retries run out.
+    sandbox.state.inject_fault("PUT", r"/api/v2/tickets/\d+\.json$", 503, times=attempts)
+    sample = samples[0]
+    failing = sandbox.create_ticket(sample["subject"], sample["body"], sample["requester"]["email"],
+                                    sample["requester"]["name"], tags=sample["tags"])
+    _wait_for_decisions(ledger, {failing: (sample, 0)})
+    dead = [d for d in ledger.dead_letters() if d["ticket_id"] == str(failing)]
+    _say(f"\n{len(asked)} earlier tickets spread over the last {HISTORY_DAYS} days for the charts; "
+         f"{len(dead)} dead letter (ticket #{failing}: Zendesk answered 503 to every attempt)")
+
+
+def port_in_use(port: int) -> str | None:
+    """Why the web app could not listen on `port` (127.0.0.1), or None."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def ticket_command(sandbox_url: str) -> str:
+    """A curl command that creates a ticket in the sandbox Zendesk (any known user's email with
+    /token and any token signs in there; the bot answers in a few seconds)."""
+    body = json.dumps({"ticket": {"subject": "Invoices", "comment": {"body": "Where can I download our invoices as PDF?"},
+                                  "requester": {"name": "Alex", "email": "alex@example.com"}, "tags": ["billing"]}})
+    return (f"  curl -u '{HUMAN_AGENT_EMAIL}/token:sandbox' -H 'Content-Type: application/json' \\\n"
+            f"       -d '{body}' \\\n       {sandbox_url}/api/v2/tickets.json\n"
+            f"  then see it answered: {sandbox_url}/api/v2/tickets/<id>/comments.json (same -u)")
 
 
 def _wait_for_worker(celery, worker: subprocess.Popen) -> None:

@@ -49,7 +49,7 @@ def run_checks(env: dict | None = None) -> list[Check]:
     try:
         settings = Settings.from_env(env)
     except HelpdeskBotError as exc:
-        return [Check("configuration", "fail", str(exc), "fix the variable named above (README: Configuration)",
+        return [Check("configuration", "fail", str(exc), "fix the variable named above (docs/configuration.md)",
                       round(time.perf_counter() - started, 3))]
     checks = [Check("configuration", "ok", _describe(settings), seconds=round(time.perf_counter() - started, 3))]
     for name, check in (("policy", check_policy), ("redis", check_redis), ("beat", check_beat),
@@ -92,7 +92,7 @@ def check_policy(settings: Settings) -> str:
     try:
         policy = load_policy(settings.policy_path)
     except ConfigError as exc:
-        raise Failed(str(exc), "correct the policy file (README: Policy), or unset HELPDESK_POLICY for the built-in one")
+        raise Failed(str(exc), "correct the policy file (docs/configuration.md, the policy), or unset HELPDESK_POLICY for the built-in one")
     where = str(settings.policy_path) if settings.policy_path else "built-in policy"
     return (f"{where}: threshold {policy.threshold}, {len(policy.rules)} rule(s), "
             f"always-human tags {', '.join(sorted(policy.always_human_tags)) or 'none'}")

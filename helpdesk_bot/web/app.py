@@ -1,7 +1,9 @@
 """The web app: webhook intake, health checks, and the ops dashboard (helpdesk_bot/web/dashboard).
 
-A webhook is handled in a fixed order: rate limit per IP → size → signature → rate limit per
-account → parse → duplicate delivery? → record → enqueue → 202.
+A webhook is handled in a fixed order: rate limit per IP → signature headers present → size →
+body, read within a deadline → signature → rate limit per account → parse → duplicate delivery?
+→ record → enqueue → 202. Nothing before the body needs it, so a slow or unsigned sender is
+refused before it can hold a connection for long (helpdesk_bot/web/serving.py).
 Everything slow happens in a worker; Zendesk gives up after about 10 s and Intercom
 deprioritises endpoints slower than 500 ms.
 
@@ -12,10 +14,14 @@ Only signed webhooks and health checks are open: every other endpoint must requi
 from __future__ import annotations
 
 import logging
+import socket
+from contextlib import contextmanager
 
+import gevent
 from flask import Flask, Request, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from gevent import monkey as gevent_monkey
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, RequestTimeout
 
 from helpdesk_bot.web.agent_app import agent_app
 from helpdesk_bot.web.dashboard import init_dashboard
@@ -72,6 +78,8 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     def http_error(exc: HTTPException):
         if isinstance(exc, RequestEntityTooLarge):
             return jsonify(error=f"body is larger than {MAX_BODY_BYTES} bytes"), 413
+        if isinstance(exc, RequestTimeout):  # the rest of the body is not waited for
+            return jsonify(error=exc.description), 408, {"Connection": "close"}
         return jsonify(error=exc.description), exc.code
 
     @app.before_request
@@ -82,7 +90,7 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
 
     @app.post("/webhooks/zendesk")
     def zendesk():
-        # The order is per IP → size → signature → per account → parse. A delivery that passes
+        # The order is the module docstring's: per IP → … → per account → parse. A delivery that passes
         # them all is counted with the others of its batch in one round trip to Redis
         # (helpdesk_bot/web/intake.py); any other answer counts the limits first, in that order.
         delivery = request._get_current_object()  # each read through the proxy fails a lookup first
@@ -95,7 +103,8 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
         account = headers.get("X-Zendesk-Account-Id", "")[:40] or "default"
         checks = [(ip_limiter, ip)]
         try:
-            body = _raw_body(delivery)
+            zendesk_webhook.signature_headers(headers)  # no body is read for a request without them
+            body = _raw_body(delivery, settings.body_read_seconds)
             genuine = zendesk_webhook.check_signature(app.extensions["webhook_secret"], headers, body)
             if not genuine:
                 return _refuse_first(checks) or (jsonify(status="test delivery received"), 200)
@@ -113,11 +122,14 @@ def create_app(settings: Settings, enqueue=None) -> Flask:
     @app.route("/webhooks/intercom", methods=["HEAD"])
     def intercom_validation():
         # Intercom checks a new endpoint with a HEAD request before it sends notifications.
-        return "", 200
+        return ("", 200) if app.extensions["intercom_secret"] else ("", 404)
 
     @app.post("/webhooks/intercom")
     def intercom():
-        body = _raw_body(request)
+        if not app.extensions["intercom_secret"]:
+            return jsonify(error="not found"), 404  # no Intercom is configured: nothing may deliver here
+        intercom_webhook.signature_header(request.headers)  # no body is read for a request without it
+        body = _raw_body(request, settings.body_read_seconds)
         intercom_webhook.check_signature(app.extensions["intercom_secret"], request.headers, body)
         event = intercom_webhook.parse_event(body)
         if event is None:
@@ -159,19 +171,45 @@ def _refuse_if_limited(limiter: RateLimiter, verdict: Verdict):
     return response
 
 
-def _raw_body(delivery: Request) -> bytes:
+def _raw_body(delivery: Request, seconds: float) -> bytes:
     length = delivery.content_length
-    if length is not None:
-        if length > MAX_BODY_BYTES:
-            raise RequestEntityTooLarge()
-        # One read from the server's input, which stops at Content-Length (PEP 3333);
-        # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
-        return delivery.environ["wsgi.input"].read(length)
-    # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
-    body = delivery.get_data(cache=True)
+    if length is not None and length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    with _read_deadline(delivery.environ, seconds):
+        if length is not None:
+            # One read from the server's input, which stops at Content-Length (PEP 3333);
+            # werkzeug's size-limited stream reads in a Python loop, a tenth of the bare endpoint's work.
+            return delivery.environ["wsgi.input"].read(length)
+        # A chunked body: reading through get_data() applies MAX_CONTENT_LENGTH.
+        body = delivery.get_data(cache=True)
     if len(body) > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
     return body
+
+
+class _SlowBody(RequestTimeout):
+    description = "the request body did not arrive in time"
+
+
+@contextmanager
+def _read_deadline(environ: dict, seconds: float):
+    """The body must arrive within `seconds`: a client sending it a byte at a time must not keep
+    its connection (one of the process's slots) for longer (helpdesk_bot/web/serving.py)."""
+    if gevent_monkey.is_module_patched("socket"):  # gunicorn's gevent worker: one deadline for the whole read
+        with gevent.Timeout(seconds, _SlowBody()):
+            yield
+        return
+    connection = environ.get("gunicorn.socket")  # gthread: a deadline for each wait on the client
+    if connection is None:  # werkzeug's development server
+        yield
+        return
+    connection.settimeout(seconds)
+    try:
+        yield
+    except (socket.timeout, TimeoutError):
+        raise _SlowBody() from None
+    finally:
+        connection.settimeout(None)
 
 
 def _accept(app: Flask, event, limits=()):

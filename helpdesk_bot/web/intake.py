@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import gevent
+from gevent import monkey as gevent_monkey
+
 from helpdesk_bot.domain import TicketEvent
 from helpdesk_bot.errors import TransientError
 from helpdesk_bot.ledger import Ledger
@@ -167,7 +170,7 @@ class Intake:
         # Events queued by earlier batches are marked queued in this batch's transaction: one
         # write instead of two. Until then they read "received", which a worker may already
         # have moved on from, and which beat's sweeper leaves alone for its first 15 seconds.
-        results = self.ledger.record_events([p.event for p in batch], queued=self._to_mark)
+        results = _blocking(self.ledger.record_events, [p.event for p in batch], queued=self._to_mark)
         self._to_mark = []
         # Recorded before the rate limits are counted, so that counting and queueing are one
         # round trip to Redis. An event new in this batch is queued if the limits let through
@@ -191,7 +194,7 @@ class Intake:
             for i in requests:  # the first request let through is the one that made it new
                 results[i] = (event_id, i == let_through[0])
         if forgotten:
-            self.ledger.forget_events(forgotten)
+            _blocking(self.ledger.forget_events, forgotten)
         for pending, result, refused in zip(batch, results, refusals):
             if refused is not None:
                 pending.error = RateLimited(*refused)
@@ -207,7 +210,7 @@ class Intake:
         """
         events = dict(new)  # first: RedisTaskMessages counts the limits with its first 1,000
         if self._unqueued:  # beat may have queued some of those left behind
-            events.update((event_id, [(0, 0)]) for event_id in self.ledger.still_received(self._unqueued))
+            events.update((event_id, [(0, 0)]) for event_id in _blocking(self.ledger.still_received, self._unqueued))
         if not events:
             counting.count()
             return
@@ -233,10 +236,25 @@ class Intake:
             if self._unqueued:
                 self._queue({}, Counting([]))
             if self._to_mark:
-                self.ledger.mark_queued_many(self._to_mark)
+                _blocking(self.ledger.mark_queued_many, self._to_mark)
                 self._to_mark = []
         except Exception:  # the ledger is down: the next batch or beat's sweeper sees to them
             log.exception("could not queue or mark events")
+
+
+def _blocking(call: Callable, *args, **kwargs):
+    """A ledger call; under gevent in a real thread, so that waiting for the database blocks
+    only the writer.
+
+    Under gunicorn's gevent worker the writer is a greenlet, and SQLite waits for a lock held
+    elsewhere inside a C call (its busy handler; `flock` in the ledger's writer lock): that
+    would stop every greenlet of the process, the watchdog and /healthz included. In a thread
+    of gevent's pool the writer greenlet yields while it waits, and the watchdog answers the
+    batch's requests with a 503 in time. Redis calls and waking the requests stay in greenlets.
+    """
+    if not gevent_monkey.is_module_patched("threading"):
+        return call(*args, **kwargs)
+    return gevent.get_hub().threadpool.apply(call, args, kwargs)
 
 
 def _answer(requests: list[_Pending], error: BaseException) -> None:

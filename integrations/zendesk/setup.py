@@ -212,9 +212,10 @@ def report_bot_id(report: SetupReport) -> int | None:
 def _check_escalation_group(admin: ZendeskAdmin, group_id: int | None, report: SetupReport) -> None:
     groups = [g for g in admin.list("groups.json", "groups") if not g.get("deleted")]
     names = ", ".join(f"{g['name']} ({g['id']})" for g in groups)
-    if group_id is None:
-        report.steps.append(Step("escalation group", "-", "problem",
-                                 f"the policy names no escalation_group_id; groups: {names}"))
+    if group_id is None:  # the built-in default: a handed-over ticket stays in its group
+        report.steps.append(Step("escalation group", "-", "ok",
+                                 f"none in the policy: handed-over tickets keep their group; to route them, "
+                                 f"set escalation_group_id to one of: {names}"))
         return
     group = next((g for g in groups if g["id"] == group_id), None)
     if group is None:

@@ -33,7 +33,7 @@ HANDLED_EVENT_TYPES = {
     "zen:event-type:ticket.created": "ticket.created",
     "zen:event-type:ticket.comment_added": "ticket.updated",
 }
-# What a trigger body may name in its "event" field (README: the two triggers).
+# What a trigger body may name in its "event" field (docs/helpdesks.md: the two triggers).
 TRIGGER_EVENTS = ("ticket.created", "ticket.updated")
 
 
@@ -41,11 +41,9 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(hmac.digest(secret.encode(), timestamp.encode() + body, "sha256")).decode()
 
 
-def check_signature(secret: str, headers, body: bytes, now: datetime | None = None) -> bool:
-    """Verify the delivery; return True for a genuine delivery, False for Zendesk's test delivery.
-
-    Raises BadInput(401) for a missing, forged or stale signature.
-    """
+def signature_headers(headers) -> tuple[str, str, datetime]:
+    """(signature, timestamp, its time), or BadInput(401): a check that needs no body, so a
+    delivery without them is refused before its body is read."""
     given = headers.get(SIGNATURE_HEADER, "")
     timestamp = headers.get(TIMESTAMP_HEADER, "")
     if not given or not timestamp:
@@ -56,6 +54,15 @@ def check_signature(secret: str, headers, body: bytes, now: datetime | None = No
         sent_at = datetime.fromisoformat(timestamp)  # several times faster than strptime
     except ValueError:
         raise BadInput(f"{TIMESTAMP_HEADER} is not an ISO-8601 UTC time: {timestamp[:40]!r}", status=401) from None
+    return given, timestamp, sent_at
+
+
+def check_signature(secret: str, headers, body: bytes, now: datetime | None = None) -> bool:
+    """Verify the delivery; return True for a genuine delivery, False for Zendesk's test delivery.
+
+    Raises BadInput(401) for a missing, forged or stale signature.
+    """
+    given, timestamp, sent_at = signature_headers(headers)
     # Both the real and the test secret are checked before looking at the clock, so a
     # forged request learns nothing from the error message.
     given_bytes = given.encode("utf-8", "replace")  # compare_digest refuses non-ASCII str

@@ -18,12 +18,14 @@ from flask import (Blueprint, Flask, Response, abort, current_app, flash, g, jso
 
 from helpdesk_bot import analytics, topics
 from helpdesk_bot.web.dashboard import charts
-from helpdesk_bot.web.dashboard.auth import check_csrf, csrf_token, load_user, login_required, safe_next, sign_in
+from helpdesk_bot.web.dashboard.auth import (check_csrf, csrf_token, load_user, login_required, safe_next, sign_in,
+                                            sign_out)
 from helpdesk_bot.errors import ConfigError
 from helpdesk_bot.ledger.article_changes import NOT_LOOKED_UP, VERDICTS
 from helpdesk_bot.web.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
                                  policy_to_toml, write_policy)
+from helpdesk_bot.text import shorten
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates",
@@ -53,6 +55,7 @@ def init_dashboard(app: Flask, settings, limits_store) -> None:
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,  # on when HELPDESK_PUBLIC_URL is https
         SESSION_COOKIE_NAME="helpdesk_bot_session",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=settings.session_minutes),
         DASHBOARD_IDLE_SECONDS=settings.session_minutes * 60,
@@ -64,12 +67,32 @@ def init_dashboard(app: Flask, settings, limits_store) -> None:
     app.add_url_rule("/readyz", "readyz", readyz)
     app.jinja_env.globals.update(csrf_token=csrf_token, fmt_pct=fmt_pct, fmt_ms=fmt_ms, fmt_time=fmt_time,
                                  fmt_usd=fmt_usd, reasons=analytics.ESCALATION_REASONS)
+    app.jinja_env.filters["shorten"] = shorten  # at a word boundary, with an ellipsis
 
 
 @blueprint.before_request
 def _before():
     load_user()
     check_csrf()
+
+
+# Every dashboard page: no framing (the policy editor and the kill switch must not be clickjacked),
+# no scripts at all (the pages have none), no content-type sniffing. A few lines rather than
+# flask-talisman, which would run on every webhook too.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                               "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@blueprint.after_request
+def _security_headers(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def ledger():
@@ -106,6 +129,8 @@ def fmt_time(value) -> str:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
+    if any(c in request.values.get("next", "") for c in "\r\n\0"):
+        abort(400, "the page to return to is not a valid address")
     error, status, headers = None, 200, {}
     if request.method == "POST":
         username = request.form.get("username", "").strip()
@@ -134,9 +159,7 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    from flask import session
-
-    session.clear()
+    sign_out()
     return redirect(url_for("dashboard.login"))
 
 
@@ -210,11 +233,14 @@ def quality():
 def tickets():
     f = _filters()
     records = list(reversed(_records(f)))
-    action = request.args.get("action")
+    all_tags = sorted({tag for r in records for tag in r.tags})
+    action, tag = request.args.get("action"), request.args.get("tag") or None
     if action in ("auto_send", "escalate", "held_back"):
         records = [r for r in records if r.action == action]
-    return render_template("tickets.html", f=f, records=records[:300], total=len(records), action=action,
-                           ranges=RANGES)
+    if tag:
+        records = [r for r in records if tag in r.tags]
+    return render_template("tickets.html", f=f, records=records[:300], total=len(records), action=action, tag=tag,
+                           all_tags=all_tags, ranges=RANGES)
 
 
 @blueprint.get("/tickets/<helpdesk>/<ticket_id>")
@@ -224,9 +250,12 @@ def ticket(helpdesk: str, ticket_id: str):
     events, done = ledger().ticket_history(helpdesk, ticket_id)
     if not rows and not events:
         abort(404, f"no {helpdesk} ticket {ticket_id} in the ledger")
+    titles = {a["article_id"]: a["title"] for a in ledger().indexed_articles()}  # decisions of before kept no title
     for row in rows:
         for key in ("tags", "sources", "components", "reasons", "latency_ms"):
             row[key] = json.loads(row[key] or "null")
+        for source in row["sources"] or ():
+            source.setdefault("title", titles.get(source["id"].split("#")[0]) or source["id"])
     return render_template("ticket.html", helpdesk=helpdesk, ticket_id=ticket_id, decisions=rows, events=events,
                            actions=done, outcome=ledger().outcome(helpdesk, ticket_id),
                            feedback=ledger().feedback_for(helpdesk, ticket_id))
@@ -299,6 +328,7 @@ def policy_page(errors: list[str] | None = None, raw_text: str | None = None, st
     source = _policy_file()
     policy = source.current()
     return render_template("policy.html", policy=policy, path=source.path, file_error=source.error, errors=errors or [],
+                           read_only=source.read_only,
                            raw_text=raw_text if raw_text is not None else policy_to_toml(policy),
                            changes=ledger().policy_changes(50)), status
 
@@ -307,6 +337,8 @@ def policy_page(errors: list[str] | None = None, raw_text: str | None = None, st
 @login_required
 def policy_save():
     source = _policy_file()
+    if source.read_only:
+        abort(409, f"the policy file {source.path} is read-only here; change it where it comes from")
     old = source.current()
     try:
         if request.form.get("form") == "toml":

@@ -1,7 +1,9 @@
 """Dashboard sign-in: hashed passwords (in the ledger), CSRF tokens, sessions that expire.
 
-A session ends after `HELPDESK_SESSION_MINUTES` without a request, and in any case twelve
-hours after sign-in. Every form carries a CSRF token tied to the session.
+A session ends after `HELPDESK_SESSION_MINUTES` without a request, in any case twelve hours
+after sign-in, and at once on sign-out: the session cookie is signed, not stored, so signing out
+records the session's id in Redis as ended, and a copy of the cookie is refused from then on.
+Every form carries a CSRF token tied to the session.
 """
 
 from __future__ import annotations
@@ -36,7 +38,22 @@ def sign_in(user: dict) -> None:
     session.clear()  # a new session id for the signed-in user: no fixation
     session.permanent = True
     session.update(user_id=user["id"], username=user["username"], signed_in_at=time.time(), seen_at=time.time(),
-                   csrf=secrets.token_urlsafe(32))
+                   csrf=secrets.token_urlsafe(32), sid=secrets.token_urlsafe(16))
+
+
+def sign_out() -> None:
+    """End the session here and for every copy of its cookie."""
+    sid = session.get("sid")
+    if sid:
+        _ended_sessions().set(f"{ENDED_SESSION_PREFIX}{sid}", 1, ex=MAX_SESSION_SECONDS)
+    session.clear()
+
+
+ENDED_SESSION_PREFIX = "dashboard:signed-out:"
+
+
+def _ended_sessions():
+    return current_app.extensions["broker_redis"]  # the Redis the web processes share
 
 
 def load_user() -> None:
@@ -50,6 +67,10 @@ def load_user() -> None:
     if now - session.get("seen_at", 0) > idle or now - session.get("signed_in_at", 0) > MAX_SESSION_SECONDS:
         session.clear()
         g.session_expired = True
+        return
+    sid = session.get("sid")
+    if not sid or _ended_sessions().exists(f"{ENDED_SESSION_PREFIX}{sid}"):  # signed out (a cookie of before: no sid)
+        session.clear()
         return
     user = current_app.extensions["ledger"].user(user_id)
     if user is None:  # deleted since
