@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -236,3 +237,44 @@ class TicketHistory:
     messages: tuple[TimedMessage, ...]
     satisfaction: str | None = None  # good | bad | offered; None when the helpdesk has none
     satisfaction_comment: str = ""
+
+
+# --- Knowledge as the helpdesks publish it -----------------------------------------------------
+
+# Part of every article's hash: when the way articles are cut into chunks changes, the next
+# index run chunks and embeds every article again instead of keeping chunks cut the old way.
+CHUNKING = "lists and tables whole, articles unredacted"
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    title: str
+    body_html: str
+    url: str = ""
+    breadcrumb: str = ""  # where it sits in the help center: "Billing › Invoices"
+    kind: str = ARTICLE  # or PAST_TICKET
+    locale: str | None = None  # None: answers tickets in any locale
+    brand: str | None = None  # None: answers tickets of any brand
+
+    @property
+    def content_hash(self) -> str:
+        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}\0{CHUNKING}"
+        if (self.kind, self.locale, self.brand) != (ARTICLE, None, None):  # older indexes keep their hashes
+            text += f"\0{self.kind}\0{self.locale or ''}\0{self.brand or ''}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class HelpCenterChanges:
+    """What the incremental article export says changed, and which articles exist now."""
+
+    changed: list[Article]  # published articles updated since the cursor
+    published: set[str]  # the id of every published article, changed or not
+    end_time: int  # the next run's start_time
+
+
+@dataclass(frozen=True)
+class PastTickets:
+    resolutions: list[Resolution]  # the exported tickets that make good knowledge
+    exported: set[str]  # the id of every ticket the export returned, good or not

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from helpdesk_bot.domain import Ticket, TicketHistory
-from helpdesk_bot.knowledge import Article, HelpCenterChanges, PastTickets
+from helpdesk_bot.domain import Article, HelpCenterChanges, PastTickets, Ticket, TicketHistory
 
 
 @runtime_checkable

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -12,7 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import ARTICLE, HELP_CENTER, PAST_TICKET, Chunk, Resolution
+from helpdesk_bot.domain import ARTICLE, HELP_CENTER, PAST_TICKET, Article, Chunk, HelpCenterChanges, PastTickets, Resolution
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -21,32 +20,10 @@ from helpdesk_bot.vectorstore import KnowledgeStore
 
 T = TypeVar("T")
 
-# Part of every article's hash: when the way articles are cut into chunks changes, the next
-# index run chunks and embeds every article again instead of keeping chunks cut the old way.
-CHUNKING = "lists and tables whole, articles unredacted"
 CHUNK_WORDS = 160  # MiniLM reads 256 word pieces; ~160 words with the title stays inside
 OVERLAP_WORDS = 30
 MAX_UNIT_WORDS = 320  # a list or table up to this long stays whole in one chunk
 _LIST_OR_ROW = re.compile(r"^\s*(?:- |\d{1,2}[.)] |\|)")
-
-
-@dataclass(frozen=True)
-class Article:
-    id: str
-    title: str
-    body_html: str
-    url: str = ""
-    breadcrumb: str = ""  # where it sits in the help center: "Billing › Invoices"
-    kind: str = ARTICLE  # or PAST_TICKET (helpdesk_bot/domain.py)
-    locale: str | None = None  # None: answers tickets in any locale
-    brand: str | None = None  # None: answers tickets of any brand
-
-    @property
-    def content_hash(self) -> str:
-        text = f"{self.title}\0{self.url}\0{self.breadcrumb}\0{self.body_html}\0{CHUNKING}"
-        if (self.kind, self.locale, self.brand) != (ARTICLE, None, None):  # older indexes keep their hashes
-            text += f"\0{self.kind}\0{self.locale or ''}\0{self.brand or ''}"
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def chunk_article(article: Article) -> list[Chunk]:
@@ -402,15 +379,6 @@ def sync_index(
 CURSOR_MARGIN_SECONDS = 300
 
 
-@dataclass(frozen=True)
-class HelpCenterChanges:
-    """What the incremental article export says changed, and which articles exist now."""
-
-    changed: list[Article]  # published articles updated since the cursor
-    published: set[str]  # the id of every published article, changed or not
-    end_time: int  # the next run's start_time
-
-
 @dataclass
 class HelpCenterRun:
     report: IndexReport
@@ -443,12 +411,6 @@ def refresh_help_center(store: KnowledgeStore, embedder: Embedder, helpdesk, cur
 
 
 # --- Past tickets ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PastTickets:
-    resolutions: list[Resolution]  # the exported tickets that make good knowledge
-    exported: set[str]  # the id of every ticket the export returned, good or not
 
 
 def past_ticket_id(ticket_id: str) -> str:

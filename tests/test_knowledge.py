@@ -469,7 +469,7 @@ def test_unscoped_articles_hash_their_content_and_the_way_articles_are_chunked()
     """The hash changes with the chunking (so a new way of chunking re-embeds once), and with a scope."""
     import hashlib
 
-    from helpdesk_bot.knowledge import CHUNKING
+    from helpdesk_bot.domain import CHUNKING
 
     before = hashlib.sha256(f"T\0https://x\0Billing\0<p>x</p>\0{CHUNKING}".encode()).hexdigest()[:32]
     assert Article("a", "T", "<p>x</p>", "https://x", "Billing").content_hash == before

@@ -278,3 +278,9 @@ def requeue_for_replay(db: sa.Connection, event_id: int) -> None:
     """Reset an event for another run, in the caller's transaction (replaying a dead letter)."""
     db.execute(ticket_events.update().where(ticket_events.c.id == event_id)
                .values(status="queued", attempts=0, finished_at=None, queued_at=time.time()))
+
+
+def backdate_event(db: sa.Connection, event_id: int, seconds: float) -> None:
+    """Move an event's arrival `seconds` into the past, in the caller's transaction (the demo's history)."""
+    db.execute(ticket_events.update().where(ticket_events.c.id == event_id).values(
+        received_at=ticket_events.c.received_at - seconds))

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from helpdesk_bot.domain import Outcome
 from helpdesk_bot.ledger.database import Database
+from helpdesk_bot.ledger.events import backdate_event
 from helpdesk_bot.ledger.tables import actions, decisions, draft_feedback, feedback, outcomes, ticket_events
 from helpdesk_bot.scrubbing import redact_text
 
@@ -28,8 +29,7 @@ class OutcomeStore(Database):
     def backdate(self, event_id: int, seconds: float) -> None:
         """Move an event, its decision and its outcome `seconds` into the past: the demo's history."""
         with self.engine.begin() as db:
-            db.execute(ticket_events.update().where(ticket_events.c.id == event_id).values(
-                received_at=ticket_events.c.received_at - seconds))
+            backdate_event(db, event_id, seconds)
             db.execute(decisions.update().where(decisions.c.event_id == event_id).values(
                 created_at=decisions.c.created_at - seconds))
             db.execute(outcomes.update().where(outcomes.c.event_id == event_id).values(

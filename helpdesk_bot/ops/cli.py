@@ -188,7 +188,7 @@ def _index_status(settings: Settings, ledger, as_json: bool) -> None:
 
 @main.command()
 @click.option("--days", type=click.IntRange(1), default=None, help="checked in the last N days [HELPDESK_IMPACT_DAYS]")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="print the list as JSON")
 def impact(days: int | None, as_json: bool) -> None:
     """Answers affected by article changes: the replies and drafted notes checked again after a re-index."""
     from helpdesk_bot.impact import as_json as impact_json

@@ -18,9 +18,8 @@ from functools import cached_property
 
 import requests
 
-from helpdesk_bot.domain import Message, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.domain import Article, Message, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.errors import ConfigError, HelpdeskBotError, PermanentError, Throttled, TransientError
-from helpdesk_bot.knowledge import Article
 from helpdesk_bot.text import html_to_text
 
 API_VERSION = "2.14"

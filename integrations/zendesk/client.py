@@ -17,8 +17,7 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.endpoint import PrimaryEndpoint
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import ANSWERED_TAG, Message, Resolution, Ticket, TicketHistory, TimedMessage
-from helpdesk_bot.knowledge import Article, HelpCenterChanges, PastTickets
+from helpdesk_bot.domain import ANSWERED_TAG, Article, HelpCenterChanges, Message, PastTickets, Resolution, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
