@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -75,3 +77,29 @@ def restored_environment(names=ZENPY_ENVIRONMENT):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def serving(data_dir: Path, redis_url: str, workers: int, log=subprocess.DEVNULL, **settings: str):
+    """`helpdesk-bot serve` as deployed (gunicorn, gevent) on its own port and data folder; its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_"))}
+    env.update(HELPDESK_DATA_DIR=str(data_dir), REDIS_URL=redis_url, **settings)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "serve", "--port", str(port),
+                                "--workers", str(workers)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        import requests
+
+        try:
+            return requests.get(f"{url}/healthz", timeout=5).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
+            return process.poll() is None and None
+
+    try:
+        wait_for(up, 60, what="helpdesk-bot serve")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

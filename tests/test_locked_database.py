@@ -8,10 +8,7 @@ their 503 (which Zendesk retries) within Zendesk's 10 s and /healthz answers at 
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,7 +19,7 @@ import requests
 
 from benchmarks.loadgen import SignedWebhook
 from integrations.zendesk.webhook import INVOCATION_HEADER
-from tests.conftest import free_port, wait_for
+from harness import serving, wait_for
 
 SECRET = "locked-database-secret"
 LOCK_SECONDS = 15
@@ -30,26 +27,9 @@ LOCK_SECONDS = 15
 
 @pytest.fixture
 def server(tmp_path, redis_url):
-    broker_url = redis_url.rsplit("/", 1)[0] + "/13"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_"))}
-    env.update(HELPDESK_DATA_DIR=str(tmp_path), REDIS_URL=broker_url, ZENDESK_WEBHOOK_SECRET=SECRET)
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "serve", "--port", str(port), "--workers", "1"],
-                               env=env, stdout=open(tmp_path / "serve.log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(f"{url}/healthz", timeout=5).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):
-            return process.poll() is None and None
-
-    try:
-        wait_for(up, 60, what="helpdesk-bot serve")
+    with serving(tmp_path, redis_url.rsplit("/", 1)[0] + "/13", workers=1, log=open(tmp_path / "serve.log", "w"),
+                 ZENDESK_WEBHOOK_SECRET=SECRET) as url:
         yield url, tmp_path / "helpdesk.db"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def deliver(url: str) -> tuple[int, float]:

@@ -8,10 +8,7 @@ connections come from 127.0.0.2 and Zendesk's deliveries from 127.0.0.1, as from
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 
@@ -20,7 +17,7 @@ import requests
 
 from benchmarks.loadgen import SignedWebhook
 from integrations.zendesk.webhook import INVOCATION_HEADER
-from tests.conftest import free_port, wait_for
+from harness import serving
 
 SECRET = "slow-clients-secret"
 ATTACKER = "127.0.0.2"
@@ -29,27 +26,9 @@ SLOW_CONNECTIONS = 2100
 
 @pytest.fixture
 def server(tmp_path, redis_url):
-    broker_url = redis_url.rsplit("/", 1)[0] + "/12"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL", "ZENDESK_"))}
-    env.update(HELPDESK_DATA_DIR=str(tmp_path), REDIS_URL=broker_url, ZENDESK_WEBHOOK_SECRET=SECRET,
-               HELPDESK_BODY_READ_SECONDS="3")
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "helpdesk_bot.ops.cli", "serve", "--port", str(port), "--workers", "2"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return requests.get(f"{url}/healthz", timeout=5).status_code == 200
-        except (requests.ConnectionError, requests.Timeout):
-            return process.poll() is None and None
-
-    try:
-        wait_for(up, 60, what="helpdesk-bot serve")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving(tmp_path, redis_url.rsplit("/", 1)[0] + "/12", workers=2, ZENDESK_WEBHOOK_SECRET=SECRET,
+                 HELPDESK_BODY_READ_SECONDS="3") as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 def slow_request(port: int, source: str = ATTACKER, headers_only: bool = False) -> socket.socket:
