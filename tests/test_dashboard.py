@@ -179,8 +179,9 @@ def test_the_session_cookie_is_secure_when_the_public_address_is_https(tmp_path)
                         ({"HELPDESK_SECURE_COOKIES": "true"}, True), ({}, False)]:
         settings = Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), **env})
         app = create_app(settings, enqueue=[].append)
-        assert app.config["SESSION_COOKIE_SECURE"] is secure, env
         app.extensions["ledger"].dispose()
+        stop_embedded_redis(tmp_path)  # the app's rate limits started it: no REDIS_URL here
+        assert app.config["SESSION_COOKIE_SECURE"] is secure, env
 
 
 def test_sign_in_never_redirects_off_site(site):
