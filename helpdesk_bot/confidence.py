@@ -7,6 +7,7 @@ reading the note sees why the bot was or wasn't sure.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from helpdesk_bot.answer_form import check_form, question_kind
 from helpdesk_bot.calibration import Calibration
@@ -20,9 +21,14 @@ from helpdesk_bot.text import key_terms, tokens
 # Cosine similarities of all-MiniLM-L6-v2 between a question and a passage that answers it
 # mostly fall in 0.45-0.75; unrelated passages stay below ~0.25.
 DENSE_FLOOR, DENSE_CEILING = 0.20, 0.65
+# MaxSim (retrieval.py) of a question and a passage that answers it; an unrelated passage still
+# matches the question's commonest word pieces, so the floor is high.
+TOKEN_FLOOR, TOKEN_CEILING = 0.45, 0.80
+TOKEN_MATCH_DEPTH = 3  # the passages the draft is made from
 
 WEIGHTS = {
     "retrieval_strength": 0.35,
+    "token_match": 0.35,
     "question_coverage": 0.25,
     "draft_support": 0.25,
     "keyword_match": 0.15,
@@ -51,12 +57,35 @@ def retrieval_strength(sources: list[Source]) -> Component:
                      f"best passage similarity {top:.2f}")
 
 
+def token_match(sources: list[Source]) -> Component | None:
+    """The best word-by-word match (MaxSim) of the question with one of the top passages.
+
+    It separates questions the help center answers from those it does not better than the
+    pooled cosine (docs/retrieval-experiments.md). None when the embedder gives no token vectors.
+    """
+    matches = [s.maxsim for s in sources[:TOKEN_MATCH_DEPTH] if s.maxsim is not None]
+    if not matches:
+        return None
+    best = max(matches)
+    return Component("token_match", _scale(best, TOKEN_FLOOR, TOKEN_CEILING), WEIGHTS["token_match"],
+                     f"best passage matches the question word by word at {best:.2f}")
+
+
 def best_per_article(sources: list[Source]) -> list[Source]:
     """The best-ranked passage of each article, in ranking order."""
     seen: dict[str, Source] = {}
     for source in sorted(sources, key=lambda s: s.score, reverse=True):
         seen.setdefault(source.chunk.article_id, source)
     return list(seen.values())
+
+
+def retrieval_match(sources: list[Source]) -> tuple[Component, ...]:
+    """How closely the passages match the question: word by word when the retrieval measured it,
+    which then outweighs the pooled cosine (shown, not weighed); else the cosine alone."""
+    strength, tokens_matched = retrieval_strength(sources), token_match(sources)
+    if tokens_matched is None:
+        return (strength,)
+    return tokens_matched, replace(strength, weight=0.0)
 
 
 def retrieval_margin(sources: list[Source]) -> Component:
@@ -165,7 +194,7 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     cites = citations(draft, sources)
     form = answer_form(ticket, draft)
     components = (
-        retrieval_strength(sources),
+        *retrieval_match(sources),
         retrieval_margin(sources),
         rankings_agree(sources),
         question_coverage(ticket, sources),

@@ -19,6 +19,7 @@ from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
+from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import index_terms
 from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
 
@@ -106,12 +107,12 @@ class RetrievalReport:
 
 
 
-def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10) -> list[str]:
-    hits = store.search(text, embedder.embed([text])[0], limit=DOCUMENT_CANDIDATES)
+def rank_documents(retriever: Retriever, text: str, limit: int = 10) -> list[str]:
+    """Articles in the order the product ranks them: each at its best chunk."""
     ranked: list[str] = []
-    for hit in hits:
-        if hit.chunk.article_id not in ranked:
-            ranked.append(hit.chunk.article_id)
+    for source in retriever.search(text, DOCUMENT_CANDIDATES):
+        if source.chunk.article_id not in ranked:
+            ranked.append(source.chunk.article_id)
     return ranked[:limit]
 
 
@@ -120,8 +121,9 @@ def evaluate_retrieval(kb: Path, questions_file: Path, settings, progress: Calla
     report = RetrievalReport()
     questions = [q for q in load_questions(questions_file) if q.gold_ids]
     with fresh_index(kb, embedder) as store:
+        retriever = Retriever(store, embedder)
         for done, question in enumerate(questions, 1):
-            ranked = rank_documents(store, embedder, as_ticket(question).search_query)
+            ranked = rank_documents(retriever, as_ticket(question).search_query)
             report.overall.add(ranked, question.gold_ids)
             report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
             if progress:
@@ -156,7 +158,6 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
     from helpdesk_bot.drafting import make_drafter
     from helpdesk_bot.pipeline import Answerer
     from helpdesk_bot.policy import Policy
-    from helpdesk_bot.retrieval import Retriever
 
     embedder = make_embedder(settings)
     questions = load_questions(questions_file)
