@@ -375,6 +375,29 @@ def component(confidence, name: str):
     return next(c for c in confidence.components if c.name == name)
 
 
+def matched(chunk: Chunk, maxsim: float, dense: float = 0.6) -> Source:
+    return Source(chunk=chunk, score=0.5, dense=dense, keyword=1.0, maxsim=maxsim)
+
+
+def test_the_word_by_word_match_outweighs_the_cosine_when_retrieval_measured_it():
+    confidence = score(INVOICE_QUESTION, [matched(INVOICES, 0.71), matched(PASSWORDS, 0.40)], COPIED)
+    names = [c.name for c in confidence.components]
+    assert names == ["token_match", *COMPONENTS]
+    match, strength = component(confidence, "token_match"), component(confidence, "retrieval_strength")
+    assert match.weight > 0 and strength.weight == 0.0  # the cosine is still shown to the agent
+    assert match.detail == "best passage matches the question word by word at 0.71"
+    scores = [score(INVOICE_QUESTION, [matched(INVOICES, m, dense=0.1)], COPIED).score for m in (0.2, 0.45, 0.6, 0.7, 0.8, 1.0)]
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+    # The cosine no longer moves the score once the match is measured.
+    assert score(INVOICE_QUESTION, [matched(INVOICES, 0.7, dense=0.1)], COPIED).score == \
+        score(INVOICE_QUESTION, [matched(INVOICES, 0.7, dense=0.9)], COPIED).score
+
+
+def test_the_word_by_word_match_reads_only_the_passages_a_draft_is_made_from():
+    fourth_best = [matched(PASSWORDS, 0.3), matched(PASSWORDS, 0.3), matched(INVOICES, 0.3), matched(EXPORTS, 0.9)]
+    assert component(score(INVOICE_QUESTION, fourth_best, COPIED), "token_match").value == 0.0
+
+
 def test_a_near_tie_between_two_articles_lowers_the_score():
     clear = score(INVOICE_QUESTION, [source(INVOICES, fused=0.8), source(PASSWORDS, fused=0.5)], COPIED)
     tied = score(INVOICE_QUESTION, [source(INVOICES, fused=0.8), source(PASSWORDS, fused=0.79)], COPIED)
