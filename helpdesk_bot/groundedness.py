@@ -76,8 +76,8 @@ _POINTER = re.compile(r"://|\b(?:[\w-]+\.)+[a-z]{2,}\b|:\s*$", re.I)
 
 # The extractive drafter's one-line lead-in ("From our article “Refunds” [1]:") names where the
 # answer comes from; it makes no claim of its own, so neither check reads it.
-_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From) (?:our article “(?P<title>[^”\n]*)”|our help center|an earlier answer "
-                      r"from our support team)(?: ?\[\d+\])?\s*:\n*", re.MULTILINE)  # the marker may be stripped already
+_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From|Also, from) (?:our article “(?P<title>[^”\n]*)”|our help center|"
+                      r"the same article|an earlier answer from our support team)(?: ?\[\d+\])?\s*:\n*", re.MULTILINE)  # the marker may be stripped already
 
 
 def without_lead_in(text: str, titles: str | None = None) -> str:
