@@ -25,9 +25,11 @@ TOP_K = 5
 # The fused candidates re-scored by MaxSim, and MaxSim's weight next to the fused score (the
 # rank score is their weighted mean, so it keeps the fused score's 0..1 scale). Both chosen on
 # the E-Manual retrieval questions and checked unchanged on other sets (docs/retrieval-experiments.md).
-# Re-ranking the 5 the drafter reads, not more: 10 found +0.02 hit@5, but the passages the
-# drafter weighs its quotes against changed with them, and with them some quotes, for the worse.
-RERANK_DEPTH = 5
+# The 3 the confidence reads (token_match) and the drafter quotes from first: each chunk costs
+# a forward pass of the model per ticket, and 5 cost more than the budget of a quality stage
+# (BENCHMARKS.md) for +0.002 MRR@10. 10 found +0.02 hit@5, but changed the passages the drafter
+# weighs its quotes against, and with them some quotes, for the worse.
+RERANK_DEPTH = 3
 MAXSIM_WEIGHT = 2.0
 
 
@@ -88,8 +90,8 @@ class Retriever:
     def rerank(self, question: str, sources: list[Source]) -> list[Source]:
         """Re-score the first `rerank_depth` sources by fused score and MaxSim; the rest follow as they were.
 
-        The question and the chunks go through the model in one call: on two cores 5 chunks take
-        tens of milliseconds (BENCHMARKS.md), within the budget of a quality stage.
+        The question and the chunks go through the model in one call, once per ticket; the
+        confidence reads the same matches (BENCHMARKS.md has the cost).
         """
         head, tail = sources[: self.rerank_depth], sources[self.rerank_depth :]
         if not head:
