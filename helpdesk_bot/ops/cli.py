@@ -337,39 +337,52 @@ def evaluate_groundedness(tsv: Path) -> None:
 
 @main.command()
 @click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
-@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets per helpdesk")
+@click.option("--helpdesk", "helpdesk_names", multiple=True, type=click.Choice(["zendesk", "intercom"]),
+              help="where to read solved tickets; repeat for both (default: the helpdesk the knowledge comes from)")
 @click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
-              help="share of sent answers that must be right at the recommended threshold")
-@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
+              help="share of sent drafts that must agree with the agent at the recommended threshold")
+@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1),
+              help="tickets a tag needs before it gets a threshold")
+@click.option("--min-sent", default=10, show_default=True, type=click.IntRange(1),
+              help="drafts a threshold must have sent, per tag, for its precision to count")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="write an HTML report with the precision/coverage chart")
+              help="write an HTML report with the precision/coverage charts, overall and per tag")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
+def backtest(days: int, limit: int, helpdesk_names: tuple[str, ...], target_precision: float, min_tickets: int,
+             min_sent: int, report_path: Path | None, as_json: bool) -> None:
     """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
-    import time as _time
-
-    from helpdesk_bot import evaluation
+    from helpdesk_bot.backtest import backtest_report, run_backtest, write_backtest_report
     from helpdesk_bot.services import build_answerer, make_helpdesk
 
     settings = _settings()
     answerer = build_answerer(settings)
-    try:
-        rows = evaluation.run_backtest(make_helpdesk(settings), answerer, answerer.retriever.embedder,
-                                       since=int(_time.time()) - days * 86400, limit=limit,
-                                       progress=None if as_json else _progress("tickets"))
-    except HelpdeskBotError as exc:
-        raise click.ClickException(str(exc)) from None
-    summary = evaluation.backtest_report(rows, target_precision, min_tickets)
+    helpdesks = [make_helpdesk(settings, name) for name in helpdesk_names or (settings.knowledge_helpdesk,)]
+    rows = run_backtest(helpdesks, answerer, since=int(time.time()) - days * 86400, limit=limit,
+                        progress=None if as_json else _progress("tickets"))
+    summary = backtest_report(rows, target_precision, min_tickets, min_sent)
     if report_path:
-        evaluation.write_report(report_path, "Backtest on solved tickets", summary)
+        write_backtest_report(report_path, summary)
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"{summary['n']} solved tickets; auroc {summary['auroc']}; recommended threshold "
-               f"{summary['threshold']} (precision {summary['precision']}, coverage {summary['coverage']})")
-    for tag, tag_summary in summary["per_tag"].items():
-        click.echo(f"  tag {tag:<20} n={tag_summary['n']:<5} threshold {tag_summary['threshold']}  "
-                   f"precision {tag_summary['precision']}  coverage {tag_summary['coverage']}")
+    click.echo(render_backtest(summary))
+
+
+def render_backtest(summary: dict) -> str:
+    """The backtest's figures as ops read them: overall, then a line per tag with its threshold or why none."""
+    def figures(s: dict) -> str:
+        if s["threshold"] is None:
+            return f"no recommendation: {s['reason']}"
+        return (f"threshold {s['threshold']}: precision {s['precision']:.2f} (at least {s['precision_low']:.2f}), "
+                f"coverage {s['coverage']:.2f}, {s['sent']} sent")
+
+    lines = [f"{summary['replayed']} solved tickets replayed, {summary['n']} judged "
+             f"({summary['not_judged']} agent answers had nothing to compare); {summary['agreeing']} drafts agree "
+             f"with the agent; auroc {summary['auroc']}",
+             f"  {'all tickets':<22} n={summary['n']:<5} {figures(summary)}"]
+    lines += [f"  tag {tag:<18} n={s['n']:<5} {figures(s)}" for tag, s in summary["per_tag"].items()]
+    return "\n".join(lines)
 
 
 @main.command()
