@@ -131,14 +131,15 @@ def cross_validated_error(raw_scores: list[float], correct: list[bool], folds: i
 
 
 def fit_learned(inputs: Sequence[Mapping[str, float]], correct: Sequence[bool], l2: float = 1.0,
-                balanced: bool = True) -> LearnedCombination:
+                balanced: bool = False) -> LearnedCombination:
     """Fit the logistic model by Newton's method (deterministic: no random start, no sampling).
 
     Every input that varies in the training rows is used, whatever its name. Inputs are
     standardised so one L2 penalty suits them all and the components' different spreads don't
     decide their weight; the penalty keeps a few hundred rows from over-fitting ~15 inputs.
-    Both classes count equally (balanced weights): the score ranks tickets, and with few
-    wrong answers among the rows an unweighted fit mostly learns the intercept.
+    Rows are not re-weighted by class unless `balanced`: the output is shown as the chance an
+    answer is right, and balancing moves it towards one half (it changed the ranking by less
+    than 0.005 AUROC on the evaluation sets).
     """
     names = sorted({name for row in inputs for name in row})
     x = np.array([[row.get(n, 0.0) for n in names] for row in inputs], dtype=float).reshape(len(inputs), len(names))
@@ -166,3 +167,15 @@ def fit_learned(inputs: Sequence[Mapping[str, float]], correct: Sequence[bool], 
             break
     return LearnedCombination(round(float(beta[0]), 6), tuple(names), tuple(round(float(m), 6) for m in means),
                               tuple(round(float(s), 6) for s in scales), tuple(round(float(b), 6) for b in beta[1:]))
+
+
+def cross_validated_learned(inputs: Sequence[Mapping[str, float]], correct: Sequence[bool],
+                            folds: int = 5) -> list[float]:
+    """Each row's P(correct) from a learned combination fitted on the other folds (row i in fold i % folds)."""
+    predicted = [0.0] * len(inputs)
+    for k in range(folds):
+        train = [i for i in range(len(inputs)) if i % folds != k]
+        model = fit_learned([inputs[i] for i in train], [correct[i] for i in train])
+        for i in range(k, len(inputs), folds):
+            predicted[i] = model.probability(inputs[i])
+    return predicted

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from helpdesk_bot.calibration import COMBINATIONS
 from helpdesk_bot.errors import HelpdeskBotError
 from helpdesk_bot.progress import Progress
 from helpdesk_bot.settings import Settings
@@ -386,29 +387,77 @@ def render_backtest(summary: dict) -> str:
 
 
 @main.command()
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="articles, JSON Lines (docs/evaluation.md)")
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--kb", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md); repeat with --questions for several sets")
+@click.option("--questions", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions over the --kb given in the same place, JSON Lines (docs/evaluation.md)")
+@click.option("--combination", default="weights", show_default=True, type=click.Choice(COMBINATIONS),
+              help="what workers turn into the chance an answer is right: the hand-weighted score, or the "
+                   "learned combination of the components")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="the precision the coverage figures are read at")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
-    """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
+def calibrate(kb: tuple[Path, ...], questions: tuple[Path, ...], combination: str, target_precision: float,
+              as_json: bool) -> None:
+    """Fit the chance an answer is right (isotonic on the hand weights, and a learned combination); workers load it."""
     from helpdesk_bot import calibration, evaluation
 
+    if len(kb) != len(questions):
+        raise click.UsageError("give one --questions for each --kb, in the same order")
     settings = _settings()
-    results = evaluation.run_answering(kb, questions, settings, calibrated=False,
-                                       progress=None if as_json else _progress("questions"))
+    results = []
+    for kb_file, questions_file in zip(kb, questions):
+        results += evaluation.run_answering(kb_file, questions_file, settings, calibrated=False,
+                                            progress=None if as_json else _progress(f"questions of {questions_file.name}"))
     raw, correct = [r.confidence for r in results], [r.correct for r in results]
-    fitted = calibration.fit(raw, correct)
-    fitted.save(settings.calibration_path)
-    report = {"n": len(results), **calibration.cross_validated_error(raw, correct),
-              "saved": str(settings.calibration_path)}
+    isotonic = calibration.fit(raw, correct)
+    learned, compared = calibration_comparison(results, target_precision)
+    if combination == "learned" and learned is None:
+        raise click.ClickException(f"no learned combination to use: {compared['learned']['reason']}")
+    calibration.Calibration(isotonic.scores, isotonic.probabilities, learned, combination).save(settings.calibration_path)
+    report = {"n": len(results), **calibration.cross_validated_error(raw, correct), "combination": combination,
+              **compared, "saved": str(settings.calibration_path)}
     if as_json:
         click.echo(json.dumps(report))
         return
     click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
                f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
-    click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+    for name in COMBINATIONS:
+        figures = report[name]
+        if figures.get("reason"):
+            click.echo(f"  {name:<8} not fitted: {figures['reason']}")
+            continue
+        click.echo(f"  {name:<8} auroc {figures['auroc']:.3f}, coverage {figures['coverage']:.3f} at precision "
+                   f"{target_precision} (threshold {figures['threshold']}){figures.get('note', '')}")
+    click.echo(f"Workers use the {combination} combination from their next start: restart them. "
+               "Confidence now reads as the chance (%) an answer is right.")
+
+
+def calibration_comparison(results: list, target_precision: float) -> tuple:
+    """The learned combination fitted on every scored question, and both combinations' figures:
+    the hand weights as they are, the learned one cross-validated (5 folds), so neither is
+    judged on the questions it was fitted to."""
+    from dataclasses import replace
+
+    from helpdesk_bot import calibration, evaluation
+
+    def figures(rows: list) -> dict:
+        summary = evaluation.answering_report(rows, target_precision)
+        return {k: summary[k] for k in ("auroc", "threshold", "precision", "coverage")}
+
+    # Gated answers (declined, uncited, no steps for a "how do I") score 0 whatever weighs them.
+    scored = [i for i, r in enumerate(results) if r.confidence > 0]
+    inputs, correct = [results[i].inputs for i in scored], [results[i].correct for i in scored]
+    compared = {"weights": figures(results)}
+    try:
+        learned = calibration.fit_learned(inputs, correct)
+        out_of_fold = dict(zip(scored, calibration.cross_validated_learned(inputs, correct)))
+    except ValueError as exc:
+        return None, {**compared, "learned": {"reason": str(exc)}}
+    rescored = [replace(r, confidence=round(100 * out_of_fold[i])) if i in out_of_fold else r
+                for i, r in enumerate(results)]
+    compared["learned"] = {**figures(rescored), "note": " (cross-validated)", "weights": learned.weights()}
+    return learned, compared
 
 
 @main.command()
