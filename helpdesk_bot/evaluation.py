@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
-from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
+from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
 from helpdesk_bot.text import index_terms
 from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
 
@@ -58,7 +58,7 @@ def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
     with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
         store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
                                embedder.dimension)
-        sync_index(store, embedder, _not_empty(kb, load_jsonl(kb), "articles"))
+        sync_index(store, embedder, load_articles(kb))  # JSON Lines, a help center export, a folder
         try:
             yield store
         finally:

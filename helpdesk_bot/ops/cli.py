@@ -240,7 +240,8 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     click.echo("\nSources:")
     for n, source in enumerate(summary["sources"], 1):
         click.echo(f"  {n}. {source['title']}  {source['url']}  (score {source['score']})")
-    click.echo(f"\nConfidence {summary['confidence']}/100")
+    learned = outcome.confidence.combination == "learned"
+    click.echo(f"\nConfidence {summary['confidence']}/100" + (" (the learned combination of these components)" if learned else ""))
     for component in outcome.confidence.components:
         click.echo(f"  {component.name:<20} {component.value:.2f}  {component.detail}")
     click.echo(f"\nDecision: {summary['decision']}")
