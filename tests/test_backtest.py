@@ -94,6 +94,9 @@ def test_a_draft_agrees_when_it_says_what_the_agent_said():
     assert not wrong_number.agrees and wrong_number.recall >= 0.5  # the words match, the number does not
     off_topic = agreement(draft, "Open Settings → Billing → Invoices and click Download PDF.")
     assert not off_topic.agrees and off_topic.recall < 0.5
+    # Reworded so that no sentence matches as such, with the same number: it agrees.
+    assert agreement("Team plan — Free guests: 2 per paid seat.", "On the Team plan you can invite 2 guests per paid seat.").agrees
+    assert not agreement("Team plan — Free guests: 2 per paid seat.", "On the Team plan you can invite 5 guests per paid seat.").agrees
     declined = agreement("", "Annual plans get a full refund within 14 days of payment.")
     assert not declined.agrees and declined.claims == 1
     greeting = "Hi Sam,\n\nThanks for reaching out! Annual plans get a full refund within 14 days.\n\nBest regards,\nRiley"
