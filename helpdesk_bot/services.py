@@ -72,7 +72,7 @@ def build_answerer(settings: Settings) -> Answerer:
     embedder = make_embedder(settings)
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales),
-        drafter=make_drafter(settings),
+        drafter=make_drafter(settings, embedder),
         policy=open_policy(settings),
         calibration=Calibration.load(settings.calibration_path),
     )
