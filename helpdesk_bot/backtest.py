@@ -172,22 +172,25 @@ def write_backtest_report(path: Path, summary: dict) -> None:
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in overall.items())
     tag_rows = "".join(
         f"<tr><td>{escape(tag)}</td><td>{s['n']}</td><td>{s['agreeing']}</td><td>{_shown(s['threshold'])}</td>"
-        f"<td>{_shown(s['precision'])}</td><td>{_shown(s['precision_low'])}</td><td>{s['coverage']}</td>"
-        f"<td>{escape(s['reason'])}</td></tr>" for tag, s in summary["per_tag"].items())
+        f"<td>{_shown(s['precision'])}</td><td>{_shown(s['precision_low'])}</td>"
+        f"<td>{_shown(s['coverage'] if s['threshold'] is not None else None)}</td><td>{escape(s['reason'])}</td></tr>"
+        for tag, s in summary["per_tag"].items())
+    target = summary["target_precision"]
     charts = "".join(
-        f"<figure style='display:inline-block;margin:0 1em 1em 0'><figcaption><strong>{escape(tag)}</strong>: "
-        f"{'threshold ' + str(s['threshold']) if s['threshold'] is not None else 'no recommendation'}</figcaption>"
-        f"{curve_chart(s['curve'], s['threshold'], width=320, height=200)}</figure>"
+        f"<figure style='display:inline-block;margin:0 1em 1em 0'><figcaption><strong>{escape(tag)}</strong> "
+        f"({s['n']} tickets): {'threshold ' + str(s['threshold']) if s['threshold'] is not None else 'no recommendation'}"
+        f"</figcaption>{curve_chart(s['curve'], s['threshold'], width=320, height=200, target=target, legend=False)}</figure>"
         for tag, s in summary["per_tag"].items())
     path.write_text(
         "<!doctype html><meta charset=utf-8><title>Backtest on solved tickets</title>"
         "<h1>Backtest on solved tickets</h1>"
-        "<p>Each solved ticket answered again from today's knowledge; a draft agrees with the agent when it holds "
+        "<p>Each solved ticket answered again from today's knowledge. A draft agrees with the agent when it holds "
         f"at least {AGREEMENT_RECALL:.0%} of the agent answer's words and supports at least {AGREEMENT_SUPPORT:.0%} of "
-        f"its sentences. Precision: share of the drafts sent at a threshold that agree; coverage: agreeing drafts "
-        f"sent over all tickets. A tag gets a threshold only with {summary['min_tickets']} tickets or more, and only "
-        f"where {summary['min_sent']} or more would have been sent at precision {summary['target_precision']}.</p>"
-        f"<table>{rows}</table>{curve_chart(summary['curve'], summary['threshold'])}"
+        "its sentences or states every number the agent gave. Precision: the share of the drafts sent at a threshold "
+        "that agree; coverage: agreeing drafts sent, over all tickets. A tag gets a threshold only with "
+        f"{summary['min_tickets']} tickets or more, and only where {summary['min_sent']} or more would have been sent "
+        f"at precision {target}.</p>"
+        f"<table>{rows}</table>{curve_chart(summary['curve'], summary['threshold'], target=target)}"
         "<h2>Per tag</h2><table><tr><th>tag</th><th>tickets</th><th>agree</th><th>threshold</th><th>precision</th>"
         f"<th>precision, 95% lower bound</th><th>coverage</th><th>why no threshold</th></tr>{tag_rows}</table>"
         f"<div>{charts}</div>",

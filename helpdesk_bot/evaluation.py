@@ -258,33 +258,48 @@ def write_report(path: Path, title: str, summary: dict) -> None:
                    if k not in ("curve", "per_tag", "answer_recall"))
     path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
-        f"<h1>{title}</h1><table>{rows}</table>{curve_chart(summary['curve'], summary.get('threshold'))}",
+        f"<h1>{title}</h1><table>{rows}</table>"
+        f"{curve_chart(summary['curve'], summary.get('threshold'), target=summary.get('target_precision'))}",
         encoding="utf-8",
     )
 
 
-def curve_chart(curve: list[dict], threshold: int | None, width: int = 640, height: int = 320) -> str:
-    """Precision and coverage against the confidence threshold, as an inline SVG with its legend."""
+def curve_chart(curve: list[dict], threshold: int | None, width: int = 640, height: int = 320,
+                target: float | None = None, legend: bool = True) -> str:
+    """Precision and coverage against the confidence threshold, as an inline SVG: axes marked,
+    precision drawn only where something would be sent, the target precision dotted."""
     pad = 40
 
-    def xy(at: float, value: float) -> str:
-        return f"{pad + at / 100 * (width - 2 * pad):.1f},{height - pad - value * (height - 2 * pad):.1f}"
+    def x(at: float) -> float:
+        return pad + at / 100 * (width - 2 * pad)
+
+    def y(value: float) -> float:
+        return height - pad - value * (height - 2 * pad)
 
     lines = {
-        "precision": ("#1f6feb", [xy(p["threshold"], p["precision"]) for p in curve]),
-        "coverage": ("#d97706", [xy(p["threshold"], p["coverage"]) for p in curve]),
+        "precision": ("#1f6feb", [f"{x(p['threshold']):.1f},{y(p['precision']):.1f}" for p in curve if p["sent"]]),
+        "coverage": ("#d97706", [f"{x(p['threshold']):.1f},{y(p['coverage']):.1f}" for p in curve]),
     }
     polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
-                        for color, points in lines.values())
-    marker = ""
+                        for color, points in lines.values() if points)
+    axes = (f'<line x1="{pad}" y1="{y(0)}" x2="{x(100)}" y2="{y(0)}" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{y(1)}" x2="{pad}" y2="{y(0)}" stroke="#999"/>'
+            + "".join(f'<text x="{pad - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>'
+                      for v in (0, 0.5, 1))
+            + "".join(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" font-size="11" text-anchor="middle">{t}</text>'
+                      for t in (0, 50, 100)))
+    if target is not None:
+        axes += (f'<line x1="{pad}" x2="{x(100)}" y1="{y(target):.1f}" y2="{y(target):.1f}" stroke="#1f6feb" '
+                 f'stroke-opacity="0.5" stroke-dasharray="1 3"/>')
     if threshold is not None:
-        x = xy(threshold, 0).split(",")[0]
-        marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
-    legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
-    return (f'<p>{legend} against the confidence threshold (0-100); dashed: recommended threshold</p>'
-            f'<svg width="{width}" height="{height}" style="border:1px solid #ccc">'
-            f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>')
+        axes += (f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{y(1)}" y2="{y(0)}" stroke="#555" '
+                 f'stroke-dasharray="4"/>')
+    caption = ""
+    if legend:
+        names = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
+        caption = (f"<p>{names} against the confidence threshold (0-100); dashed: recommended threshold"
+                   f"{'; dotted: target precision' if target is not None else ''}</p>")
+    return f'{caption}<svg width="{width}" height="{height}" style="border:1px solid #ccc">{axes}{polylines}</svg>'
 
 
 # --- Groundedness: can the check tell supported responses from unsupported ones? -------
