@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 from helpdesk_bot.evaluation import answer_recall, auroc, curve_chart
 from helpdesk_bot.groundedness import sentence_support
 from helpdesk_bot.helpdesk import SolvedTicketsFeed
+from helpdesk_bot.pipeline import Answerer
 from helpdesk_bot.text import escape
 
 # Cut-offs read off drafts whose first cited article is right or wrong, against the reference
@@ -87,7 +88,7 @@ class Replayed:
         return {**asdict(self), "tags": list(self.tags)}
 
 
-def run_backtest(helpdesks: Iterable[SolvedTicketsFeed], answerer, since: int, limit: int,
+def run_backtest(helpdesks: Iterable[SolvedTicketsFeed], answerer: Answerer, since: int, limit: int,
                  progress: Callable[[int, int], None] | None = None) -> list[Replayed]:
     """Each solved ticket of each helpdesk (up to `limit` each) answered again, and judged."""
     pairs = [(helpdesk, ticket, answer) for helpdesk in helpdesks

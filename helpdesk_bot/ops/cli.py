@@ -412,7 +412,7 @@ def calibrate(kb: tuple[Path, ...], questions: tuple[Path, ...], combination: st
                                             progress=None if as_json else _progress(f"questions of {questions_file.name}"))
     raw, correct = [r.confidence for r in results], [r.correct for r in results]
     isotonic = calibration.fit(raw, correct)
-    learned, compared = calibration_comparison(results, target_precision)
+    learned, compared = evaluation.compare_combinations(results, target_precision)
     if combination == "learned" and learned is None:
         raise click.ClickException(f"no learned combination to use: {compared['learned']['reason']}")
     calibration.Calibration(isotonic.scores, isotonic.probabilities, learned, combination).save(settings.calibration_path)
@@ -432,33 +432,6 @@ def calibrate(kb: tuple[Path, ...], questions: tuple[Path, ...], combination: st
                    f"{target_precision} (threshold {figures['threshold']}){figures.get('note', '')}")
     click.echo(f"Workers use the {combination} combination from their next start: restart them. "
                "Confidence now reads as the chance (%) an answer is right.")
-
-
-def calibration_comparison(results: list, target_precision: float) -> tuple:
-    """The learned combination fitted on every scored question, and both combinations' figures:
-    the hand weights as they are, the learned one cross-validated (5 folds), so neither is
-    judged on the questions it was fitted to."""
-    from dataclasses import replace
-
-    from helpdesk_bot import calibration, evaluation
-
-    def figures(rows: list) -> dict:
-        summary = evaluation.answering_report(rows, target_precision)
-        return {k: summary[k] for k in ("auroc", "threshold", "precision", "coverage")}
-
-    # Gated answers (declined, uncited, no steps for a "how do I") score 0 whatever weighs them.
-    scored = [i for i, r in enumerate(results) if r.confidence > 0]
-    inputs, correct = [results[i].inputs for i in scored], [results[i].correct for i in scored]
-    compared = {"weights": figures(results)}
-    try:
-        learned = calibration.fit_learned(inputs, correct)
-        out_of_fold = dict(zip(scored, calibration.cross_validated_learned(inputs, correct)))
-    except ValueError as exc:
-        return None, {**compared, "learned": {"reason": str(exc)}}
-    rescored = [replace(r, confidence=round(100 * out_of_fold[i])) if i in out_of_fold else r
-                for i, r in enumerate(results)]
-    compared["learned"] = {**figures(rescored), "note": " (cross-validated)", "weights": learned.weights()}
-    return learned, compared
 
 
 @main.command()
