@@ -29,8 +29,8 @@ from helpdesk_bot.text import escape
 
 # Cut-offs read off drafts whose first cited article is right or wrong, against the reference
 # answer (docs/evaluation.md, "How the backtest judges a draft"): a draft this rule calls agreeing
-# is right 82-100% of the time on four sets (the single cosine >= 0.6 used before: 68-98%), and
-# it finds 58-96% of the right ones. Stricter cut-offs miss more right drafts whose agent
+# is right 81-100% of the time on four sets (the single cosine >= 0.6 used before: 65-98%), and
+# it finds 59-94% of the right ones. Stricter cut-offs miss more right drafts whose agent
 # reworded the article; looser ones let more wrong drafts agree.
 AGREEMENT_RECALL = 0.4
 AGREEMENT_SUPPORT = 0.3
