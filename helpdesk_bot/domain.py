@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -17,6 +18,28 @@ ANSWERED_TAG = "ai_answered"
 ESCALATED_TAG = "ai_escalated"
 SHADOW_TAG = "ai_shadow"
 SOURCE_CHANGED_TAG = "ai_source_changed"  # an article the bot's answer cited changed since
+
+
+def locale_language(locale: str | None) -> str | None:
+    """A help center locale's language: "es-419" → "es", "pt-BR" → "pt"."""
+    if not locale:
+        return None
+    code = locale.strip().lower().replace("_", "-").split("-")[0]
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else None
+
+
+_LOCALE_SUFFIX = re.compile(r":[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
+
+
+def translation_id(article_id: str, locale: str | None) -> str:
+    """The index's id of an article's translation: Zendesk's translations share the article's id,
+    so ours adds the locale ("360001000123:es"); the default language's keeps the plain id."""
+    return f"{article_id}:{locale.lower()}" if locale else article_id
+
+
+def original_id(article_id: str) -> str:
+    """The article a translation translates: "360001000123:es" → "360001000123"."""
+    return _LOCALE_SUFFIX.sub("", article_id)
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,7 @@ class Ticket:
     channel: str | None = None
     human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
     locale: str | None = None  # the requester's, lower case ("en-us"): which help center locale answers
+    language: str | None = None  # ISO 639-1 ("es"): what the customer writes and is answered in (language.py)
 
     @property
     def customer_messages(self) -> tuple[Message, ...]:
@@ -115,6 +139,11 @@ class Chunk:
     kind: str = ARTICLE
     locale: str | None = None  # None: for every locale
     brand: str | None = None  # None: for every brand
+
+    @property
+    def language(self) -> str | None:
+        """ISO 639-1 of its text, from its locale; None: the help center's default language."""
+        return locale_language(self.locale)
 
     @property
     def public_url(self) -> str:
@@ -243,7 +272,7 @@ class TicketHistory:
 
 # Part of every article's hash: when the way articles are cut into chunks changes, the next
 # index run chunks and embeds every article again instead of keeping chunks cut the old way.
-CHUNKING = "lists and tables whole, articles unredacted"
+CHUNKING = "lists and tables whole, articles unredacted, keywords per language"
 
 
 @dataclass(frozen=True)
