@@ -171,6 +171,7 @@ class Source:
     score: float  # fused rank score (RRF), higher is better
     dense: float  # cosine similarity of the embeddings, -1..1
     keyword: float  # share of the question's key terms found in the chunk, 0..1
+    language: str | None = None  # the chunk's text's (ISO 639-1); None: not known, read as any
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,13 @@ class Draft:
     decline_reason: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    language: str | None = None  # what it is written in (the ticket's); None: not known
+
+
+def in_language(sources: list[Source], language: str | None) -> list[Source]:
+    """The sources written in `language`: what a draft in it is quoted from and checked against.
+    Sources of no known language, and any language when `language` is None, all count."""
+    return [s for s in sources if language is None or s.language in (None, language)]
 
 
 @dataclass(frozen=True)

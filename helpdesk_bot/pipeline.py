@@ -18,6 +18,7 @@ from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, T
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
 from helpdesk_bot.guardrails import hold_unsafe, is_web_link
+from helpdesk_bot.language import with_language
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
@@ -42,8 +43,10 @@ class Answerer:
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
+        ticket = with_language(ticket, self.retriever.default_language)
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale)
+            sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale,
+                                              language=ticket.language)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
@@ -73,7 +76,7 @@ class Pipeline:
         helpdesk = self.helpdesk_for(stored.event)
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
-            ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
+            ticket = with_language(helpdesk.fetch_ticket(stored.event.ticket_id), self.answerer.retriever.default_language)
         turn = next_turn(ticket)
         if turn.follow_up in UNRESOLVED:  # the customer came back to say the answer did not do: a reopen
             self.ledger.record_reopen(ticket.helpdesk, ticket.id)

@@ -72,5 +72,6 @@ class Retriever:
             terms = key_terms(question, chunk_language) if chunk_language == (language or chunk_language) else []
             sources.append(Source(chunk=hit.chunk, score=hit.fused, dense=hit.dense,
                                   keyword=term_coverage(terms, f"{hit.chunk.title}\n{hit.chunk.heading}\n{hit.chunk.text}",
-                                                        chunk_language)))
+                                                        chunk_language),
+                                  language=chunk_language if language else None))
         return sources

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import re
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
 import unicodedata
 from collections import Counter
 from functools import lru_cache
@@ -39,15 +41,40 @@ STOPWORDS = frozenset(
 )
 
 
-def _words(text: str, language: str = "en") -> list[str]:
+# The language the text being handled is read in: the ticket's, while it is drafted, scored and
+# checked (`reading`); functions given no language read in it, so a Spanish draft is stemmed as
+# Spanish throughout without every helper passing the language along.
+_READING: ContextVar[str] = ContextVar("reading", default="en")
+
+
+@contextmanager
+def reading(language: str | None):
+    """Read text in `language` inside this block (English when None)."""
+    token = _READING.set(language or "en")
+    try:
+        yield
+    finally:
+        _READING.reset(token)
+
+
+def reading_language() -> str:
+    return _READING.get()
+
+
+def _words(text: str, language: str | None = None) -> list[str]:
+    language = language or _READING.get()
     text = text.lower()
     if language == "en":  # possessives and contractions ("team's", "don't") fold to the word before the apostrophe
         text = _CONTRACTION.sub("", text)
     return _WORD.findall(text)
 
 
+def stopwords(language: str | None = None) -> frozenset[str]:
+    return _stopwords(language or _READING.get())
+
+
 @lru_cache(maxsize=64)
-def stopwords(language: str = "en") -> frozenset[str]:
+def _stopwords(language: str) -> frozenset[str]:
     """Words that carry no question of their own, in `language` (the stop-words package; ours for English)."""
     if language == "en":
         return STOPWORDS
@@ -68,31 +95,34 @@ _GREETINGS = {language: frozenset(words.split()) for language, words in {
 }.items()}
 
 
-def tokens(text: str, language: str = "en") -> list[str]:
+def tokens(text: str, language: str | None = None) -> list[str]:
     """Lower-cased, stemmed word tokens, so 'invoices' meets 'invoice' (and 'facturas' 'factura')."""
-    return [stem(w, language) for w in _words(text, language)]
+    language = language or _READING.get()
+    return [_stem(w, language) for w in _words(text, language)]
 
 
-def index_terms(text: str, language: str = "en") -> list[str]:
+def index_terms(text: str, language: str | None = None) -> list[str]:
     """Stemmed tokens without stopwords, repeated as often as they occur: what keyword search counts."""
+    language = language or _READING.get()
     unwanted = stopwords(language)
-    return [stem(w, language) for w in _words(text, language) if w not in unwanted]
+    return [_stem(w, language) for w in _words(text, language) if w not in unwanted]
 
 
-def key_terms(text: str, language: str = "en") -> list[str]:
+def key_terms(text: str, language: str | None = None) -> list[str]:
     """The words that carry the question: stemmed, without stopwords, in order, unique."""
     return list(dict.fromkeys(t for t in index_terms(text, language) if len(t) > 1))
 
 
-def words_for_stems(texts: Iterable[str], language: str = "en") -> dict[str, str]:
+def words_for_stems(texts: Iterable[str], language: str | None = None) -> dict[str, str]:
     """Each stem's most frequent whole word in these texts, to show people ("authent" →
     "authentication"); ties go to the shorter word."""
+    language = language or _READING.get()
     seen: dict[str, Counter] = {}
     unwanted = stopwords(language)
     for text in texts:
         for word in _words(text, language):
             if word not in unwanted:
-                seen.setdefault(stem(word, language), Counter())[word] += 1
+                seen.setdefault(_stem(word, language), Counter())[word] += 1
     return {s: min(words, key=lambda w: (-words[w], len(w), w)) for s, words in seen.items()}
 
 
@@ -107,13 +137,18 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
-@lru_cache(maxsize=200_000)
-def stem(word: str, language: str = "en") -> str:
-    """Snowball stem in `language` (Porter2 for English); pure Python, so cached: a corpus repeats its words.
+def stem(word: str, language: str | None = None) -> str:
+    """Snowball stem in `language` (Porter2 for English).
 
     Outside English the stem is also stripped of accents: customers often leave them out
     ("exportacion", "donnees").
     """
+    return _stem(word, language or _READING.get())
+
+
+@lru_cache(maxsize=200_000)
+def _stem(word: str, language: str) -> str:
+    """Pure Python, so cached: a corpus repeats its words."""
     algorithm = SNOWBALL.get(language)
     if algorithm is None:
         return word
