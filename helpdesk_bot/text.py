@@ -255,3 +255,6 @@ def html_to_text(markup: str) -> str:
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+stem.cache_clear = _stem.cache_clear  # type: ignore[attr-defined]  # the cache `stem` reads through is _stem's
