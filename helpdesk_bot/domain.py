@@ -42,6 +42,12 @@ def original_id(article_id: str) -> str:
     return _LOCALE_SUFFIX.sub("", article_id)
 
 
+def translation_language(article_id: str) -> str | None:
+    """The language of a translation's id ("360001000123:es-mx" → "es"); None for an original."""
+    suffix = _LOCALE_SUFFIX.search(article_id)
+    return locale_language(suffix.group(0)[1:]) if suffix else None
+
+
 @dataclass(frozen=True)
 class Message:
     author: Author
