@@ -217,14 +217,19 @@ def impact(days: int | None, as_json: bool) -> None:
 @main.command()
 @click.argument("question")
 @click.option("--tag", "tags", multiple=True, help="ticket tags, for the policy (repeatable)")
+@click.option("--locale", help="the requester's locale (es, pt-br): the language to answer in; else detected")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
+def ask(question: str, tags: tuple[str, ...], locale: str | None, as_json: bool) -> None:
     """Answer a question as a ticket would be answered, without posting anything."""
-    from helpdesk_bot.domain import Message, Ticket
+    from helpdesk_bot.domain import Message, Ticket, locale_language
+    from helpdesk_bot.language import language_name
     from helpdesk_bot.services import build_answerer
 
+    if locale and not locale_language(locale):
+        raise click.BadParameter(f"{locale!r} is not a locale such as es or pt-br", param_hint="--locale")
     ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
-                    tags=frozenset(t.lower() for t in tags))
+                    tags=frozenset(t.lower() for t in tags), locale=locale.lower() if locale else None,
+                    language=locale_language(locale))
     answerer = build_answerer(_settings())
     if not answerer.retriever.store.count():
         raise click.ClickException("the knowledge index is empty: index your help center (helpdesk-bot index "
@@ -235,6 +240,7 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
+    click.echo(f"Language: {language_name(outcome.ticket.language)}\n")
     click.echo(summary["draft"] or f"(no draft: {outcome.draft.decline_reason})")
     click.echo("\nSources:")
     for n, source in enumerate(summary["sources"], 1):
