@@ -175,7 +175,7 @@ class Source:
 
     chunk: Chunk
     score: float  # fused rank score (RRF), higher is better
-    dense: float  # cosine similarity of the embeddings, -1..1
+    dense: float  # cosine similarity of the embeddings, on MiniLM's scale (embedding.on_common_scale)
     keyword: float  # share of the question's key terms found in the chunk, 0..1
     language: str | None = None  # the chunk's text's (ISO 639-1); None: not known, read as any
 

@@ -13,9 +13,16 @@ import numpy as np
 TOKENIZER_FILE = Path(__file__).parent / "models" / "minilm_tokenizer.json"
 
 
+# What the confidence score reads a similarity against: MiniLM's cosines, where an unrelated
+# passage stays below ~0.20 and one that answers reaches ~0.65. An embedder whose cosines sit
+# elsewhere declares its own two points, and retrieval maps its cosines onto these.
+SIMILARITY_SCALE = (0.20, 0.65)
+
+
 class Embedder(Protocol):
     name: str
     dimension: int
+    similarity_scale: tuple[float, float]  # its cosine for an unrelated passage, and for one that answers
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Return one L2-normalised row per text (passages: what is indexed)."""
@@ -33,6 +40,7 @@ class MiniLMEmbedder:
 
     name = "all-MiniLM-L6-v2-int8"
     dimension = 384
+    similarity_scale = SIMILARITY_SCALE
     max_tokens = 256  # the model was trained on 256 word pieces; longer input is truncated
 
     def __init__(self, threads: int = 2):
@@ -98,6 +106,9 @@ class MultilingualE5Embedder:
 
     name = "multilingual-e5-small-q4"
     dimension = 384
+    # e5's cosines crowd together: unrelated help-center passages score ~0.80, answering ones
+    # ~0.92 (data/eval/multilingual), across languages a little lower.
+    similarity_scale = (0.80, 0.92)
 
     def __init__(self, threads: int = 2):
         self._threads = threads
@@ -131,6 +142,7 @@ class OpenAIEmbedder:
         self._openai = openai
         self.client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url, timeout=30, max_retries=2)
         self.model, self.dimension, self.name = model, dimension, f"openai:{model}"
+        self.similarity_scale = SIMILARITY_SCALE
 
     def embed(self, texts: list[str], batch_size: int = 256) -> np.ndarray:
         from helpdesk_bot.errors import AIUnavailable
@@ -160,12 +172,21 @@ class SentenceTransformerEmbedder:
         self.model = SentenceTransformer(model)
         self.dimension = self.model.get_sentence_embedding_dimension()
         self.name = f"sentence-transformers:{model}"
+        self.similarity_scale = SIMILARITY_SCALE
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.model.encode(texts, normalize_embeddings=True), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed([text])[0]
+
+
+def on_common_scale(cosine: float, scale: tuple[float, float]) -> float:
+    """An embedder's cosine mapped linearly onto SIMILARITY_SCALE, so one confidence reads them all."""
+    if scale == SIMILARITY_SCALE:
+        return cosine
+    (low, high), (common_low, common_high) = scale, SIMILARITY_SCALE
+    return common_low + (cosine - low) * (common_high - common_low) / (high - low)
 
 
 def default_embedder() -> Embedder:

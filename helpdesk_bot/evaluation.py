@@ -135,7 +135,7 @@ def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: 
                    language: str | None = None) -> list[str]:
     """The articles for `text`, best first; in `language`, as the product retrieves for a ticket in it."""
     if language is None:
-        hits = [hit.chunk for hit in store.search(text, embedder.embed([text])[0], limit=DOCUMENT_CANDIDATES)]
+        hits = [hit.chunk for hit in store.search(text, embedder.embed_query(text), limit=DOCUMENT_CANDIDATES)]
     else:
         retriever = Retriever(store, embedder, top_k=DOCUMENT_CANDIDATES, default_language=store.default_language)
         hits = [source.chunk for source in retriever.retrieve(text, language=language)]

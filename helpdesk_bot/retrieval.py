@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpdesk_bot.domain import Source
-from helpdesk_bot.embedding import Embedder
+from helpdesk_bot.embedding import Embedder, on_common_scale
 from helpdesk_bot.text import key_terms, tokens
 from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, Hit, KnowledgeStore, Scope
 
@@ -48,39 +48,43 @@ class Retriever:
         locale = locale.lower() if locale else None
         scope = Scope(brand=brand, locale=locale if locale in self.locales else None)
         if language is None:  # no language known: every chunk competes, as before languages
-            return self._sources(question, self._search(question, scope, self.default_language, DENSE))
+            return self._sources(question, self._search(question, scope, self.default_language, DENSE), None, DENSE)
         foreign = language != self.default_language
         using = MULTILINGUAL if foreign and self.store.searches_across_languages else DENSE
         own = self._search(question, Scope(brand=brand, locale=scope.locale, language=language,
                                            unlabelled=not foreign), language, using)
         if not foreign:
-            return self._sources(question, own, language)
+            return self._sources(question, own, language, using)
         fallback = self._search(question, Scope(brand=brand, language=self.default_language, unlabelled=True),
                                 self.default_language, using)
         # Across languages only meaning compares: the default language's articles rank by cosine.
         fallback.sort(key=lambda hit: hit.dense, reverse=True)
-        own_sources = self._sources(question, own, language)
-        if own_sources and fallback:
-            best = max(own_sources, key=lambda source: source.score)
-            if best.dense + OWN_WORDS * best.keyword < fallback[0].dense + OWN_MARGIN:
+        own_sources = self._sources(question, own, language, using)
+        if own:
+            best, coverage = max(zip(own, own_sources), key=lambda pair: pair[0].fused)
+            if fallback and best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN:
                 # Its language has no article on the question: the default language's answer it,
                 # and its own (on something else) are not offered to be quoted.
-                return self._sources(question, fallback, language)
-        return (own_sources + self._sources(question, fallback, language))[: self.top_k]
+                return self._sources(question, fallback, language, using)
+        return (own_sources + self._sources(question, fallback, language, using))[: self.top_k]
+
+    def _embedder(self, using: str) -> Embedder:
+        return self.store.multilingual if using == MULTILINGUAL else self.embedder
 
     def _search(self, question: str, scope: Scope, language: str, using: str) -> list[Hit]:
-        embedder = self.store.multilingual if using == MULTILINGUAL else self.embedder
-        vector = embedder.embed_query(question)
+        vector = self._embedder(using).embed_query(question)
         return self.store.search(question, vector, limit=self.top_k, scope=scope, language=language, using=using)
 
-    def _sources(self, question: str, hits: list[Hit], language: str | None = None) -> list[Source]:
-        """Each hit as a source, its keyword score the share of the question's terms its chunk holds
-        (in the chunk's own language: a Spanish question's terms are not looked for in English)."""
+    def _sources(self, question: str, hits: list[Hit], language: str | None, using: str) -> list[Source]:
+        """Each hit as a source: its similarity on the common scale (on_common_scale), its keyword
+        score the share of the question's terms its chunk holds (in the chunk's own language: a
+        Spanish question's terms are not looked for in English)."""
+        scale = self._embedder(using).similarity_scale
         sources = []
         for hit in hits:
             chunk_language = self.store.language_of(hit.chunk)
             terms = key_terms(question, chunk_language) if chunk_language == (language or chunk_language) else []
-            sources.append(Source(chunk=hit.chunk, score=hit.fused, dense=hit.dense,
+            sources.append(Source(chunk=hit.chunk, score=hit.fused, dense=on_common_scale(hit.dense, scale),
                                   keyword=term_coverage(terms, f"{hit.chunk.title}\n{hit.chunk.heading}\n{hit.chunk.text}",
                                                         chunk_language),
                                   language=chunk_language if language else None))
