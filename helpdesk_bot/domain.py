@@ -152,6 +152,11 @@ class Chunk:
         return locale_language(self.locale)
 
     @property
+    def opens_article(self) -> bool:
+        """Whether this is the article's first chunk, its opening lines (knowledge.py numbers them)."""
+        return self.id.endswith("#0")
+
+    @property
     def public_url(self) -> str:
         """The link a customer may be shown: none for a past ticket, which only agents can open."""
         return "" if self.kind == PAST_TICKET else self.url

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
+from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
@@ -56,6 +57,12 @@ class ExtractiveDrafter:
     name = "extractive"
     min_coverage = 0.3  # share of the question's key terms the chosen passage must contain
 
+    def __init__(self, embedder: Embedder | None = None):
+        # With the embedder, each candidate quote is weighed by its own closeness in meaning to the
+        # question; without, by its passage's. A passage about bank declines holds "bank" and
+        # "pay" as well as the line about bank transfers; only the quotes themselves tell them apart.
+        self.embedder = embedder
+
     def draft(self, ticket: Ticket, sources: list[Source]) -> Draft:
         """Quote from the sources in the ticket's language only: a customer who wrote in Spanish
         never gets an English quote; with no article in their language a person answers."""
@@ -74,9 +81,6 @@ class ExtractiveDrafter:
         asking = {stem(word) for word in _ASKING.findall(question.lower())}
         terms = [t for t in key_terms(question) if t not in asking]
         weights = _term_weights(terms, sources)
-        # Articles say "price" where customers say "cost", "reach" where they say "contact".
-        weights.update({other: w for term, w in list(weights.items()) for other in _SAME_ASK.get(term, ())
-                        if other not in weights})
         # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little.
         weights.update({t: 0.25 * w for t, w in _term_weights(key_terms(ticket.search_query), sources).items()
                         if t not in weights})
@@ -90,8 +94,11 @@ class ExtractiveDrafter:
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
-        quoted, best = max(quotes, key=lambda q: _coverage(weights, _quoted_text(*q)) + 0.5 * max(q[1].dense, 0.0)
-                           + _shape_bonus(kind, q[0]))
+        closeness = self._closeness(question, quotes)
+        about_the_article = kind in ("quantity", "yes_no", "other")
+        quoted, best = max(zip(quotes, closeness), key=lambda qc: _coverage(weights, _quoted_text(*qc[0]))
+                           + 0.5 * qc[1] + _shape_bonus(kind, qc[0][0])
+                           + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, qc[0][1])))[0]
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
@@ -100,12 +107,33 @@ class ExtractiveDrafter:
         text = _lead_in(best.chunk, steps=any(_has_steps(q) for q in quoted)) + "\n\n" + "\n\n".join(quoted)
         return Draft(text=text, cited=(best.chunk.id,), declined=False, drafter=self.name)
 
+    def _closeness(self, question: str, quotes: list[tuple[list[str], Source]]) -> list[float]:
+        """How close in meaning each quote is to the question: the mean of the quote's own closeness
+        and its passage's (the passage gives the quote its context; on its own, with the article's
+        title, every quote of "Contacting the billing team" would read as the contact)."""
+        if self.embedder is None:
+            return [max(source.dense, 0.0) for _, source in quotes]
+        vectors = self.embedder.embed([question] + [" ".join(q) for q, _ in quotes])
+        return [max((float(vectors[0] @ v) + source.dense) / 2, 0.0) for v, (_, source) in zip(vectors[1:], quotes)]
+
+
+# An article's opening lines state its subject as a whole ("Every workspace can try the Business
+# plan free for 14 days"); later sections hold the special cases ("sales can extend a trial by
+# 7 days"). A question about the subject as a whole, every term of it in the title, is answered there.
+_LEAD_BONUS = 0.3
+
+
+def _asks_about_the_whole(terms: list[str], source: Source) -> bool:
+    title = set(tokens(source.chunk.title))
+    return source.chunk.opens_article and bool(terms) and all(t in title for t in terms)
+
 
 # "How long is the trial?": "long" asks for a number of days, it is not a word the answer holds.
 _ASKING = re.compile(r"\bhow (long|often|big|large|fast|soon|far|old)\b")
 # Question words (stemmed) and the words help articles use for the same thing.
-_SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price",), "contact": ("reach", "email"),
-             "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"), "mfa": ("two", "factor")}
+_SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price", "payment"),
+             "contact": ("reach", "email"), "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"),
+             "mfa": ("two", "factor"), "includ": ("avail",)}
 
 
 def _lead_in(chunk, steps: bool) -> str:
@@ -121,10 +149,16 @@ def _source_text(source: Source) -> str:
     return f"{source.chunk.title} {source.chunk.heading} {source.chunk.text}"
 
 
+def _holds(words: set[str], term: str) -> bool:
+    """Whether the words hold the term, or the word articles use for it: "price" where customers
+    say "cost", "reach" where they say "contact"."""
+    return term in words or any(other in words for other in _SAME_ASK.get(term, ()))
+
+
 def _term_weights(terms: list[str], sources: list[Source]) -> dict[str, float]:
     """Weight each question term by how few of the retrieved sources share it (a local IDF)."""
     texts = [set(tokens(_source_text(s))) for s in sources]
-    return {t: 1.0 / (1 + sum(t in words for words in texts)) for t in terms}
+    return {t: 1.0 / (1 + sum(_holds(words, t) for words in texts)) for t in terms}
 
 
 def _coverage(weights: dict[str, float], text: str) -> float:
@@ -132,17 +166,17 @@ def _coverage(weights: dict[str, float], text: str) -> float:
     if not total:
         return 0.0
     present = set(tokens(text))
-    return sum(w for t, w in weights.items() if t in present) / total
+    return sum(w for t, w in weights.items() if _holds(present, t)) / total
 
 
 def _gain(weights: dict[str, float], text: str) -> float:
     present = set(tokens(text))
-    return sum(w for t, w in weights.items() if t in present)
+    return sum(w for t, w in weights.items() if _holds(present, t))
 
 
 def _without(weights: dict[str, float], text: str) -> dict[str, float]:
     present = set(tokens(text))
-    return {t: w for t, w in weights.items() if t not in present}
+    return {t: w for t, w in weights.items() if not _holds(present, t)}
 
 
 # --- The article's structure: paragraphs, steps, bullets, tables ---------------------------
@@ -324,13 +358,20 @@ def _join(blocks: list[_Block], chosen: dict[int, str]) -> list[str]:
     for i in sorted(chosen):
         block = blocks[i]
         together = parts and i - 1 in chosen and blocks[i - 1].paragraph == block.paragraph
-        alone = block.kind == "step" and not together and not (i + 1 in chosen and blocks[i + 1].kind == "step")
+        followed = i + 1 in chosen and blocks[i + 1].kind == block.kind
+        text = chosen[i]
+        if block.kind == "text" and text.endswith(":") and not followed:
+            text = text[:-1] + "."  # what it announced (a code sample, a list) is not quoted
         if together and block.kind in ("bullet", "step"):
-            parts[-1] += "\n" + chosen[i]
+            parts[-1] += "\n" + text
         elif together and block.kind == blocks[i - 1].kind == "text":
-            parts[-1] += " " + chosen[i]
-        else:  # one step on its own is a sentence: its number would only confuse
-            parts.append(_STEP_LINE.sub("", chosen[i], count=1) if alone else chosen[i])
+            parts[-1] += " " + text
+        elif block.kind in ("step", "bullet") and not followed:
+            # One step or item on its own is a sentence: a number or a dash would only confuse.
+            text = (_STEP_LINE if block.kind == "step" else _BULLET_LINE).sub("", text, count=1)
+            parts.append(text if text[-1:] in ".!?" else text + ".")
+        else:
+            parts.append(text)
     return parts
 
 
@@ -510,11 +551,11 @@ def _retry_after(response) -> float | None:
         return None
 
 
-def make_drafter(settings) -> Drafter:
+def make_drafter(settings, embedder: Embedder | None = None) -> Drafter:
     if settings.drafter == "openai":
         return OpenAIDrafter(settings.openai_api_key, settings.openai_base_url, settings.openai_model,
                              timeout=settings.openai_timeout)
-    return ExtractiveDrafter()
+    return ExtractiveDrafter(embedder)
 
 
 # --- Rendering for the helpdesk ----------------------------------------------------------

@@ -42,7 +42,7 @@ def world(tmp_path_factory, help_center_index, embedder):
         store = open_store(settings, embedder)
         ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
         ledger.migrate()
-        answerer = Answerer(Retriever(store, embedder), ExtractiveDrafter(), Policy())
+        answerer = Answerer(Retriever(store, embedder), ExtractiveDrafter(embedder), Policy())
         pipeline = Pipeline(answerer, {"zendesk": make_helpdesk(settings)}, ledger)
         yield {"sandbox": sandbox, "answerer": answerer, "pipeline": pipeline, "ledger": ledger}
         store.close()
@@ -50,7 +50,7 @@ def world(tmp_path_factory, help_center_index, embedder):
 
 
 def ask(world, question: str, *earlier: Message, tags: tuple[str, ...] = (), policy: Policy | None = None):
-    answerer = world["answerer"] if policy is None else Answerer(world["answerer"].retriever, ExtractiveDrafter(), policy)
+    answerer = world["answerer"] if policy is None else Answerer(world["answerer"].retriever, world["answerer"].drafter, policy)
     ticket = Ticket(helpdesk="zendesk", id="1", subject="", tags=frozenset(tags), requester_name="Ann Lee",
                     messages=(*earlier, Message("customer", question)))
     return answerer.answer(ticket)
