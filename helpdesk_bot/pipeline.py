@@ -39,11 +39,12 @@ class Answerer:
     drafter: Drafter
     policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
     calibration: Calibration | None = None
+    default_language: str = "en"  # of tickets too short to tell (HELPDESK_DEFAULT_LANGUAGE)
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
-        ticket = with_language(ticket, self.retriever.default_language)
+        ticket = with_language(ticket, self.default_language)
         with _timed(timings, "retrieve"):
             sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale,
                                               language=ticket.language)
@@ -63,6 +64,7 @@ class Pipeline:
     helpdesks: dict[str, Helpdesk]  # by name: "zendesk", "intercom"
     ledger: Ledger
     action_lease_seconds: float = ACTION_LEASE_SECONDS
+    default_language: str = "en"  # of tickets too short to tell (HELPDESK_DEFAULT_LANGUAGE)
 
     def handle_event(self, event_id: int) -> str:
         """Process one recorded webhook event; safe to run twice for the same event."""
@@ -76,7 +78,7 @@ class Pipeline:
         helpdesk = self.helpdesk_for(stored.event)
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
-            ticket = with_language(helpdesk.fetch_ticket(stored.event.ticket_id), self.answerer.retriever.default_language)
+            ticket = with_language(helpdesk.fetch_ticket(stored.event.ticket_id), self.default_language)
         turn = next_turn(ticket)
         if turn.follow_up in UNRESOLVED:  # the customer came back to say the answer did not do: a reopen
             self.ledger.record_reopen(ticket.helpdesk, ticket.id)

@@ -77,13 +77,14 @@ def build_answerer(settings: Settings) -> Answerer:
         drafter=make_drafter(settings, embedder),
         policy=open_policy(settings),
         calibration=Calibration.load(settings.calibration_path),
+        default_language=settings.default_language,
     )
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
     # A claim older than two helpdesk timeouts belongs to a worker that died mid-call.
     return Pipeline(answerer=build_answerer(settings), helpdesks=make_helpdesks(settings), ledger=open_ledger(settings),
-                    action_lease_seconds=2 * settings.helpdesk_timeout)
+                    action_lease_seconds=2 * settings.helpdesk_timeout, default_language=settings.default_language)
 
 
 def build_impact_check(settings: Settings, ledger: Ledger, helpdesks: dict | None = None) -> ImpactCheck:
