@@ -245,3 +245,19 @@ def test_a_file_article_with_a_locale_is_that_translation(tmp_path):
     path.write_text('{"id": "a", "title": "Export", "body": "x"}\n{"id": "a", "locale": "es", "title": "Exportar", "body": "x"}\n')
     assert [(a.id, a.locale) for a in load_jsonl(path)] == [("a", None), ("a:es", "es")]
     assert Article("a:es", "t", "b", locale="es").content_hash != Article("a", "t", "b").content_hash
+
+
+def test_an_intercom_ticket_carries_its_contacts_language():
+    from integrations.intercom import IntercomHelpdesk
+    from integrations.sandbox.intercom import SandboxIntercom
+
+    with SandboxIntercom(help_center={"articles": []}) as intercom:
+        headers = {"Authorization": "Bearer t"}
+        for email, fields in (("ana@example.com", {"language_override": "es"}),
+                              ("joao@example.com", {"browser_language": "pt-BR"}), ("lee@example.com", {})):
+            requests.post(f"{intercom.url}/contacts", json={"role": "user", "email": email, **fields}, headers=headers,
+                          timeout=5).raise_for_status()
+        client = IntercomHelpdesk("token", base_url=intercom.url)
+        locales = [client.fetch_ticket(intercom.start_conversation(email, "Hello")).locale
+                   for email in ("ana@example.com", "joao@example.com", "lee@example.com")]
+    assert locales == ["es", "pt-br", None]
