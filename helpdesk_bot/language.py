@@ -39,23 +39,30 @@ class Phrases:
     steps_from_article: str
     our_help_center: str
     earlier_answer: str  # a past ticket, never named to the customer
+    also_from: str  # before a second quote: "Also, from"
+    same_article: str  # a second quote from the article of the first
 
 
 CATALOGUE: dict[str, Phrases] = {
     "en": Phrases("Hi {name},", "Hi,", "Sources:", "our article “{title}”", "Here are the steps, from",
-                  "our help center", "an earlier answer from our support team"),
+                  "our help center", "an earlier answer from our support team", "Also, from", "the same article"),
     "es": Phrases("Hola, {name}:", "Hola:", "Fuentes:", "nuestro artículo «{title}»", "Estos son los pasos, de",
-                  "nuestro centro de ayuda", "una respuesta anterior de nuestro equipo de soporte"),
+                  "nuestro centro de ayuda", "una respuesta anterior de nuestro equipo de soporte", "Además, de",
+                  "ese mismo artículo"),
     "de": Phrases("Hallo {name},", "Hallo,", "Quellen:", "unserem Artikel „{title}“", "Hier sind die Schritte, aus",
-                  "unserem Hilfe-Center", "einer früheren Antwort unseres Support-Teams"),
+                  "unserem Hilfe-Center", "einer früheren Antwort unseres Support-Teams", "Außerdem aus",
+                  "demselben Artikel"),
     "fr": Phrases("Bonjour {name},", "Bonjour,", "Sources :", "notre article « {title} »", "Voici les étapes, d’après",
-                  "notre centre d’aide", "une réponse précédente de notre équipe d’assistance"),
+                  "notre centre d’aide", "une réponse précédente de notre équipe d’assistance", "Et d’après",
+                  "le même article"),
     "pt": Phrases("Olá, {name},", "Olá,", "Fontes:", "o nosso artigo “{title}”", "Estes são os passos, segundo",
-                  "a nossa central de ajuda", "uma resposta anterior da nossa equipa de suporte"),
-    "it": Phrases("Ciao {name},", "Ciao,", "Fonti:", "il nostro articolo «{title}»", "Ecco i passaggi, dal",
-                  "il nostro centro assistenza", "una risposta precedente del nostro team di assistenza"),
+                  "a nossa central de ajuda", "uma resposta anterior da nossa equipa de suporte", "Também, segundo",
+                  "o mesmo artigo"),
+    "it": Phrases("Ciao {name},", "Ciao,", "Fonti:", "nostro articolo «{title}»", "Ecco i passaggi, dal",
+                  "nostro centro assistenza", "nostro team di assistenza, da una risposta precedente", "Inoltre, dal",
+                  "medesimo articolo"),
     "nl": Phrases("Hallo {name},", "Hallo,", "Bronnen:", "ons artikel ‘{title}’", "Dit zijn de stappen, uit",
-                  "ons helpcentrum", "een eerder antwoord van ons supportteam"),
+                  "ons helpcentrum", "een eerder antwoord van ons supportteam", "Ook uit", "hetzelfde artikel"),
 }
 # "From …:" for a quote that is not a procedure; the steps' lead-in above ends in its own preposition.
 FROM = {"en": "From", "es": "De", "de": "Aus", "fr": "D’après", "pt": "Segundo", "it": "Dal", "nl": "Uit"}
@@ -70,11 +77,15 @@ def language_name(language: str | None) -> str:
     return LANGUAGE_NAMES.get(language or "", language or "unknown")
 
 
-def lead_in(language: str | None, title: str | None, steps: bool, past_ticket: bool = False) -> str:
-    """"From our article “Refunds” [1]:" in `language`: the line that names where a quote comes from."""
+def lead_in(language: str | None, title: str | None, steps: bool, past_ticket: bool = False,
+            second: bool = False, same_article: bool = False) -> str:
+    """"From our article “Refunds” [1]:" in `language`: the line that names where a quote comes from;
+    `second`: "Also, from … [2]:" before a second quote (`same_article`: from the first's article)."""
     words = phrases(language)
-    where = (words.earlier_answer if past_ticket else words.from_article.format(title=title) if title
-             else words.our_help_center)
+    where = (words.same_article if same_article else words.earlier_answer if past_ticket
+             else words.from_article.format(title=title) if title else words.our_help_center)
+    if second:
+        return f"{words.also_from} {where} [2]:"
     start = words.steps_from_article if steps else FROM.get(language or "", FROM[DEFAULT_LANGUAGE])
     return f"{start} {where} [1]:"
 
@@ -83,10 +94,11 @@ def _lead_in_pattern() -> re.Pattern:
     """Any language's lead-in, the article's title in the group `title`."""
     alternatives = []
     for code, words in CATALOGUE.items():
-        starts = "|".join(re.escape(s) for s in (words.steps_from_article, FROM[code]))
+        starts = "|".join(re.escape(s) for s in (words.steps_from_article, FROM[code], words.also_from))
         before, _, after = words.from_article.partition("{title}")
         wheres = "|".join([f"{re.escape(before)}(?P<title_{code}>[^\n]*?){re.escape(after)}",
-                           re.escape(words.our_help_center), re.escape(words.earlier_answer)])
+                           re.escape(words.our_help_center), re.escape(words.earlier_answer),
+                           re.escape(words.same_article)])
         alternatives.append(f"(?:{starts}) (?:{wheres})")
     return re.compile(rf"^(?:{'|'.join(alternatives)})(?: ?\[\d+\])?\s*:\n*", re.MULTILINE)
 
