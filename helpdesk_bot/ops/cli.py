@@ -288,6 +288,11 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
         return
     for name, scores in [("all", report)] + list(report["by_type"].items()):
         click.echo(f"{name:<14} n={scores['n']:<5} " + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")))
+    for language, scores in report.get("by_language", {}).items():
+        same = (f"  same article as the original {scores['same_article_as_original']:.3f} over {scores['n_translated']}"
+                if "same_article_as_original" in scores else "")
+        click.echo(f"language {language:<5} n={scores['n']:<5} "
+                   + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")) + same)
 
 
 @evaluate.command("answering")
@@ -310,7 +315,8 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
         evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
     if as_json:
         click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage",
-                                                       "sent_by_default_policy", "answer_recall", "curve")}))
+                                                       "sent_by_default_policy", "answer_recall", "curve",
+                                                       "by_language") if k in summary}))
         return
     click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
     if summary["threshold"] is None:
@@ -326,6 +332,10 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
                    f"median draft {recall['median_words_sent']} words sent, {recall['median_words_drafted']} drafted")
     for point in summary["curve"][::10]:
         click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+    for language, figures in summary.get("by_language", {}).items():
+        click.echo(f"language {language:<5} n={figures['n']:<4} auroc {figures['auroc']:.3f}  sent by the default policy "
+                   f"{figures['sent_by_default_policy']}  drafts in another language {figures['drafts_in_another_language']}"
+                   f"  sent in another language {figures['sent_in_another_language']}")
 
 
 def _figure(value: float | None) -> str:
