@@ -261,3 +261,29 @@ def test_an_intercom_ticket_carries_its_contacts_language():
         locales = [client.fetch_ticket(intercom.start_conversation(email, "Hello")).locale
                    for email in ("ana@example.com", "joao@example.com", "lee@example.com")]
     assert locales == ["es", "pt-br", None]
+
+
+def test_eval_retrieval_reports_per_language_how_often_a_translation_finds_the_same_article(tmp_path):
+    from helpdesk_bot.evaluation import evaluate_retrieval
+
+    kb, questions = tmp_path / "kb.jsonl", tmp_path / "questions.jsonl"
+    kb.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
+        {"id": "export", "title": "Exporting your data", "body": "Open Settings, Data, Export and choose CSV."},
+        {"id": "export", "locale": "es", "title": "Exportar tus datos", "body": "Abre Ajustes, Datos, Exportar y elige CSV."},
+        {"id": "invoices", "title": "Downloading invoices", "body": "Invoices are under Settings, Billing, Invoices."},
+        {"id": "invoices", "locale": "es", "title": "Descargar facturas",
+         "body": "Las facturas están en Ajustes, Facturación, Facturas."},
+    ]))
+    questions.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in [
+        {"id": "q1", "question": "How do I export my data?", "gold_ids": ["export"], "language": "en"},
+        {"id": "q1-es", "question": "¿Cómo exporto mis datos?", "gold_ids": ["export"], "language": "es",
+         "translation_of": "q1"},
+        {"id": "q2", "question": "Where do I download invoices?", "gold_ids": ["invoices"], "language": "en"},
+        {"id": "q2-es", "question": "¿Dónde descargo las facturas?", "gold_ids": ["invoices"], "language": "es",
+         "translation_of": "q2"},
+    ]))
+    settings = Settings.from_env({"HELPDESK_DATA_DIR": str(tmp_path), "HELPDESK_MULTILINGUAL_EMBEDDER": "none"})
+    report = evaluate_retrieval(kb, questions, settings).as_dict()
+    assert report["hit@1"] == 1.0  # a Spanish translation found counts as its article
+    assert report["by_language"]["es"]["same_article_as_original"] == 1.0
+    assert report["by_language"]["es"]["n_translated"] == 2 and "same_article_as_original" not in report["by_language"]["en"]
