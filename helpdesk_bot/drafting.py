@@ -15,7 +15,6 @@ from typing import Protocol
 
 from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
-from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
@@ -25,11 +24,10 @@ from helpdesk_bot.text import escape, key_terms, reading, reading_language, sent
 
 MAX_REPLY_WORDS = 150  # a procedure is quoted whole, however long
 TABLE_ROWS = 6  # a small table: at most this many rows in a reply
-# A second article is quoted when its quote is within this closeness of the first's (cosine, halved
-# with its passage's) and at least this many words remain. On the multi-turn development sets
+# A second article is quoted when its passage is within this closeness (cosine) of the first's and
+# at least this many words remain. On the multi-turn development sets
 # (wikipedia, finance forum) the reference answers draw on two or three passages.
 SECOND_QUOTE_CLOSENESS = 0.10
-QUOTE_WORDS_EMBEDDED = 40
 SHORT_LIST = 3  # items: one quoted item brings the others and the line leading them
 MIN_SECOND_QUOTE_WORDS = 25
 
@@ -103,15 +101,14 @@ class ExtractiveDrafter:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
         about_the_article = kind in ("quantity", "yes_no", "other")
-        fits = [_coverage(weights, _quoted_text(quoted, source)) + _shape_bonus(kind, quoted)
-                + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, source))
-                for quoted, source in quotes]
-        # Closeness in meaning adds at most 0.5: a quote further behind cannot win, and is not embedded.
-        contenders = [(quote, fit) for quote, fit in zip(quotes, fits) if fit >= max(fits) - 0.5]
-        closeness = self._closeness(question, [quote for quote, _ in contenders])
-        ranked = [(quote, near) for (quote, fit), near in
-                  sorted(zip(contenders, closeness), key=lambda c: c[0][1] + 0.5 * c[1], reverse=True)]
-        (quoted, best), _ = ranked[0]
+        # The words the quote holds itself count a little beyond those its title and heading hold:
+        # every quote of "Contacting the billing team" is about billing, "Email billing@…" more than
+        # "For Enterprise quotes, contact sales@…".
+        ranked = sorted(quotes, reverse=True, key=lambda quote: (
+            _coverage(weights, _quoted_text(*quote)) + 0.25 * _coverage(weights, "\n".join(quote[0]))
+            + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0])
+            + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))))
+        quoted, best = ranked[0]
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
@@ -129,28 +126,16 @@ class ExtractiveDrafter:
         """A second article's answer when it is about as close to the question as the first's and
         words remain: an explanation often spans two articles, a procedure or a limit never does."""
         left = MAX_REPLY_WORDS - words
-        (_, best), best_closeness = ranked[0]
+        _, best = ranked[0]
         if kind not in ("other", "yes_no") or left < MIN_SECOND_QUOTE_WORDS:
             return None
-        for (_, source), closeness in ranked[1:]:
+        for _, source in ranked[1:]:
             if source.chunk.article_id != best.chunk.article_id:
-                if closeness < best_closeness - SECOND_QUOTE_CLOSENESS:
+                if source.dense < best.dense - SECOND_QUOTE_CLOSENESS:
                     return None
                 quoted = _quote(kind, weights, _blocks(source.chunk), source.chunk.heading, budget=left)
                 return (quoted, source) if quoted and sum(len(q.split()) for q in quoted) <= left else None
         return None
-
-    def _closeness(self, question: str, quotes: list[tuple[list[str], Source]]) -> list[float]:
-        """How close in meaning each quote is to the question: the mean of the quote's own closeness
-        and its passage's (the passage gives the quote its context; on its own, with the article's
-        title, every quote of "Contacting the billing team" would read as the contact)."""
-        if self.embedder is None:
-            return [max(source.dense, 0.0) for _, source in quotes]
-        # The quote's first words say what it is about; the whole of a 150-word quote would cost ten
-        # times as much to embed for the same choice.
-        vectors = self.embedder.embed([question] + [" ".join(" ".join(q).split()[:QUOTE_WORDS_EMBEDDED]) for q, _ in quotes])
-        return [max((float(vectors[0] @ v) + source.dense) / 2, 0.0) for v, (_, source) in zip(vectors[1:], quotes)]
-
 
 # An article's opening lines state its subject as a whole ("Every workspace can try the Business
 # plan free for 14 days"); later sections hold the special cases ("sales can extend a trial by
@@ -603,11 +588,11 @@ def _retry_after(response) -> float | None:
         return None
 
 
-def make_drafter(settings, embedder: Embedder | None = None) -> Drafter:
+def make_drafter(settings) -> Drafter:
     if settings.drafter == "openai":
         return OpenAIDrafter(settings.openai_api_key, settings.openai_base_url, settings.openai_model,
                              timeout=settings.openai_timeout)
-    return ExtractiveDrafter(embedder)
+    return ExtractiveDrafter()
 
 
 # --- Rendering for the helpdesk ----------------------------------------------------------

@@ -215,7 +215,7 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
     with fresh_index(kb, embedder, settings) as store:
         calibration = Calibration.load(settings.calibration_path) if calibrated else None
         answerer = Answerer(Retriever(store, embedder, default_language=store.default_language),
-                            make_drafter(settings, embedder), Policy(), calibration, store.default_language)
+                            make_drafter(settings), Policy(), calibration, store.default_language)
         for done, question in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]

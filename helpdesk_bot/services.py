@@ -74,7 +74,7 @@ def build_answerer(settings: Settings) -> Answerer:
     return Answerer(
         retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales,
                             default_language=settings.default_language),
-        drafter=make_drafter(settings, embedder),
+        drafter=make_drafter(settings),
         policy=open_policy(settings),
         calibration=Calibration.load(settings.calibration_path),
         default_language=settings.default_language,
