@@ -159,8 +159,23 @@ def risk(signals: list[RiskSignal]) -> Component:
     return Component("risk", 0.0, 0.0, "; ".join(s.reason for s in signals))
 
 
+def retrieval_scores(sources: list[Source]) -> dict[str, float]:
+    """The search's own scores, for a learned combination to weigh next to the components."""
+    articles = best_per_article(sources)
+    return {
+        "top_fused": articles[0].score if articles else 0.0,
+        "second_fused": articles[1].score if len(articles) > 1 else 0.0,
+        "top_dense": max((s.dense for s in sources), default=0.0),
+        "top_keyword": max((s.keyword for s in sources), default=0.0),
+    }
+
+
 def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None = None) -> Confidence:
-    """Weigh the components, map through the calibration if there is one, then apply the gates."""
+    """Weigh the components, map through the calibration if there is one, then apply the gates.
+
+    A calibration with a learned combination weighs the components (by name) and the retrieval
+    scores itself; the hand weights still give `raw`, and the components are shown either way.
+    """
     with reading(ticket.language):
         return _score(ticket, sources, draft, calibration)
 
@@ -182,7 +197,8 @@ def _score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cal
         risk(signals),
     )
     raw = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
-    value = round(100 * calibration.apply(raw)) if calibration else raw
+    inputs = {**{c.name: c.value for c in components}, **retrieval_scores(sources)}
+    value = round(100 * calibration.probability(raw, inputs)) if calibration else raw
     caps: list[str] = []
     if draft.declined:
         value = 0
@@ -193,4 +209,5 @@ def _score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cal
     elif form.value == 0 and question_kind(ticket.question) in GATED_KINDS:
         value = 0
         caps.append(f"the draft does not answer the question: {form.detail}; score held at 0")
-    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)
+    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw, inputs=inputs,
+                      combination=calibration.combination if calibration else "weights")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Mapping
 
 # "bot" is helpdesk-bot itself; "system" is the helpdesk's own automation (Intercom's Operator,
 # workflows), which neither answers the customer nor means a human has taken over.
@@ -217,6 +217,9 @@ class Confidence:
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
     raw: int | None = None  # the weighted score before calibration
+    # What a learned combination reads: every component's value by name, and the retrieval scores.
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    combination: str = "weights"  # "weights" (the components' hand weights) or "learned"
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}

@@ -10,17 +10,17 @@ import re
 import statistics
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 
-from helpdesk_bot.calibration import Calibration
+from helpdesk_bot.calibration import Calibration, LearnedCombination, cross_validated_learned, fit_learned
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.domain import original_id
 from helpdesk_bot.embedding import make_multilingual_embedder
-from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
+from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
 from helpdesk_bot.language import DETECTOR, with_language
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import index_terms
@@ -68,7 +68,7 @@ def fresh_index(kb: Path, embedder: Embedder, settings=None) -> Iterator[Knowled
     with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
         store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", dimensions, writable=True),
                                embedder.dimension, multilingual, settings.default_language if settings else "en")
-        sync_index(store, embedder, _not_empty(kb, load_jsonl(kb), "articles"))
+        sync_index(store, embedder, load_articles(kb))  # JSON Lines, a help center export, a folder
         try:
             yield store
         finally:
@@ -180,6 +180,8 @@ class Answered:
     draft: str = ""  # as drafted, without citation markers; "" when declined
     sent: bool = False  # the default policy sends it
     held: bool = False  # a risk signal hands it to a person whatever the threshold
+    inputs: dict = field(default_factory=dict)  # what a learned combination reads (Confidence.inputs)
+    raw: int = 0  # the hand-weighted score before calibration and gates
     language: str | None = None  # the ticket's
     reply_language: str | None = None  # the draft's, detected from its text (None: declined)
 
@@ -223,6 +225,7 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
                                     components=outcome.confidence.as_dict(),
                                     draft="" if outcome.draft.declined else re.sub(r"\s*\[\d+\]", "", outcome.draft.text),
                                     sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk",
+                                    inputs=dict(outcome.confidence.inputs), raw=outcome.confidence.raw or 0,
                                     language=outcome.ticket.language,
                                     reply_language=_reply_language(outcome.draft, store.default_language)))
             if progress:
@@ -319,41 +322,79 @@ def _answering_report(results: list[Answered], target_precision: float) -> dict:
     }
 
 
+def compare_combinations(results: list[Answered],
+                         target_precision: float = 0.95) -> tuple[LearnedCombination | None, dict]:
+    """The learned combination fitted on every scored question, and both combinations' figures:
+    the hand weights as they are, the learned one cross-validated (5 folds), so neither is
+    judged on the questions it was fitted to."""
+
+    def figures(rows: list) -> dict:
+        summary = answering_report(rows, target_precision)
+        return {k: summary[k] for k in ("auroc", "threshold", "precision", "coverage")}
+
+    # Gated answers (declined, uncited, no steps for a "how do I") score 0 whatever weighs them.
+    scored = [i for i, r in enumerate(results) if r.confidence > 0]
+    inputs, correct = [results[i].inputs for i in scored], [results[i].correct for i in scored]
+    compared = {"weights": figures(results)}
+    try:
+        learned = fit_learned(inputs, correct)
+        out_of_fold = dict(zip(scored, cross_validated_learned(inputs, correct)))
+    except ValueError as exc:
+        return None, {**compared, "learned": {"reason": str(exc)}}
+    rescored = [replace(r, confidence=round(100 * out_of_fold[i])) if i in out_of_fold else r
+                for i, r in enumerate(results)]
+    compared["learned"] = {**figures(rescored), "note": " (cross-validated)", "weights": learned.weights()}
+    return learned, compared
+
+
 def write_report(path: Path, title: str, summary: dict) -> None:
     """An HTML page with the precision/coverage curve as an inline SVG chart: no plotting library."""
-    curve = summary["curve"]
-    width, height, pad = 640, 320, 40
-
-    def xy(threshold: float, value: float) -> str:
-        return f"{pad + threshold / 100 * (width - 2 * pad):.1f},{height - pad - value * (height - 2 * pad):.1f}"
-
-    lines = {
-        "precision": ("#1f6feb", [xy(p["threshold"], p["precision"]) for p in curve]),
-        "coverage": ("#d97706", [xy(p["threshold"], p["coverage"]) for p in curve]),
-    }
-    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
-                        for color, points in lines.values())
-    marker = ""
-    if summary.get("threshold") is not None:
-        x = xy(summary["threshold"], 0).split(",")[0]
-        marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
-    legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()
                    if k not in ("curve", "per_tag", "answer_recall"))
-    tags = "".join(f"<tr><td>{tag}</td><td>{s['n']}</td><td>{s['threshold']}</td><td>{s['precision']}</td>"
-                   f"<td>{s['coverage']}</td></tr>" for tag, s in summary.get("per_tag", {}).items())
-    if tags:
-        rows += ("<tr><th colspan=2>per tag</th></tr><tr><td colspan=2><table><tr><th>tag</th><th>n</th>"
-                 f"<th>threshold</th><th>precision</th><th>coverage</th></tr>{tags}</table></td></tr>")
     path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
         f"<h1>{title}</h1><table>{rows}</table>"
-        f'<p>{legend} against the confidence threshold (0-100); dashed: recommended threshold</p>'
-        f'<svg width="{width}" height="{height}" style="border:1px solid #ccc">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>',
+        f"{curve_chart(summary['curve'], summary.get('threshold'), target=summary.get('target_precision'))}",
         encoding="utf-8",
     )
+
+
+def curve_chart(curve: list[dict], threshold: int | None, width: int = 640, height: int = 320,
+                target: float | None = None, legend: bool = True) -> str:
+    """Precision and coverage against the confidence threshold, as an inline SVG: axes marked,
+    precision drawn only where something would be sent, the target precision dotted."""
+    pad = 40
+
+    def x(at: float) -> float:
+        return pad + at / 100 * (width - 2 * pad)
+
+    def y(value: float) -> float:
+        return height - pad - value * (height - 2 * pad)
+
+    lines = {
+        "precision": ("#1f6feb", [f"{x(p['threshold']):.1f},{y(p['precision']):.1f}" for p in curve if p["sent"]]),
+        "coverage": ("#d97706", [f"{x(p['threshold']):.1f},{y(p['coverage']):.1f}" for p in curve]),
+    }
+    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
+                        for color, points in lines.values() if points)
+    axes = (f'<line x1="{pad}" y1="{y(0)}" x2="{x(100)}" y2="{y(0)}" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{y(1)}" x2="{pad}" y2="{y(0)}" stroke="#999"/>'
+            + "".join(f'<text x="{pad - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>'
+                      for v in (0, 0.5, 1))
+            + "".join(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" font-size="11" text-anchor="middle">{t}</text>'
+                      for t in (0, 50, 100)))
+    if target is not None:
+        axes += (f'<line x1="{pad}" x2="{x(100)}" y1="{y(target):.1f}" y2="{y(target):.1f}" stroke="#1f6feb" '
+                 f'stroke-opacity="0.5" stroke-dasharray="1 3"/>')
+    if threshold is not None:
+        axes += (f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{y(1)}" y2="{y(0)}" stroke="#555" '
+                 f'stroke-dasharray="4"/>')
+    caption = ""
+    if legend:
+        names = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
+        caption = (f"<p>{names} against the confidence threshold (0-100); dashed: recommended threshold"
+                   f"{'; dotted: target precision' if target is not None else ''}</p>")
+    return f'{caption}<svg width="{width}" height="{height}" style="border:1px solid #ccc">{axes}{polylines}</svg>'
 
 
 # --- Groundedness: can the check tell supported responses from unsupported ones? -------
@@ -379,53 +420,3 @@ def evaluate_groundedness(tsv: Path) -> dict:
             (flagged if label == "Not fully attributable" else supported).append(risk)
     return {"n": len(flagged) + len(supported), "not_fully_attributable": len(flagged),
             "auroc": round(auroc(flagged, supported), 4)}
-
-
-# --- Backtest: past solved tickets, the draft against what the agent actually answered ----
-
-AGREEMENT = 0.6  # cosine of draft and agent answer above which the draft "says the same"
-
-
-def run_backtest(helpdesk, answerer, embedder: Embedder, since: int, limit: int,
-                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """For each solved ticket: the bot's confidence, and whether its draft agrees with the agent."""
-    pairs = helpdesk.solved_tickets(since=since, limit=limit)
-    rows = []
-    for done, (ticket, answer) in enumerate(pairs, 1):
-        outcome = answerer.answer(ticket)
-        agrees = False
-        if not outcome.draft.declined:
-            draft_vector, answer_vector = embedder.embed([outcome.draft.text, answer])
-            agrees = float(draft_vector @ answer_vector) >= AGREEMENT
-        rows.append({"ticket_id": ticket.id, "tags": sorted(ticket.tags), "confidence": outcome.confidence.score,
-                     "agrees": agrees})
-        if progress:
-            progress(done, len(pairs))
-    return rows
-
-
-def backtest_report(rows: list[dict], target_precision: float = 0.95, min_tickets: int = 5) -> dict:
-    """The answering report over all tickets, and a recommended threshold per tag with enough tickets."""
-    def summary(subset: list[dict]) -> dict:
-        curve = []
-        for threshold in range(0, 101):
-            sent = [r for r in subset if r["confidence"] >= threshold and r["confidence"] > 0]
-            good = sum(r["agrees"] for r in sent)
-            curve.append({"threshold": threshold, "sent": len(sent),
-                          "precision": round(good / len(sent), 4) if sent else 1.0,
-                          "coverage": round(good / len(subset), 4) if subset else 0.0})
-        best = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
-        agreeing = [r["confidence"] for r in subset if r["agrees"]]
-        other = [r["confidence"] for r in subset if not r["agrees"]]
-        return {"n": len(subset), "auroc": round(auroc(agreeing, other), 4) if agreeing and other else None,
-                "threshold": best["threshold"] if best else None,
-                "precision": best["precision"] if best else None,
-                "coverage": best["coverage"] if best else 0.0, "curve": curve}
-
-    tags = sorted({t for r in rows for t in r["tags"]})
-    per_tag = {}
-    for tag in tags:
-        subset = [r for r in rows if tag in r["tags"]]
-        if len(subset) >= min_tickets:
-            per_tag[tag] = {k: v for k, v in summary(subset).items() if k != "curve"}
-    return {**summary(rows), "target_precision": target_precision, "per_tag": per_tag}

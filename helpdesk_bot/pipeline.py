@@ -274,7 +274,8 @@ def escalation_note(outcome: Outcome) -> str:
     )
     return (
         f"<p><strong>helpdesk-bot handed this ticket to a human.</strong> "
-        f"Confidence {score.score}/100; the {escape(decision.rule)} needs {decision.threshold}.</p>"
+        f"Confidence {score.score}/100{' (learned combination)' if score.combination == 'learned' else ''}; "
+        f"the {escape(decision.rule)} needs {decision.threshold}.</p>"
         f"<ul>{reasons}</ul>{draft_part}"
         f"<p>Confidence components:</p><table><tr><th>component</th><th>value</th><th>weight</th><th>why</th></tr>"
         f"{components}</table>"
