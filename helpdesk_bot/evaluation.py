@@ -20,7 +20,6 @@ from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
 from helpdesk_bot.domain import original_id
 from helpdesk_bot.embedding import make_multilingual_embedder
-from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
 from helpdesk_bot.language import DETECTOR, with_language
 from helpdesk_bot.retrieval import Retriever
@@ -188,10 +187,11 @@ class Answered:
 
 
 def _reply_language(draft, default: str) -> str | None:
-    """What the customer would read: the draft's language as detected, not as the drafter says."""
+    """What the customer would read (the lead-in naming the article too): the draft's language as
+    detected, not as the drafter says."""
     if draft.declined or not draft.text.strip():
         return None
-    return DETECTOR.detect(without_lead_in(re.sub(r"\[\d+\]", "", draft.text)), default)
+    return DETECTOR.detect(re.sub(r"\[\d+\]", "", draft.text), default)
 
 
 def as_ticket(question: Question):

@@ -48,14 +48,17 @@ class Retriever:
         locale = locale.lower() if locale else None
         scope = Scope(brand=brand, locale=locale if locale in self.locales else None)
         if language is None:  # no language known: every chunk competes, as before languages
-            return self._sources(question, self._search(question, scope, self.default_language, DENSE), None, DENSE)
+            vector = self.embedder.embed_query(question)
+            return self._sources(question, self._search(question, vector, scope, self.default_language, DENSE),
+                                 None, DENSE)
         foreign = language != self.default_language
         using = MULTILINGUAL if foreign and self.store.searches_across_languages else DENSE
-        own = self._search(question, Scope(brand=brand, locale=scope.locale, language=language,
-                                           unlabelled=not foreign), language, using)
+        vector = self._embedder(using).embed_query(question)  # once: both searches use it
+        own = self._search(question, vector, Scope(brand=brand, locale=scope.locale, language=language,
+                                                   unlabelled=not foreign), language, using)
         if not foreign:
             return self._sources(question, own, language, using)
-        fallback = self._search(question, Scope(brand=brand, language=self.default_language, unlabelled=True),
+        fallback = self._search(question, vector, Scope(brand=brand, language=self.default_language, unlabelled=True),
                                 self.default_language, using)
         # Across languages only meaning compares: the default language's articles rank by cosine.
         fallback.sort(key=lambda hit: hit.dense, reverse=True)
@@ -71,8 +74,7 @@ class Retriever:
     def _embedder(self, using: str) -> Embedder:
         return self.store.multilingual if using == MULTILINGUAL else self.embedder
 
-    def _search(self, question: str, scope: Scope, language: str, using: str) -> list[Hit]:
-        vector = self._embedder(using).embed_query(question)
+    def _search(self, question: str, vector, scope: Scope, language: str, using: str) -> list[Hit]:
         return self.store.search(question, vector, limit=self.top_k, scope=scope, language=language, using=using)
 
     def _sources(self, question: str, hits: list[Hit], language: str | None, using: str) -> list[Source]:
