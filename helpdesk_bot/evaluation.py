@@ -18,9 +18,14 @@ from typing import Callable, Iterator
 from helpdesk_bot.calibration import Calibration, LearnedCombination, cross_validated_learned, fit_learned
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
+from helpdesk_bot.domain import original_id
+from helpdesk_bot.embedding import make_multilingual_embedder
+from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
+from helpdesk_bot.language import DETECTOR, with_language
+from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import index_terms
-from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
+from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, EmbeddedEngine, KnowledgeStore
 
 DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
 
@@ -34,6 +39,8 @@ class Question:
     type: str = ""
     conversation: tuple[tuple[str, str], ...] = ()
     answer: str = ""  # a human reference answer, when the set has one
+    language: str | None = None  # the language it is asked in; None: detected, like a ticket's
+    translation_of: str = ""  # the id of the question it translates (its English version)
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -41,7 +48,8 @@ def load_questions(path: Path) -> list[Question]:
         id=str(row["id"]), question=row["question"], gold_ids=tuple(str(g) for g in row.get("gold_ids") or ()),
         answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
         conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
-        answer=row.get("answer") or "",
+        answer=row.get("answer") or "", language=row.get("language") or None,
+        translation_of=str(row.get("translation_of") or ""),
     ), "a question line"), "questions")
 
 
@@ -53,11 +61,14 @@ def _not_empty(path: Path, items: list, what: str) -> list:
 
 
 @contextmanager
-def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
-    """Index a knowledge base into a new embedded index (the default engine), removed afterwards."""
+def fresh_index(kb: Path, embedder: Embedder, settings=None) -> Iterator[KnowledgeStore]:
+    """Index a knowledge base into a new embedded index (the default engine), removed afterwards;
+    with `settings`, with the multilingual vector and default language they give, as the product does."""
+    multilingual = make_multilingual_embedder(settings) if settings else None
+    dimensions = {DENSE: embedder.dimension, **({MULTILINGUAL: multilingual.dimension} if multilingual else {})}
     with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
-        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
-                               embedder.dimension)
+        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", dimensions, writable=True),
+                               embedder.dimension, multilingual, settings.default_language if settings else "en")
         sync_index(store, embedder, load_articles(kb))  # JSON Lines, a help center export, a folder
         try:
             yield store
@@ -74,6 +85,7 @@ class RetrievalScores:
     reciprocal_ranks: float = 0.0
 
     def add(self, ranked: list[str], gold: tuple[str, ...]) -> None:
+        ranked = list(dict.fromkeys(original_id(doc) for doc in ranked))  # a translation is its article
         self.n += 1
         golds = set(gold)
         self.hits1 += bool(ranked[:1] and ranked[0] in golds)
@@ -99,19 +111,38 @@ class RetrievalScores:
 class RetrievalReport:
     overall: RetrievalScores = field(default_factory=RetrievalScores)
     by_type: dict[str, RetrievalScores] = field(default_factory=dict)
+    by_language: dict[str, RetrievalScores] = field(default_factory=dict)
+    # Per language: (question, the question it translates) → whether both rank the same article first.
+    same_article: dict[str, list[bool]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
+        report = {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
+        if len(self.by_language) > 1 or self.same_article:
+            report["by_language"] = {
+                language: {**scores.as_dict(), **_same_article(self.same_article.get(language))}
+                for language, scores in sorted(self.by_language.items())}
+        return report
+
+
+def _same_article(found: list[bool] | None) -> dict:
+    """The share of translated questions that rank first the same article as the question they translate."""
+    return {"same_article_as_original": round(sum(found) / len(found), 4), "n_translated": len(found)} if found else {}
 
 
 
 
-def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10) -> list[str]:
-    hits = store.search(text, embedder.embed([text])[0], limit=DOCUMENT_CANDIDATES)
+def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10,
+                   language: str | None = None) -> list[str]:
+    """The articles for `text`, best first; in `language`, as the product retrieves for a ticket in it."""
+    if language is None:
+        hits = [hit.chunk for hit in store.search(text, embedder.embed_query(text), limit=DOCUMENT_CANDIDATES)]
+    else:
+        retriever = Retriever(store, embedder, top_k=DOCUMENT_CANDIDATES, default_language=store.default_language)
+        hits = [source.chunk for source in retriever.retrieve(text, language=language)]
     ranked: list[str] = []
-    for hit in hits:
-        if hit.chunk.article_id not in ranked:
-            ranked.append(hit.chunk.article_id)
+    for chunk in hits:
+        if chunk.article_id not in ranked:
+            ranked.append(chunk.article_id)
     return ranked[:limit]
 
 
@@ -119,13 +150,22 @@ def evaluate_retrieval(kb: Path, questions_file: Path, settings, progress: Calla
     embedder = make_embedder(settings)
     report = RetrievalReport()
     questions = [q for q in load_questions(questions_file) if q.gold_ids]
-    with fresh_index(kb, embedder) as store:
+    first: dict[str, str | None] = {}  # question id → the article it ranks first
+    with fresh_index(kb, embedder, settings) as store:
         for done, question in enumerate(questions, 1):
-            ranked = rank_documents(store, embedder, as_ticket(question).search_query)
+            ticket = with_language(as_ticket(question), store.default_language)
+            ranked = rank_documents(store, embedder, ticket.search_query, language=ticket.language)
+            first[question.id] = original_id(ranked[0]) if ranked else None
             report.overall.add(ranked, question.gold_ids)
             report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
+            report.by_language.setdefault(ticket.language, RetrievalScores()).add(ranked, question.gold_ids)
             if progress:
                 progress(done, len(questions))
+    for question in questions:
+        if question.translation_of in first:
+            language = question.language or "unknown"
+            report.same_article.setdefault(language, []).append(
+                first[question.id] is not None and first[question.id] == first[question.translation_of])
     return report
 
 
@@ -143,6 +183,15 @@ class Answered:
     held: bool = False  # a risk signal hands it to a person whatever the threshold
     inputs: dict = field(default_factory=dict)  # what a learned combination reads (Confidence.inputs)
     raw: int = 0  # the hand-weighted score before calibration and gates
+    language: str | None = None  # the ticket's
+    reply_language: str | None = None  # the draft's, detected from its text (None: declined)
+
+
+def _reply_language(draft, default: str) -> str | None:
+    """What the customer would read: the draft's language as detected, not as the drafter says."""
+    if draft.declined or not draft.text.strip():
+        return None
+    return DETECTOR.detect(without_lead_in(re.sub(r"\[\d+\]", "", draft.text)), default)
 
 
 def as_ticket(question: Question):
@@ -150,7 +199,7 @@ def as_ticket(question: Question):
 
     turns = [Message("customer" if speaker == "user" else "agent", text) for speaker, text in question.conversation]
     return Ticket(helpdesk="evaluation", id=question.id, subject="",
-                  messages=(*turns, Message("customer", question.question)))
+                  messages=(*turns, Message("customer", question.question)), language=question.language)
 
 
 def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None,
@@ -163,19 +212,22 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
     embedder = make_embedder(settings)
     questions = load_questions(questions_file)
     results = []
-    with fresh_index(kb, embedder) as store:
+    with fresh_index(kb, embedder, settings) as store:
         calibration = Calibration.load(settings.calibration_path) if calibrated else None
-        answerer = Answerer(Retriever(store, embedder), make_drafter(settings, embedder), Policy(), calibration)
+        answerer = Answerer(Retriever(store, embedder, default_language=store.default_language),
+                            make_drafter(settings, embedder), Policy(), calibration, store.default_language)
         for done, question in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]
-            first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
+            first = next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None)
             results.append(Answered(question=question, confidence=outcome.confidence.score,
                                     correct=question.answerable and first in question.gold_ids,
                                     components=outcome.confidence.as_dict(),
                                     draft="" if outcome.draft.declined else re.sub(r"\s*\[\d+\]", "", outcome.draft.text),
                                     sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk",
-                                    inputs=dict(outcome.confidence.inputs), raw=outcome.confidence.raw or 0))
+                                    inputs=dict(outcome.confidence.inputs), raw=outcome.confidence.raw or 0,
+                                    language=outcome.ticket.language,
+                                    reply_language=_reply_language(outcome.draft, store.default_language)))
             if progress:
                 progress(done, len(questions))
     return results
@@ -225,6 +277,24 @@ def answer_recall_report(results: list[Answered]) -> dict | None:
 
 
 def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
+    """The whole set's figures, and with more than one language each language's (without the curve)."""
+    report = _answering_report(results, target_precision)
+    languages = sorted({r.language for r in results if r.language})
+    if len(languages) > 1:
+        report["by_language"] = {}
+        for language in languages:
+            mine = [r for r in results if r.language == language]
+            figures = {k: v for k, v in _answering_report(mine, target_precision).items() if k != "curve"}
+            drafted = [r for r in mine if r.reply_language]
+            # The customer's language, or the reply is wrong whatever it says: counted over every
+            # draft, and over what the default policy sends.
+            figures["drafts_in_another_language"] = sum(r.reply_language != language for r in drafted)
+            figures["sent_in_another_language"] = sum(r.reply_language != language for r in drafted if r.sent)
+            report["by_language"][language] = figures
+    return report
+
+
+def _answering_report(results: list[Answered], target_precision: float) -> dict:
     answerable = [r for r in results if r.question.answerable]
     curve = []
     for threshold in range(0, 101):

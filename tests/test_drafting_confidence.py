@@ -68,6 +68,10 @@ def declined(reason: str = "nothing in the sources") -> Draft:
 
 
 INVOICE_QUESTION = ticket("How can I download an invoice as a PDF?", subject="Invoice PDF")
+ARCHIVING = Chunk(id="archiving#0", article_id="archiving", title="Archiving projects", heading="Projects",
+                  text="Archived projects are read-only and hidden from the sidebar. Archiving keeps every task.")
+DELETING = Chunk(id="deleting#0", article_id="deleting", title="Deleting projects", heading="Projects",
+                 text="Deleted projects stay in the trash for 30 days. After 30 days they are gone for good.")
 
 
 # --- ExtractiveDrafter ------------------------------------------------------------------------
@@ -408,3 +412,23 @@ def test_a_draft_citing_nothing_retrieved_is_held_at_0():
     assert confidence.score == 0
     assert component(confidence, "citations").value == 0.0
     assert confidence.caps == ("the draft cites none of the retrieved sources: score held at 0",)
+
+
+def test_a_second_article_about_as_close_to_the_question_is_quoted_too():
+    question = ticket("What is the difference between archived and deleted projects?")
+    draft = ExtractiveDrafter().draft(question, [source(ARCHIVING, dense=0.6), source(DELETING, dense=0.58)])
+    assert draft.cited == ("archiving#0", "deleting#0")
+    assert "read-only" in draft.text and "30 days" in draft.text
+    assert "Also, from our article “Deleting projects” [2]:" in draft.text
+
+
+def test_a_second_article_far_from_the_question_is_left_out():
+    question = ticket("What is the difference between archived and deleted projects?")
+    draft = ExtractiveDrafter().draft(question, [source(ARCHIVING, dense=0.6), source(DELETING, dense=0.3)])
+    assert draft.cited == ("archiving#0",) and "30 days" not in draft.text
+
+
+def test_a_procedure_comes_from_one_article():
+    question = ticket("How do I download an invoice?")
+    draft = ExtractiveDrafter().draft(question, [source(INVOICES), source(EXPORTS, dense=0.6)])
+    assert draft.cited == ("invoices#0",)

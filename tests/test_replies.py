@@ -20,6 +20,7 @@ from helpdesk_bot.ops.cli import main
 from helpdesk_bot.conversation import next_turn
 from helpdesk_bot.domain import Draft, Message, Ticket, TicketEvent
 from helpdesk_bot.drafting import ExtractiveDrafter
+from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.guardrails import hold_unsafe
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
@@ -165,6 +166,30 @@ def test_a_draft_holding_a_redaction_placeholder_is_never_sent(world):
     held = hold_unsafe(sent, outcome.ticket, placeholder, list(outcome.sources), Policy())
     assert held.action == "escalate"
     assert any("redaction placeholder" in reason and "[email]" in reason for reason in held.reasons)
+
+
+def test_a_question_about_an_articles_subject_is_answered_by_its_opening_lines(world):
+    # The trial article's rules say "sales can extend a trial once by 7 days": not how long it is.
+    outcome = ask(world, "How long is the trial?")
+    assert "14 days" in outcome.draft.text and "7 days" not in outcome.draft.text
+
+
+def test_the_line_that_answers_is_chosen_over_lines_that_share_its_words(world):
+    # "If your bank declines the card again" holds "bank" and sits under "Pay an overdue invoice".
+    assert "$3,000 or more" in ask(world, "Can I pay by bank transfer?").draft.text
+    # "Plan, seat and billing detail changes" is a recorded event, not where the audit log is available.
+    assert "available on the Enterprise plan" in ask(world, "Which plans include the audit log?").draft.text
+
+
+def test_an_item_of_a_short_list_comes_with_its_list_and_the_line_leading_it(world):
+    text = ask(world, "Is my data stored in the EU?").draft.text
+    assert "Orbitask runs in two regions:\n- United States" in text and "Frankfurt" in text
+
+
+def test_a_line_announcing_what_is_not_quoted_does_not_end_in_a_colon(world):
+    text = without_lead_in(ask(world, "I get error 429 Too Many Requests from the API").draft.text)
+    assert "Retry-After" in text
+    assert not re.search(r":\s*$", text, re.MULTILINE)
 
 
 # --- risk: handed over whatever the thresholds, unless ops allow it per tag -----------------------

@@ -218,14 +218,19 @@ def impact(days: int | None, as_json: bool) -> None:
 @main.command()
 @click.argument("question")
 @click.option("--tag", "tags", multiple=True, help="ticket tags, for the policy (repeatable)")
+@click.option("--locale", help="the requester's locale (es, pt-br): the language to answer in; else detected")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
+def ask(question: str, tags: tuple[str, ...], locale: str | None, as_json: bool) -> None:
     """Answer a question as a ticket would be answered, without posting anything."""
-    from helpdesk_bot.domain import Message, Ticket
+    from helpdesk_bot.domain import Message, Ticket, locale_language
+    from helpdesk_bot.language import language_name
     from helpdesk_bot.services import build_answerer
 
+    if locale and not locale_language(locale):
+        raise click.BadParameter(f"{locale!r} is not a locale such as es or pt-br", param_hint="--locale")
     ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
-                    tags=frozenset(t.lower() for t in tags))
+                    tags=frozenset(t.lower() for t in tags), locale=locale.lower() if locale else None,
+                    language=locale_language(locale))
     answerer = build_answerer(_settings())
     if not answerer.retriever.store.count():
         raise click.ClickException("the knowledge index is empty: index your help center (helpdesk-bot index "
@@ -236,6 +241,7 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
+    click.echo(f"Language: {language_name(outcome.ticket.language)}\n")
     click.echo(summary["draft"] or f"(no draft: {outcome.draft.decline_reason})")
     click.echo("\nSources:")
     for n, source in enumerate(summary["sources"], 1):
@@ -284,6 +290,11 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
         return
     for name, scores in [("all", report)] + list(report["by_type"].items()):
         click.echo(f"{name:<14} n={scores['n']:<5} " + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")))
+    for language, scores in report.get("by_language", {}).items():
+        same = (f"  same article as the original {scores['same_article_as_original']:.3f} over {scores['n_translated']}"
+                if "same_article_as_original" in scores else "")
+        click.echo(f"language {language:<5} n={scores['n']:<5} "
+                   + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")) + same)
 
 
 @evaluate.command("answering")
@@ -306,7 +317,8 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
         evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
     if as_json:
         click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage",
-                                                       "sent_by_default_policy", "answer_recall", "curve")}))
+                                                       "sent_by_default_policy", "answer_recall", "curve",
+                                                       "by_language") if k in summary}))
         return
     click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
     if summary["threshold"] is None:
@@ -322,6 +334,10 @@ def evaluate_answering(kb: Path, questions: Path, target_precision: float, repor
                    f"median draft {recall['median_words_sent']} words sent, {recall['median_words_drafted']} drafted")
     for point in summary["curve"][::10]:
         click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+    for language, figures in summary.get("by_language", {}).items():
+        click.echo(f"language {language:<5} n={figures['n']:<4} auroc {figures['auroc']:.3f}  sent by the default policy "
+                   f"{figures['sent_by_default_policy']}  drafts in another language {figures['drafts_in_another_language']}"
+                   f"  sent in another language {figures['sent_in_another_language']}")
 
 
 def _figure(value: float | None) -> str:

@@ -78,7 +78,16 @@ class IntercomHelpdesk:
     # --- the Helpdesk interface ---------------------------------------------------------
 
     def fetch_ticket(self, ticket_id: str, requester: bool = True) -> Ticket:
-        return self._ticket(self.conversation(ticket_id))  # the contact's name comes with it
+        conversation = self.conversation(ticket_id)  # the contact's name comes with it
+        ticket = self._ticket(conversation)
+        contacts = (conversation.get("contacts") or {}).get("contacts") or []
+        if requester and contacts:  # the language is on the contact only: one more call
+            contact = self._request("GET", f"/contacts/{contacts[0]['id']}")
+            # Intercom's contact language: the one set for them, else their browser's ("pt-BR").
+            language = contact.get("language_override") or contact.get("browser_language")
+            if language:
+                ticket = replace(ticket, locale=str(language).lower())
+        return ticket
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
         # Tags first: adding one twice is harmless, so a retry after a failure here is safe.

@@ -182,7 +182,9 @@ class IntercomState:
                 raise ApiError(409, "conflict", f"A contact matching those details already exists with id={existing['id']}")
             contact = {"type": "contact", "id": secrets.token_hex(12), "workspace_id": WORKSPACE_ID,
                        "external_id": fields.get("external_id"), "role": role, "email": email,
-                       "name": fields.get("name") or email.split("@")[0], "created_at": int(time.time())}
+                       "name": fields.get("name") or email.split("@")[0], "created_at": int(time.time()),
+                       "language_override": fields.get("language_override"),
+                       "browser_language": fields.get("browser_language")}
             self.contacts[contact["id"]] = contact
             return copy.deepcopy(contact)
 
