@@ -29,6 +29,7 @@ TABLE_ROWS = 6  # a small table: at most this many rows in a reply
 # with its passage's) and at least this many words remain. On the multi-turn development sets
 # (wikipedia, finance forum) the reference answers draw on two or three passages.
 SECOND_QUOTE_CLOSENESS = 0.10
+QUOTE_WORDS_EMBEDDED = 40
 SHORT_LIST = 3  # items: one quoted item brings the others and the line leading them
 MIN_SECOND_QUOTE_WORDS = 25
 
@@ -101,12 +102,15 @@ class ExtractiveDrafter:
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
-        closeness = self._closeness(question, quotes)
         about_the_article = kind in ("quantity", "yes_no", "other")
-        def merit(qc):
-            return (_coverage(weights, _quoted_text(*qc[0])) + 0.5 * qc[1] + _shape_bonus(kind, qc[0][0])
-                    + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, qc[0][1])))
-        ranked = sorted(zip(quotes, closeness), key=merit, reverse=True)
+        fits = [_coverage(weights, _quoted_text(quoted, source)) + _shape_bonus(kind, quoted)
+                + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, source))
+                for quoted, source in quotes]
+        # Closeness in meaning adds at most 0.5: a quote further behind cannot win, and is not embedded.
+        contenders = [(quote, fit) for quote, fit in zip(quotes, fits) if fit >= max(fits) - 0.5]
+        closeness = self._closeness(question, [quote for quote, _ in contenders])
+        ranked = [(quote, near) for (quote, fit), near in
+                  sorted(zip(contenders, closeness), key=lambda c: c[0][1] + 0.5 * c[1], reverse=True)]
         (quoted, best), _ = ranked[0]
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
@@ -142,7 +146,9 @@ class ExtractiveDrafter:
         title, every quote of "Contacting the billing team" would read as the contact)."""
         if self.embedder is None:
             return [max(source.dense, 0.0) for _, source in quotes]
-        vectors = self.embedder.embed([question] + [" ".join(q) for q, _ in quotes])
+        # The quote's first words say what it is about; the whole of a 150-word quote would cost ten
+        # times as much to embed for the same choice.
+        vectors = self.embedder.embed([question] + [" ".join(" ".join(q).split()[:QUOTE_WORDS_EMBEDDED]) for q, _ in quotes])
         return [max((float(vectors[0] @ v) + source.dense) / 2, 0.0) for v, (_, source) in zip(vectors[1:], quotes)]
 
 
