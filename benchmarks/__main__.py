@@ -1,7 +1,7 @@
 """`python -m benchmarks [name ...]`: run the benchmarks one after another, each in its own process.
 
 Each prints one JSON object on stdout (progress goes to stderr); copies are kept in
-.bench-cache/results/. Names: indexing, query, pipeline, worker, intake, redaction, guardrails, impact (default: all, in that order;
+.bench-cache/results/. Names: indexing, query, pipeline, worker, intake, redaction, guardrails, impact, languages (default: all, in that order;
 the first run builds and caches the 20,000-chunk index, which takes several minutes), and
 intake_instructions, run only when named (it needs valgrind).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["indexing", "query", "pipeline", "worker", "intake", "redaction", "guardrails", "impact"]
+BENCHMARKS = ["indexing", "query", "pipeline", "worker", "intake", "redaction", "guardrails", "impact", "languages"]
 ON_REQUEST = ["intake_instructions"]
 
 

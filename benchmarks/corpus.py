@@ -242,6 +242,7 @@ class CachedEmbedder:
         self.embedder = embedder
         self.name = embedder.name
         self.dimension = embedder.dimension
+        self.similarity_scale = embedder.similarity_scale
         self.path = path
         self.vectors: dict[bytes, np.ndarray] = {}
         if path.exists():
@@ -266,6 +267,9 @@ class CachedEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack([self.vectors[k] for k in keys]).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]  # the embedders cached here (MiniLM) read questions as passages
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from helpdesk_bot.domain import original_id, translation_language
 from helpdesk_bot.ledger import Ledger
 
 ESCALATION_REASONS = {
@@ -76,6 +77,7 @@ class TicketRecord:
     draft_similarity: float | None = None
     agent_reply: str | None = None
     csat: str | None = None
+    language: str | None = None  # the ticket's (ISO 639-1); None before languages were recorded
 
     @property
     def deflected(self) -> bool:
@@ -134,7 +136,7 @@ def load_tickets(ledger: Ledger, since: float = 0.0, until: float | None = None,
             reasons=tuple(json.loads(r["reasons"] or "[]")), sources=tuple(json.loads(r["sources"] or "[]")),
             latency_ms=latency, cost_usd=r["cost_usd"] or 0.0, reopened=r["reopened"], final=bool(r["final"]),
             feedback=rating, feedback_reason=reason or "", draft_similarity=r["draft_similarity"],
-            agent_reply=r["agent_reply"], csat=r["csat"],
+            agent_reply=r["agent_reply"], csat=r["csat"], language=r.get("language"),
         ))
     return records
 
@@ -250,6 +252,47 @@ def by_tag(records: list[TicketRecord]) -> list[tuple[str, Summary]]:
         for tag in r.tags or ("(no tag)",):
             groups[tag].append(r)
     return sorted(((tag, summarize(rs)) for tag, rs in groups.items()), key=lambda item: (-item[1].tickets, item[0]))
+
+
+def by_language(records: list[TicketRecord]) -> list[tuple[str, Summary]]:
+    """Per language the customers wrote in; tickets of before languages were recorded under "unknown"."""
+    groups: dict[str, list] = defaultdict(list)
+    for r in records:
+        groups[r.language or "unknown"].append(r)
+    return sorted(((language, summarize(rs)) for language, rs in groups.items()), key=lambda item: (-item[1].tickets, item[0]))
+
+
+@dataclass(frozen=True)
+class MissingTranslation:
+    """An article in the default language with no translation into a language customers write in."""
+
+    language: str
+    article_id: str
+    title: str
+    url: str
+    tickets: int  # tickets in that language that retrieved the article in the default language
+
+
+def missing_translations(records: list[TicketRecord], articles: list[dict],
+                         default_language: str) -> dict[str, list[MissingTranslation]]:
+    """For each language customers wrote in (other than the default), the indexed articles with no
+    translation into it: those its tickets had to fall back on first, then the rest by title."""
+    languages = sorted({r.language for r in records if r.language and r.language != default_language})
+    live = [a for a in articles if a.get("removed_at") is None]
+    # By the article's own id ("123"): the default language's copy may carry its locale ("123:en-us").
+    originals = {original_id(a["article_id"]): a for a in live
+                 if translation_language(a["article_id"]) in (None, default_language)}
+    translated = {(original_id(a["article_id"]), translation_language(a["article_id"])) for a in live}
+    found: dict[str, list[MissingTranslation]] = {}
+    for language in languages:
+        fell_back: Counter = Counter()
+        for r in records:
+            if r.language == language:
+                fell_back.update({original_id(source["id"].split("#")[0]) for source in r.sources} & set(originals))
+        missing = [MissingTranslation(language, article_id, a["title"], a.get("url") or "", fell_back[article_id])
+                   for article_id, a in originals.items() if (article_id, language) not in translated]
+        found[language] = sorted(missing, key=lambda m: (-m.tickets, m.title.casefold()))
+    return found
 
 
 def by_helpdesk_brand(records: list[TicketRecord]) -> list[tuple[str, Summary]]:

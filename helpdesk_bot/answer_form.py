@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from helpdesk_bot.text import reading_language
+
 Kind = Literal["contact", "error", "quantity", "procedure", "location", "yes_no", "other"]
 
 
@@ -44,6 +46,36 @@ _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
     ("yes_no", re.compile(r"^\W*(?:can|could|is|are|do|does|did|will|would|should|may|has|have|am|was|were)\b"
                           r"|\b(?:is it possible|am i able|are we able|is there)\b", re.IGNORECASE | re.MULTILINE)),
 )
+
+# The same kinds in the other languages the bot answers (es, de, fr, pt, it, nl), checked with the
+# English ones in the same order for a ticket read in another language. A question word at the start ("¿Cómo…", "Wie…", "Comment…")
+# asks how to do something, as "how do I" does.
+_QUESTION_KINDS_ELSEWHERE: dict[Kind, re.Pattern] = {
+    "contact": _words(r"a qui[eé]n (?:contacto|escribo|llamo)", r"c[oó]mo (?:contacto|contactar|me pongo en contacto)",
+                      r"an wen (?:wende|kann) ich mich", r"wie (?:erreiche|kontaktiere) ich", r"qui (?:contacter|dois-je contacter)",
+                      r"comment (?:contacter|joindre)", r"(?:a )?quem (?:contacto|devo contactar)", r"como (?:contacto|contactar|falo com)",
+                      r"chi (?:contatto|devo contattare)", r"come (?:contatto|contattare)", r"wie (?:moet|kan) ik (?:contacteren|bereiken)",
+                      r"hoe (?:neem ik contact|bereik ik)"),
+    "error": _words(r"errores?", r"fallos?", r"falla", r"no funciona", r"fehler(?:meldung)?", r"funktioniert nicht",
+                    r"st[üu]rzt ab", r"erreurs?", r"ne (?:marche|fonctionne) (?:pas|plus)", r"plante", r"erros?",
+                    r"n[aã]o funciona", r"errori?", r"non funziona", r"si blocca", r"foutmelding", r"fout", r"werkt niet",
+                    r"crasht"),
+    "quantity": _words(r"cu[aá]nt[oa]s?", r"cu[aá]l es el (?:l[ií]mite|precio|coste|costo|m[aá]ximo|tama[ñn]o)",
+                       r"wie (?:viele?|lange|hoch|gro[ßs]|oft|teuer)", r"was kostet", r"combien", r"quel(?:le)? est (?:la|le) "
+                       r"(?:limite|prix|co[uû]t|taille|maximum)", r"quant[oa]s?", r"qual [eé] o (?:limite|pre[cç]o|custo|tamanho)",
+                       r"quanti", r"qual è il (?:limite|prezzo|costo)", r"hoeveel", r"hoe (?:lang|vaak|groot|duur)",
+                       r"l[ií]mites?", r"precios?", r"limits?", r"preis(?:e)?", r"kosten", r"prix", r"tarifs?", r"pre[cç]os?",
+                       r"limiti", r"prezz[oi]", r"limieten?", r"prijs(?:zen)?"),
+    "procedure": re.compile(r"^\W*(?:c[oó]mo|wie|comment|como|come|hoe)\b|\b(?:c[oó]mo (?:puedo|podemos|se|hago|hacemos)|"
+                            r"wie (?:kann|k[öo]nnen|muss|m[üu]ssen) (?:ich|wir|man)|comment (?:puis-je|pouvons-nous|faire)|"
+                            r"como (?:posso|podemos|fa[cç]o)|come (?:posso|possiamo|faccio)|hoe (?:kan|kunnen|moet) (?:ik|we|je))\b",
+                            re.IGNORECASE | re.MULTILINE),
+    "location": _words(r"d[oó]nde", r"wo (?:finde|kann|ist|sind)", r"wo\b", r"o[uù] (?:trouver|est|sont|puis-je)", r"onde",
+                       r"dove", r"waar"),
+    "yes_no": re.compile(r"^\W*(?:puedo|podemos|se puede|es posible|hay|kann|k[öo]nnen|gibt es|ist es m[öo]glich|"
+                         r"puis-je|pouvons-nous|est-ce que|est-il possible|y a-t-il|posso|podemos|[eé] poss[ií]vel|"
+                         r"possiamo|[eè] possibile|c'è|kan ik|kunnen we|is het mogelijk|is er)\b", re.IGNORECASE | re.MULTILINE),
+}
 
 _STEP = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 _INSTRUCTION = _words(r"click", r"tap", r"open", r"go to", r"select", r"choose", r"press", r"enter", r"type",
@@ -88,8 +120,9 @@ def has_quantity(text: str) -> bool:
 
 def question_kind(question: str) -> Kind:
     """The shape of answer the question asks for."""
+    elsewhere = reading_language() != "en"  # a ticket in another language (text.reading): its words too
     for kind, pattern in _QUESTION_KINDS:
-        if pattern.search(question):
+        if pattern.search(question) or (elsewhere and _QUESTION_KINDS_ELSEWHERE[kind].search(question)):
             return kind
     return "other"
 

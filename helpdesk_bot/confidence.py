@@ -10,12 +10,12 @@ import re
 
 from helpdesk_bot.answer_form import check_form, question_kind
 from helpdesk_bot.calibration import Calibration
-from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket
+from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket, in_language
 from helpdesk_bot.drafting import cited_sources
 from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.groundedness import grounding
 from helpdesk_bot.risk import RiskSignal, risk_signals
-from helpdesk_bot.text import key_terms, tokens
+from helpdesk_bot.text import key_terms, reading, tokens
 
 # Cosine similarities of all-MiniLM-L6-v2 between a question and a passage that answers it
 # mostly fall in 0.45-0.75; unrelated passages stay below ~0.25.
@@ -126,7 +126,7 @@ def citations(draft: Draft, sources: list[Source]) -> Component:
 def question_coverage(ticket: Ticket, sources: list[Source]) -> Component:
     terms = key_terms(ticket.question)
     present = set()
-    for source in sources[:3]:
+    for source in in_language(sources, ticket.language)[:3]:  # a Spanish question's words are looked for in Spanish
         present |= set(tokens(f"{source.chunk.title} {source.chunk.heading} {source.chunk.text}"))
     covered = [t for t in terms if t in present]
     value = len(covered) / len(terms) if terms else 0.0
@@ -138,7 +138,7 @@ def question_coverage(ticket: Ticket, sources: list[Source]) -> Component:
 
 def draft_support(draft: Draft, sources: list[Source]) -> Component:
     """How much of the draft is found in the sources it cites (see groundedness.py)."""
-    cited = cited_sources(draft, sources)
+    cited = in_language(cited_sources(draft, sources), draft.language)  # like with like
     if draft.declined or not cited:
         return Component("draft_support", 0.0, WEIGHTS["draft_support"], "no cited source to support the draft")
     text = re.sub(r"\[\d+\]", "", without_lead_in(draft.text))  # the lead-in and citation markers are not claims
@@ -181,8 +181,28 @@ def risk(signals: list[RiskSignal]) -> Component:
     return Component("risk", 0.0, 0.0, "; ".join(s.reason for s in signals))
 
 
+def retrieval_scores(sources: list[Source]) -> dict[str, float]:
+    """The search's own scores, for a learned combination to weigh next to the components."""
+    articles = best_per_article(sources)
+    return {
+        "top_fused": articles[0].score if articles else 0.0,
+        "second_fused": articles[1].score if len(articles) > 1 else 0.0,
+        "top_dense": max((s.dense for s in sources), default=0.0),
+        "top_keyword": max((s.keyword for s in sources), default=0.0),
+    }
+
+
 def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None = None) -> Confidence:
-    """Weigh the components, map through the calibration if there is one, then apply the gates."""
+    """Weigh the components, map through the calibration if there is one, then apply the gates.
+
+    A calibration with a learned combination weighs the components (by name) and the retrieval
+    scores itself; the hand weights still give `raw`, and the components are shown either way.
+    """
+    with reading(ticket.language):
+        return _score(ticket, sources, draft, calibration)
+
+
+def _score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Calibration | None) -> Confidence:
     signals = risk_signals(ticket)
     cites = citations(draft, sources)
     form = answer_form(ticket, draft)
@@ -201,7 +221,8 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
         risk(signals),
     )
     raw = round(100 * sum(c.value * c.weight for c in components) / sum(c.weight for c in components))
-    value = round(100 * calibration.apply(raw)) if calibration else raw
+    inputs = {**{c.name: c.value for c in components}, **retrieval_scores(sources)}
+    value = round(100 * calibration.probability(raw, inputs)) if calibration else raw
     caps: list[str] = []
     if draft.declined:
         value = 0
@@ -212,4 +233,5 @@ def score(ticket: Ticket, sources: list[Source], draft: Draft, calibration: Cali
     elif form.value == 0 and question_kind(ticket.question) in GATED_KINDS:
         value = 0
         caps.append(f"the draft does not answer the question: {form.detail}; score held at 0")
-    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw)
+    return Confidence(score=value, components=components, caps=tuple(caps), raw=raw, inputs=inputs,
+                      combination=calibration.combination if calibration else "weights")

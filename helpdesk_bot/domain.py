@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Literal, Mapping
 
 # "bot" is helpdesk-bot itself; "system" is the helpdesk's own automation (Intercom's Operator,
 # workflows), which neither answers the customer nor means a human has taken over.
@@ -17,6 +18,34 @@ ANSWERED_TAG = "ai_answered"
 ESCALATED_TAG = "ai_escalated"
 SHADOW_TAG = "ai_shadow"
 SOURCE_CHANGED_TAG = "ai_source_changed"  # an article the bot's answer cited changed since
+
+
+def locale_language(locale: str | None) -> str | None:
+    """A help center locale's language: "es-419" → "es", "pt-BR" → "pt"."""
+    if not locale:
+        return None
+    code = locale.strip().lower().replace("_", "-").split("-")[0]
+    return code if re.fullmatch(r"[a-z]{2,3}", code) else None
+
+
+_LOCALE_SUFFIX = re.compile(r":[a-z]{2,3}(?:-[a-z0-9]{2,8})*$")
+
+
+def translation_id(article_id: str, locale: str | None) -> str:
+    """The index's id of an article's translation: Zendesk's translations share the article's id,
+    so ours adds the locale ("360001000123:es"); the default language's keeps the plain id."""
+    return f"{article_id}:{locale.lower()}" if locale else article_id
+
+
+def original_id(article_id: str) -> str:
+    """The article a translation translates: "360001000123:es" → "360001000123"."""
+    return _LOCALE_SUFFIX.sub("", article_id)
+
+
+def translation_language(article_id: str) -> str | None:
+    """The language of a translation's id ("360001000123:es-mx" → "es"); None for an original."""
+    suffix = _LOCALE_SUFFIX.search(article_id)
+    return locale_language(suffix.group(0)[1:]) if suffix else None
 
 
 @dataclass(frozen=True)
@@ -40,6 +69,7 @@ class Ticket:
     channel: str | None = None
     human_assignee: str | None = None  # a human agent the ticket is assigned to (never the bot)
     locale: str | None = None  # the requester's, lower case ("en-us"): which help center locale answers
+    language: str | None = None  # ISO 639-1 ("es"): what the customer writes and is answered in (language.py)
 
     @property
     def customer_messages(self) -> tuple[Message, ...]:
@@ -117,6 +147,11 @@ class Chunk:
     brand: str | None = None  # None: for every brand
 
     @property
+    def language(self) -> str | None:
+        """ISO 639-1 of its text, from its locale; None: the help center's default language."""
+        return locale_language(self.locale)
+
+    @property
     def opens_article(self) -> bool:
         """Whether this is the article's first chunk, its opening lines (knowledge.py numbers them)."""
         return self.id.endswith("#0")
@@ -145,8 +180,9 @@ class Source:
 
     chunk: Chunk
     score: float  # rank score, higher is better: the fused score, blended with MaxSim when re-ranked
-    dense: float  # cosine similarity of the embeddings, -1..1
+    dense: float  # cosine similarity of the embeddings, on MiniLM's scale (embedding.on_common_scale)
     keyword: float  # share of the question's key terms found in the chunk, 0..1
+    language: str | None = None  # the chunk's text's (ISO 639-1); None: not known, read as any
     maxsim: float | None = None  # word-by-word match of question and chunk, 0..1 (retrieval.py); None if not computed
 
 
@@ -159,6 +195,13 @@ class Draft:
     decline_reason: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    language: str | None = None  # what it is written in (the ticket's); None: not known
+
+
+def in_language(sources: list[Source], language: str | None) -> list[Source]:
+    """The sources written in `language`: what a draft in it is quoted from and checked against.
+    Sources of no known language, and any language when `language` is None, all count."""
+    return [s for s in sources if language is None or s.language in (None, language)]
 
 
 @dataclass(frozen=True)
@@ -175,6 +218,9 @@ class Confidence:
     components: tuple[Component, ...]
     caps: tuple[str, ...] = ()  # why the score was held down, if it was
     raw: int | None = None  # the weighted score before calibration
+    # What a learned combination reads: every component's value by name, and the retrieval scores.
+    inputs: Mapping[str, float] = field(default_factory=dict)
+    combination: str = "weights"  # "weights" (the components' hand weights) or "learned"
 
     def as_dict(self) -> dict:
         return {c.name: round(c.value, 3) for c in self.components}
@@ -249,7 +295,7 @@ class TicketHistory:
 
 # Part of every article's hash: when the way articles are cut into chunks changes, the next
 # index run chunks and embeds every article again instead of keeping chunks cut the old way.
-CHUNKING = "lists and tables whole, articles unredacted"
+CHUNKING = "lists and tables whole, articles unredacted, keywords per language"
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,21 @@ import re
 import statistics
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 
-from helpdesk_bot.calibration import Calibration
+from helpdesk_bot.calibration import Calibration, LearnedCombination, cross_validated_learned, fit_learned
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
-from helpdesk_bot.knowledge import load_jsonl, read_json_lines, sync_index
+from helpdesk_bot.domain import original_id
+from helpdesk_bot.embedding import make_multilingual_embedder
+from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
+from helpdesk_bot.language import DETECTOR, with_language
 from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.text import escape, index_terms
-from helpdesk_bot.vectorstore import EmbeddedEngine, KnowledgeStore
+from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, EmbeddedEngine, KnowledgeStore
 
 DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
 
@@ -35,6 +38,8 @@ class Question:
     type: str = ""
     conversation: tuple[tuple[str, str], ...] = ()
     answer: str = ""  # a human reference answer, when the set has one
+    language: str | None = None  # the language it is asked in; None: detected, like a ticket's
+    translation_of: str = ""  # the id of the question it translates (its English version)
 
 
 def load_questions(path: Path) -> list[Question]:
@@ -42,7 +47,8 @@ def load_questions(path: Path) -> list[Question]:
         id=str(row["id"]), question=row["question"], gold_ids=tuple(str(g) for g in row.get("gold_ids") or ()),
         answerable=bool(row.get("answerable", True)), type=row.get("type") or "",
         conversation=tuple((turn["speaker"], turn["text"]) for turn in row.get("conversation") or ()),
-        answer=row.get("answer") or "",
+        answer=row.get("answer") or "", language=row.get("language") or None,
+        translation_of=str(row.get("translation_of") or ""),
     ), "a question line"), "questions")
 
 
@@ -54,12 +60,15 @@ def _not_empty(path: Path, items: list, what: str) -> list:
 
 
 @contextmanager
-def fresh_index(kb: Path, embedder: Embedder) -> Iterator[KnowledgeStore]:
-    """Index a knowledge base into a new embedded index (the default engine), removed afterwards."""
+def fresh_index(kb: Path, embedder: Embedder, settings=None) -> Iterator[KnowledgeStore]:
+    """Index a knowledge base into a new embedded index (the default engine), removed afterwards;
+    with `settings`, with the multilingual vector and default language they give, as the product does."""
+    multilingual = make_multilingual_embedder(settings) if settings else None
+    dimensions = {DENSE: embedder.dimension, **({MULTILINGUAL: multilingual.dimension} if multilingual else {})}
     with tempfile.TemporaryDirectory(prefix="helpdesk-eval-") as folder:
-        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", embedder.dimension, writable=True),
-                               embedder.dimension)
-        sync_index(store, embedder, _not_empty(kb, load_jsonl(kb), "articles"))
+        store = KnowledgeStore(EmbeddedEngine(Path(folder) / "evaluation", dimensions, writable=True),
+                               embedder.dimension, multilingual, settings.default_language if settings else "en")
+        sync_index(store, embedder, load_articles(kb))  # JSON Lines, a help center export, a folder
         try:
             yield store
         finally:
@@ -75,6 +84,7 @@ class RetrievalScores:
     reciprocal_ranks: float = 0.0
 
     def add(self, ranked: list[str], gold: tuple[str, ...]) -> None:
+        ranked = list(dict.fromkeys(original_id(doc) for doc in ranked))  # a translation is its article
         self.n += 1
         golds = set(gold)
         self.hits1 += bool(ranked[:1] and ranked[0] in golds)
@@ -100,19 +110,38 @@ class RetrievalScores:
 class RetrievalReport:
     overall: RetrievalScores = field(default_factory=RetrievalScores)
     by_type: dict[str, RetrievalScores] = field(default_factory=dict)
+    by_language: dict[str, RetrievalScores] = field(default_factory=dict)
+    # Per language: (question, the question it translates) → whether both rank the same article first.
+    same_article: dict[str, list[bool]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
+        report = {**self.overall.as_dict(), "by_type": {t: s.as_dict() for t, s in sorted(self.by_type.items())}}
+        if len(self.by_language) > 1 or self.same_article:
+            report["by_language"] = {
+                language: {**scores.as_dict(), **_same_article(self.same_article.get(language))}
+                for language, scores in sorted(self.by_language.items())}
+        return report
+
+
+def _same_article(found: list[bool] | None) -> dict:
+    """The share of translated questions that rank first the same article as the question they translate."""
+    return {"same_article_as_original": round(sum(found) / len(found), 4), "n_translated": len(found)} if found else {}
 
 
 
 
-def rank_documents(retriever: Retriever, text: str, limit: int = 10) -> list[str]:
-    """Articles in the order the product ranks them: each at its best chunk."""
+def rank_documents(store: KnowledgeStore, embedder: Embedder, text: str, limit: int = 10,
+                   language: str | None = None) -> list[str]:
+    """The articles for `text`, best first; in `language`, as the product retrieves for a ticket in it."""
+    if language is None:
+        hits = [hit.chunk for hit in store.search(text, embedder.embed_query(text), limit=DOCUMENT_CANDIDATES)]
+    else:
+        retriever = Retriever(store, embedder, top_k=DOCUMENT_CANDIDATES, default_language=store.default_language)
+        hits = [source.chunk for source in retriever.retrieve(text, language=language)]
     ranked: list[str] = []
-    for source in retriever.search(text, DOCUMENT_CANDIDATES):
-        if source.chunk.article_id not in ranked:
-            ranked.append(source.chunk.article_id)
+    for chunk in hits:
+        if chunk.article_id not in ranked:
+            ranked.append(chunk.article_id)
     return ranked[:limit]
 
 
@@ -120,14 +149,22 @@ def evaluate_retrieval(kb: Path, questions_file: Path, settings, progress: Calla
     embedder = make_embedder(settings)
     report = RetrievalReport()
     questions = [q for q in load_questions(questions_file) if q.gold_ids]
-    with fresh_index(kb, embedder) as store:
-        retriever = Retriever(store, embedder)
+    first: dict[str, str | None] = {}  # question id → the article it ranks first
+    with fresh_index(kb, embedder, settings) as store:
         for done, question in enumerate(questions, 1):
-            ranked = rank_documents(retriever, as_ticket(question).search_query)
+            ticket = with_language(as_ticket(question), store.default_language)
+            ranked = rank_documents(store, embedder, ticket.search_query, language=ticket.language)
+            first[question.id] = original_id(ranked[0]) if ranked else None
             report.overall.add(ranked, question.gold_ids)
             report.by_type.setdefault(question.type or "untyped", RetrievalScores()).add(ranked, question.gold_ids)
+            report.by_language.setdefault(ticket.language, RetrievalScores()).add(ranked, question.gold_ids)
             if progress:
                 progress(done, len(questions))
+    for question in questions:
+        if question.translation_of in first:
+            language = question.language or "unknown"
+            report.same_article.setdefault(language, []).append(
+                first[question.id] is not None and first[question.id] == first[question.translation_of])
     return report
 
 
@@ -144,6 +181,18 @@ class Answered:
     sent: bool = False  # the default policy sends it
     held: bool = False  # a risk signal hands it to a person whatever the threshold
     set_name: str = ""  # the questions file it came from
+    inputs: dict = field(default_factory=dict)  # what a learned combination reads (Confidence.inputs)
+    raw: int = 0  # the hand-weighted score before calibration and gates
+    language: str | None = None  # the ticket's
+    reply_language: str | None = None  # the draft's, detected from its text (None: declined)
+
+
+def _reply_language(draft, default: str) -> str | None:
+    """What the customer would read (the lead-in naming the article too): the draft's language as
+    detected, not as the drafter says."""
+    if draft.declined or not draft.text.strip():
+        return None
+    return DETECTOR.detect(re.sub(r"\[\d+\]", "", draft.text), default)
 
 
 def as_ticket(question: Question):
@@ -151,7 +200,7 @@ def as_ticket(question: Question):
 
     turns = [Message("customer" if speaker == "user" else "agent", text) for speaker, text in question.conversation]
     return Ticket(helpdesk="evaluation", id=question.id, subject="",
-                  messages=(*turns, Message("customer", question.question)))
+                  messages=(*turns, Message("customer", question.question)), language=question.language)
 
 
 def run_answering(kb: Path, questions_file: Path | list[Path], settings,
@@ -166,18 +215,22 @@ def run_answering(kb: Path, questions_file: Path | list[Path], settings,
     names = set_names(files)
     questions = [(name, q) for path, name in zip(files, names) for q in load_questions(path)]
     results = []
-    with fresh_index(kb, embedder) as store:
+    with fresh_index(kb, embedder, settings) as store:
         calibration = Calibration.load(settings.calibration_path) if calibrated else None
-        answerer = Answerer(Retriever(store, embedder), make_drafter(settings, embedder), Policy(), calibration)
+        answerer = Answerer(Retriever(store, embedder, default_language=store.default_language),
+                            make_drafter(settings), Policy(), calibration, store.default_language)
         for done, (set_name, question) in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]
-            first = next((s.chunk.article_id for s in outcome.sources if s.chunk.id in cited), None)
+            first = next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None)
             results.append(Answered(question=question, confidence=outcome.confidence.score,
                                     correct=question.answerable and first in question.gold_ids,
                                     components=outcome.confidence.as_dict(),
                                     draft="" if outcome.draft.declined else re.sub(r"\s*\[\d+\]", "", outcome.draft.text),
                                     sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk",
+                                    inputs=dict(outcome.confidence.inputs), raw=outcome.confidence.raw or 0,
+                                    language=outcome.ticket.language,
+                                    reply_language=_reply_language(outcome.draft, store.default_language),
                                     set_name=set_name))
             if progress:
                 progress(done, len(questions))
@@ -277,6 +330,24 @@ def set_summary(results: list[Answered]) -> dict:
 
 
 def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
+    """The whole set's figures, and with more than one language each language's (without the curve)."""
+    report = _answering_report(results, target_precision)
+    languages = sorted({r.language for r in results if r.language})
+    if len(languages) > 1:
+        report["by_language"] = {}
+        for language in languages:
+            mine = [r for r in results if r.language == language]
+            figures = {k: v for k, v in _answering_report(mine, target_precision).items() if k != "curve"}
+            drafted = [r for r in mine if r.reply_language]
+            # The customer's language, or the reply is wrong whatever it says: counted over every
+            # draft, and over what the default policy sends.
+            figures["drafts_in_another_language"] = sum(r.reply_language != language for r in drafted)
+            figures["sent_in_another_language"] = sum(r.reply_language != language for r in drafted if r.sent)
+            report["by_language"][language] = figures
+    return report
+
+
+def _answering_report(results: list[Answered], target_precision: float) -> dict:
     """The whole curve and the recommended threshold; per question file and per `type` label when there are several."""
     curve = precision_curve(results)
     recommended = at_precision(curve, target_precision)
@@ -298,43 +369,43 @@ def answering_report(results: list[Answered], target_precision: float = 0.95) ->
     }
 
 
+def compare_combinations(results: list[Answered],
+                         target_precision: float = 0.95) -> tuple[LearnedCombination | None, dict]:
+    """The learned combination fitted on every scored question, and both combinations' figures:
+    the hand weights as they are, the learned one cross-validated (5 folds), so neither is
+    judged on the questions it was fitted to."""
+
+    def figures(rows: list) -> dict:
+        summary = answering_report(rows, target_precision)
+        return {k: summary[k] for k in ("auroc", "threshold", "precision", "coverage")}
+
+    # Gated answers (declined, uncited, no steps for a "how do I") score 0 whatever weighs them.
+    scored = [i for i, r in enumerate(results) if r.confidence > 0]
+    inputs, correct = [results[i].inputs for i in scored], [results[i].correct for i in scored]
+    compared = {"weights": figures(results)}
+    try:
+        learned = fit_learned(inputs, correct)
+        out_of_fold = dict(zip(scored, cross_validated_learned(inputs, correct)))
+    except ValueError as exc:
+        return None, {**compared, "learned": {"reason": str(exc)}}
+    rescored = [replace(r, confidence=round(100 * out_of_fold[i])) if i in out_of_fold else r
+                for i, r in enumerate(results)]
+    compared["learned"] = {**figures(rescored), "note": " (cross-validated)", "weights": learned.weights()}
+    return learned, compared
+
+
 def write_report(path: Path, title: str, summary: dict) -> None:
     """An HTML page with the precision/coverage curve as an inline SVG chart: no plotting library."""
-    curve = summary["curve"]
-    width, height, pad = 640, 320, 40
-
-    def xy(threshold: float, value: float) -> str:
-        return f"{pad + threshold / 100 * (width - 2 * pad):.1f},{height - pad - value * (height - 2 * pad):.1f}"
-
-    lines = {
-        "precision": ("#1f6feb", [xy(p["threshold"], p["precision"]) for p in curve]),
-        "coverage": ("#d97706", [xy(p["threshold"], p["coverage"]) for p in curve]),
-    }
-    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
-                        for color, points in lines.values())
-    marker = ""
-    if summary.get("threshold") is not None:
-        x = xy(summary["threshold"], 0).split(",")[0]
-        marker = f'<line x1="{x}" x2="{x}" y1="{pad}" y2="{height - pad}" stroke="#555" stroke-dasharray="4"/>'
-    legend = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()
                    if k not in ("curve", "per_tag", "answer_recall", "at_precision", "by_set", "by_type"))
     rows += "".join(f"<tr><td>coverage at precision {p}</td><td>{point['coverage']} (threshold {point['threshold']})</td></tr>"
                     for p, point in summary.get("at_precision", {}).items())
     for heading in ("by_set", "by_type"):
         rows += _sets_table(heading.replace("_", " "), summary.get(heading) or {})
-    tags = "".join(f"<tr><td>{tag}</td><td>{s['n']}</td><td>{s['threshold']}</td><td>{s['precision']}</td>"
-                   f"<td>{s['coverage']}</td></tr>" for tag, s in summary.get("per_tag", {}).items())
-    if tags:
-        rows += ("<tr><th colspan=2>per tag</th></tr><tr><td colspan=2><table><tr><th>tag</th><th>n</th>"
-                 f"<th>threshold</th><th>precision</th><th>coverage</th></tr>{tags}</table></td></tr>")
     path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
         f"<h1>{title}</h1><table>{rows}</table>"
-        f'<p>{legend} against the confidence threshold (0-100); dashed: recommended threshold</p>'
-        f'<svg width="{width}" height="{height}" style="border:1px solid #ccc">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{marker}{polylines}</svg>',
+        f"{curve_chart(summary['curve'], summary.get('threshold'), target=summary.get('target_precision'))}",
         encoding="utf-8",
     )
 
@@ -347,6 +418,44 @@ def _sets_table(heading: str, sets: dict[str, dict]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in [name, *figures.values()]) + "</tr>"
                    for name, figures in sets.items())
     return f"<tr><th colspan=2>{heading}</th></tr><tr><td colspan=2><table><tr>{header}</tr>{body}</table></td></tr>"
+
+
+def curve_chart(curve: list[dict], threshold: int | None, width: int = 640, height: int = 320,
+                target: float | None = None, legend: bool = True) -> str:
+    """Precision and coverage against the confidence threshold, as an inline SVG: axes marked,
+    precision drawn only where something would be sent, the target precision dotted."""
+    pad = 40
+
+    def x(at: float) -> float:
+        return pad + at / 100 * (width - 2 * pad)
+
+    def y(value: float) -> float:
+        return height - pad - value * (height - 2 * pad)
+
+    lines = {
+        "precision": ("#1f6feb", [f"{x(p['threshold']):.1f},{y(p['precision']):.1f}" for p in curve if p["sent"]]),
+        "coverage": ("#d97706", [f"{x(p['threshold']):.1f},{y(p['coverage']):.1f}" for p in curve]),
+    }
+    polylines = "".join(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(points)}"/>'
+                        for color, points in lines.values() if points)
+    axes = (f'<line x1="{pad}" y1="{y(0)}" x2="{x(100)}" y2="{y(0)}" stroke="#999"/>'
+            f'<line x1="{pad}" y1="{y(1)}" x2="{pad}" y2="{y(0)}" stroke="#999"/>'
+            + "".join(f'<text x="{pad - 6}" y="{y(v) + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>'
+                      for v in (0, 0.5, 1))
+            + "".join(f'<text x="{x(t):.1f}" y="{y(0) + 16:.1f}" font-size="11" text-anchor="middle">{t}</text>'
+                      for t in (0, 50, 100)))
+    if target is not None:
+        axes += (f'<line x1="{pad}" x2="{x(100)}" y1="{y(target):.1f}" y2="{y(target):.1f}" stroke="#1f6feb" '
+                 f'stroke-opacity="0.5" stroke-dasharray="1 3"/>')
+    if threshold is not None:
+        axes += (f'<line x1="{x(threshold):.1f}" x2="{x(threshold):.1f}" y1="{y(1)}" y2="{y(0)}" stroke="#555" '
+                 f'stroke-dasharray="4"/>')
+    caption = ""
+    if legend:
+        names = " · ".join(f'<span style="color:{c}">{name}</span>' for name, (c, _) in lines.items())
+        caption = (f"<p>{names} against the confidence threshold (0-100); dashed: recommended threshold"
+                   f"{'; dotted: target precision' if target is not None else ''}</p>")
+    return f'{caption}<svg width="{width}" height="{height}" style="border:1px solid #ccc">{axes}{polylines}</svg>'
 
 
 # --- Groundedness: can the check tell supported responses from unsupported ones? -------
@@ -372,53 +481,3 @@ def evaluate_groundedness(tsv: Path) -> dict:
             (flagged if label == "Not fully attributable" else supported).append(risk)
     return {"n": len(flagged) + len(supported), "not_fully_attributable": len(flagged),
             "auroc": round(auroc(flagged, supported), 4)}
-
-
-# --- Backtest: past solved tickets, the draft against what the agent actually answered ----
-
-AGREEMENT = 0.6  # cosine of draft and agent answer above which the draft "says the same"
-
-
-def run_backtest(helpdesk, answerer, embedder: Embedder, since: int, limit: int,
-                 progress: Callable[[int, int], None] | None = None) -> list[dict]:
-    """For each solved ticket: the bot's confidence, and whether its draft agrees with the agent."""
-    pairs = helpdesk.solved_tickets(since=since, limit=limit)
-    rows = []
-    for done, (ticket, answer) in enumerate(pairs, 1):
-        outcome = answerer.answer(ticket)
-        agrees = False
-        if not outcome.draft.declined:
-            draft_vector, answer_vector = embedder.embed([outcome.draft.text, answer])
-            agrees = float(draft_vector @ answer_vector) >= AGREEMENT
-        rows.append({"ticket_id": ticket.id, "tags": sorted(ticket.tags), "confidence": outcome.confidence.score,
-                     "agrees": agrees})
-        if progress:
-            progress(done, len(pairs))
-    return rows
-
-
-def backtest_report(rows: list[dict], target_precision: float = 0.95, min_tickets: int = 5) -> dict:
-    """The answering report over all tickets, and a recommended threshold per tag with enough tickets."""
-    def summary(subset: list[dict]) -> dict:
-        curve = []
-        for threshold in range(0, 101):
-            sent = [r for r in subset if r["confidence"] >= threshold and r["confidence"] > 0]
-            good = sum(r["agrees"] for r in sent)
-            curve.append({"threshold": threshold, "sent": len(sent),
-                          "precision": round(good / len(sent), 4) if sent else 1.0,
-                          "coverage": round(good / len(subset), 4) if subset else 0.0})
-        best = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
-        agreeing = [r["confidence"] for r in subset if r["agrees"]]
-        other = [r["confidence"] for r in subset if not r["agrees"]]
-        return {"n": len(subset), "auroc": round(auroc(agreeing, other), 4) if agreeing and other else None,
-                "threshold": best["threshold"] if best else None,
-                "precision": best["precision"] if best else None,
-                "coverage": best["coverage"] if best else 0.0, "curve": curve}
-
-    tags = sorted({t for r in rows for t in r["tags"]})
-    per_tag = {}
-    for tag in tags:
-        subset = [r for r in rows if tag in r["tags"]]
-        if len(subset) >= min_tickets:
-            per_tag[tag] = {k: v for k, v in summary(subset).items() if k != "curve"}
-    return {**summary(rows), "target_precision": target_precision, "per_tag": per_tag}

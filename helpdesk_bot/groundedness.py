@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from helpdesk_bot.text import STOPWORDS, sentences, stem, tokens
+from helpdesk_bot.language import LEAD_IN, lead_in_title
+from helpdesk_bot.text import STOPWORDS, sentences, stem, stopwords, tokens
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,8 @@ _LINK_LIKE = re.compile(r"\S+://\S+|\b(?:[\w-]+\.)+[a-z]{2,}\b[^\s,;]*", re.I)
 _POINTER = re.compile(r"://|\b(?:[\w-]+\.)+[a-z]{2,}\b|:\s*$", re.I)
 
 
-# The extractive drafter's one-line lead-in ("From our article “Refunds” [1]:") names where the
-# answer comes from; it makes no claim of its own, so neither check reads it.
-_LEAD_IN = re.compile(r"^(?:Here are the steps, from|From|Also, from) (?:our article “(?P<title>[^”\n]*)”|our help center|"
-                      r"the same article|an earlier answer from our support team)(?: ?\[\d+\])?\s*:\n*", re.MULTILINE)  # the marker may be stripped already
+# The extractive drafter's one-line lead-in ("From our article “Refunds” [1]:", in the customer's
+# language) names where the answer comes from; it makes no claim of its own, so neither check reads it.
 
 
 def without_lead_in(text: str, titles: str | None = None) -> str:
@@ -86,7 +85,7 @@ def without_lead_in(text: str, titles: str | None = None) -> str:
     With `titles` (the sources' titles and headings), a lead-in naming an article that is not
     among them stays, to be checked like any sentence: a model could dress a claim up as a title.
     """
-    return _LEAD_IN.sub(lambda m: "" if titles is None or (m["title"] or "") in titles else m[0], text)
+    return LEAD_IN.sub(lambda m: "" if titles is None or lead_in_title(m) in titles else m[0], text)
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,7 @@ _FILLER = frozenset("yes per via etc".split())
 
 def _content(text: str) -> list[str]:
     words = [t for t in tokens(text) if t not in _FILLER]
-    return [t for t in words if (t not in STOPWORDS or t in _QUANTIFIERS) and not t.isdigit()] or \
+    return [t for t in words if (t not in stopwords() or t in _QUANTIFIERS) and not t.isdigit()] or \
         [t for t in words if t.isdigit()]
 
 

@@ -28,11 +28,12 @@ from dataclasses import replace
 
 import tldextract
 
-from helpdesk_bot.domain import Decision, Draft, Source, Ticket
+from helpdesk_bot.domain import Decision, Draft, Source, Ticket, in_language
 from helpdesk_bot.groundedness import sentence_support
 from helpdesk_bot.policy import ESCALATED_TAG, Policy
 from helpdesk_bot.redaction import PLACEHOLDER
-from helpdesk_bot.text import STOPWORDS
+from helpdesk_bot.language import language_name
+from helpdesk_bot.text import reading, stopwords
 
 SHINGLE = 6  # words in a row copied from an internal note or the prompt count as a leak
 
@@ -89,6 +90,24 @@ INJECTION_PATTERNS: tuple[tuple[str, re.Pattern], ...] = tuple((name, re.compile
      r"opacity\s*:\s*0(\.0+)?\b|<!--"),
 ))
 
+# Asking to be answered in a language is an ordinary request, however it is put ("from now on,
+# answer in Spanish", "switch to German", "a French-speaking agent"): it is taken out before the
+# scan, so only what else the text says can flag it.
+_LANGUAGE_NAMES = (r"(?:english|spanish|espa[ñn]ol|castellano|german|deutsch|french|fran[çc]ais|portuguese|portugu[êe]s|"
+                   r"italian|italiano|dutch|nederlands|polish|polski|swedish|svenska|danish|dansk|norwegian|norsk|"
+                   r"finnish|suomi|czech|turkish|t[üu]rk[çc]e|greek|russian|ukrainian|japanese|chinese|mandarin|"
+                   r"korean|arabic|hebrew|hindi|romanian|hungarian|catalan|catal[àa]|indonesian|vietnamese|thai|"
+                   r"inglés|ingl[êe]s|englisch|anglais|inglese|engels|alem[áa]n|allemand|tedesco|duits|franc[ée]s|"
+                   r"franz[öo]sisch|francese|frans|spanisch|espagnol|spagnolo|spaans)")
+_LANGUAGE_REQUEST = re.compile(
+    rf"(?i)(?:\bfrom now on,?\s+(?:you\s+|please\s+)?(?:can\s+you\s+)?)?"
+    rf"\b(?:answer|reply|respond|write|speak|talk|switch|change|continue|communicate|chat)(?:\s+(?:back|me|to me|"
+    rf"only|always|please|to|into|over to|in|using|with me in))*\s+(?:plain\s+|simple\s+)?{_LANGUAGE_NAMES}"
+    rf"(?:\s+(?:mode|language|please|only|instead|from now on))*\b|"
+    rf"\b(?:you are now|you're now)\s+(?:an?\s+)?{_LANGUAGE_NAMES}[- ]speaking\s+(?:agent|assistant|person)\b|"
+    rf"\b(?:an?\s+)?{_LANGUAGE_NAMES}[- ]speaking\s+(?:agent|assistant|person)\b")
+
+
 _COMMITMENTS = re.compile(
     r"\b(refund\w*|reimburs\w*|credit(ed|s)?|compensat\w*|discount\w*|money back|free (of charge|month|months|upgrade)|"
     r"waiv\w+|guarantee\w*|we will pay|on the house)\b", re.I)
@@ -118,7 +137,7 @@ def _normalise(text: str) -> str:
 
 def injection_signals(ticket: Ticket) -> list[str]:
     """What in the customer's own words tries to steer the bot; empty for an ordinary ticket."""
-    text = _normalise("\n".join(customer_controlled(ticket)))
+    text = _LANGUAGE_REQUEST.sub(" ", _normalise("\n".join(customer_controlled(ticket))))
     return [f"possible prompt injection: the ticket {name}" for name, pattern in INJECTION_PATTERNS
             if pattern.search(text)]
 
@@ -174,9 +193,24 @@ def is_web_link(url: str) -> bool:
 
 def reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts: tuple[str, ...] = (),
                    link_domains: tuple[str, ...] = ()) -> list[str]:
-    """Why this draft must not go to the customer as it is; empty when nothing is wrong."""
+    """Why this draft must not go to the customer as it is; empty when nothing is wrong.
+
+    Words are compared like with like: the draft against the sources in its own language, read
+    with that language's stemmer. A draft with no source in its language cannot be checked
+    word by word (a model translated it), so it is not sent by itself.
+    """
     if draft.declined or not draft.text.strip():
         return []
+    same_language = in_language(sources, draft.language)
+    if sources and not same_language:
+        return [f"no source in {language_name(draft.language)} to check the draft against (its sources are in "
+                f"{', '.join(sorted({language_name(s.language) for s in sources}))})"]
+    with reading(draft.language):
+        return _reply_problems(ticket, draft, same_language, prompts, link_domains)
+
+
+def _reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts: tuple[str, ...],
+                    link_domains: tuple[str, ...]) -> list[str]:
     cited = [s for s in sources if s.chunk.id in draft.cited] or list(sources)
     text = _normalise(re.sub(r"\[\d+\]", " ", draft.text))
     source_text = _normalise(" ".join(f"{s.chunk.title} {s.chunk.heading} {s.chunk.text}" for s in cited))
@@ -204,7 +238,7 @@ def reply_problems(ticket: Ticket, draft: Draft, sources: list[Source], prompts:
         problems.append("the draft repeats an internal note")
     if any(_shares_run(text, prompt) for prompt in prompts):
         problems.append("the draft repeats the bot's instructions")
-    words = [w for w in _words(text) if w not in STOPWORDS and len(w) > 2]
+    words = [w for w in _words(text) if w not in stopwords() and len(w) > 2]
     if len(words) < 3:
         problems.append(f"the draft is too short ({len(words)} content words) to carry an answer from its sources")
     # Against every source the drafter was given: a sentence rests on one of them, cited or not.

@@ -5,8 +5,8 @@ ticket is a conversation. tests/test_helpdesk_contract.py runs the same assertio
 Failures are the product's own: Throttled (429, with the wait), TransientError, PermanentError.
 
 What only some helpdesks can do is a protocol of its own, checked with `isinstance`:
-`HelpCenterFeed` (the articles changed since a time) and `PastTicketsFeed` (solved tickets with
-the agent's answer, to index as knowledge).
+`HelpCenterFeed` (the articles changed since a time), `PastTicketsFeed` (solved tickets with
+the agent's answer, to index as knowledge) and `SolvedTicketsFeed` (the same, for the backtest).
 """
 
 from __future__ import annotations
@@ -64,3 +64,12 @@ class PastTicketsFeed(Protocol):
 
     def past_resolutions(self, start_time: int) -> PastTickets:
         """Tickets solved since `start_time`, each with the customer's question and the agent's answer."""
+
+
+@runtime_checkable
+class SolvedTicketsFeed(Protocol):
+    """Solved tickets a human answered, to replay in the backtest (Zendesk and Intercom both)."""
+
+    def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
+        """Up to `limit` tickets solved since `since`: the ticket as the customer asked it (up to the
+        first agent reply), and the agent's last public answer."""

@@ -11,7 +11,8 @@ from typing import Callable, Iterable, TypeVar
 
 import markdown as markdown_lib
 
-from helpdesk_bot.domain import ARTICLE, HELP_CENTER, PAST_TICKET, Article, Chunk, HelpCenterChanges, PastTickets, Resolution
+from helpdesk_bot.domain import (ARTICLE, HELP_CENTER, PAST_TICKET, Article, Chunk, HelpCenterChanges, PastTickets,
+                                 Resolution, translation_id)
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
@@ -156,9 +157,15 @@ def read_json_lines(path: Path, make: Callable[[dict], T], what: str) -> list[T]
 
 
 def load_jsonl(path: Path) -> list[Article]:
-    """Articles from JSON Lines: {"id", "title", "body" (text or HTML), "url"?} a line."""
-    return read_json_lines(path, lambda row: Article(id=str(row["id"]), title=row.get("title", ""),
-                                                     body_html=_as_html(row["body"]), url=row.get("url") or ""),
+    """Articles from JSON Lines: {"id", "title", "body" (text or HTML), "url"?, "locale"?} a line.
+
+    A line with a `locale` is that locale's translation of the article `id` (translations share
+    an id, as in Zendesk's Help Center); a line without one is in the default language.
+    """
+    return read_json_lines(path, lambda row: Article(id=translation_id(str(row["id"]), row.get("locale")),
+                                                     title=row.get("title", ""), body_html=_as_html(row["body"]),
+                                                     url=row.get("url") or "",
+                                                     locale=(row.get("locale") or "").lower() or None),
                            "an article line")
 
 
@@ -185,16 +192,27 @@ SAMPLE_HELP_CENTER = Path(__file__).parent / "sample_data" / "help_center.json"
 
 def load_help_center_export(path: Path, export: dict) -> list[Article]:
     """Published articles from a help center export shaped like Zendesk's Help Center API
-    (`{"categories", "sections", "articles"}`); drafts and restricted articles are left out."""
+    (`{"categories", "sections", "articles"}`); drafts and restricted articles are left out.
+
+    An article listed again in another `locale` than its `source_locale` is that translation.
+    """
     try:
         categories = {c["id"]: c.get("name", "") for c in export.get("categories") or ()}
         sections = {s["id"]: f"{categories.get(s.get('category_id'), '')} › {s.get('name', '')}".strip(" ›")
                     for s in export.get("sections") or ()}
-        return [Article(id=str(a["id"]), title=a.get("title") or "", body_html=a.get("body") or "",
-                        url=a.get("html_url") or "", breadcrumb=sections.get(a.get("section_id"), ""))
-                for a in export["articles"] if not a.get("draft") and a.get("user_segment_id") is None]
+        return [Article(id=translation_id(str(a["id"]), locale), title=a.get("title") or "",
+                        body_html=a.get("body") or "", url=a.get("html_url") or "",
+                        breadcrumb=sections.get(a.get("section_id"), ""), locale=locale)
+                for a in export["articles"] if not a.get("draft") and a.get("user_segment_id") is None
+                for locale in [_translated_locale(a)]]
     except (KeyError, TypeError, AttributeError) as exc:
         raise BadInput(f"{path}: not a help center export ({exc!r})") from None
+
+
+def _translated_locale(article: dict) -> str | None:
+    """The locale of a translation; None for an article in its source locale (the default language's)."""
+    locale = (article.get("locale") or "").lower()
+    return locale if locale and locale != (article.get("source_locale") or locale).lower() else None
 
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -356,7 +374,9 @@ def sync_index(
     hashes = {a.id: a.content_hash for a in changed}
     for start in range(0, len(chunks), EMBED_BATCH):
         batch = chunks[start : start + EMBED_BATCH]
-        store.upsert(batch, embedder.embed([embedding_input(c) for c in batch]), hashes, source)
+        texts = [embedding_input(c) for c in batch]
+        store.upsert(batch, embedder.embed(texts), hashes, source,
+                     multilingual=store.multilingual.embed(texts) if store.multilingual else None)
         if progress:
             progress(start + len(batch), len(chunks))
     report.chunks, report.written = len(chunks), chunks

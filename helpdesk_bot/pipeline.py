@@ -18,6 +18,7 @@ from helpdesk_bot.domain import Confidence, Decision, Draft, Message, Outcome, T
 from helpdesk_bot.drafting import SYSTEM_PROMPT, Drafter, cited_sources, reply_html
 from helpdesk_bot.errors import ActionInProgress, PermanentError, Throttled
 from helpdesk_bot.guardrails import hold_unsafe, is_web_link
+from helpdesk_bot.language import with_language
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.policy import ESCALATED_TAG, Policy, PolicyFile, decide
 from helpdesk_bot.retrieval import Retriever
@@ -38,12 +39,15 @@ class Answerer:
     drafter: Drafter
     policy: Policy | PolicyFile  # a PolicyFile is re-read when it changes
     calibration: Calibration | None = None
+    default_language: str = "en"  # of tickets too short to tell (HELPDESK_DEFAULT_LANGUAGE)
 
     def answer(self, ticket: Ticket, timings: dict[str, float] | None = None) -> Outcome:
         """Retrieve, draft, score and decide for a ticket; no side effects."""
         timings = {} if timings is None else timings
+        ticket = with_language(ticket, self.default_language)
         with _timed(timings, "retrieve"):
-            sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale)
+            sources = self.retriever.retrieve(ticket.search_query, brand=ticket.brand_id, locale=ticket.locale,
+                                              language=ticket.language)
         with _timed(timings, "draft"):
             draft = self.drafter.draft(ticket, sources)
         with _timed(timings, "score"):
@@ -60,6 +64,7 @@ class Pipeline:
     helpdesks: dict[str, Helpdesk]  # by name: "zendesk", "intercom"
     ledger: Ledger
     action_lease_seconds: float = ACTION_LEASE_SECONDS
+    default_language: str = "en"  # of tickets too short to tell (HELPDESK_DEFAULT_LANGUAGE)
 
     def handle_event(self, event_id: int) -> str:
         """Process one recorded webhook event; safe to run twice for the same event."""
@@ -73,7 +78,7 @@ class Pipeline:
         helpdesk = self.helpdesk_for(stored.event)
         timings: dict[str, float] = {}
         with _timed(timings, "fetch"):
-            ticket = helpdesk.fetch_ticket(stored.event.ticket_id)
+            ticket = with_language(helpdesk.fetch_ticket(stored.event.ticket_id), self.default_language)
         turn = next_turn(ticket)
         if turn.follow_up in UNRESOLVED:  # the customer came back to say the answer did not do: a reopen
             self.ledger.record_reopen(ticket.helpdesk, ticket.id)
@@ -269,7 +274,8 @@ def escalation_note(outcome: Outcome) -> str:
     )
     return (
         f"<p><strong>helpdesk-bot handed this ticket to a human.</strong> "
-        f"Confidence {score.score}/100; the {escape(decision.rule)} needs {decision.threshold}.</p>"
+        f"Confidence {score.score}/100{' (learned combination)' if score.combination == 'learned' else ''}; "
+        f"the {escape(decision.rule)} needs {decision.threshold}.</p>"
         f"<ul>{reasons}</ul>{draft_part}"
         f"<p>Confidence components:</p><table><tr><th>component</th><th>value</th><th>weight</th><th>why</th></tr>"
         f"{components}</table>"

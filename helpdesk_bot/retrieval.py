@@ -16,12 +16,20 @@ from dataclasses import replace
 import numpy as np
 
 from helpdesk_bot.domain import Source
-from helpdesk_bot.embedding import Embedder, TokenEmbedder
+from helpdesk_bot.embedding import Embedder, TokenEmbedder, on_common_scale
 from helpdesk_bot.knowledge import embedding_input
 from helpdesk_bot.text import key_terms, tokens
-from helpdesk_bot.vectorstore import KnowledgeStore, Scope
+from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, Hit, KnowledgeStore, Scope
 
 TOP_K = 5
+# A ticket keeps the articles in its own language unless the default language's best article is
+# closer in meaning (multilingual cosine) than its own language's best, counted with the share of
+# the ticket's words that one holds: own cosine + OWN_WORDS × share ≥ default cosine + OWN_MARGIN.
+# An own-language article holding all the words may be 0.02 less close; one holding none must be
+# 0.08 closer. Multilingual-e5 rates text in the ticket's language higher whatever it says, so a
+# wrong article in Spanish often comes close to the right one in English (values chosen on
+# data/eval/multilingual: 68 of 72 right choices, and 66-69 for margins from 0.066 to 0.096).
+OWN_WORDS, OWN_MARGIN = 0.1, 0.08
 # The fused candidates re-scored by MaxSim, and MaxSim's weight next to the fused score (the
 # rank score is their weighted mean, so it keeps the fused score's 0..1 scale). Both chosen on
 # the E-Manual retrieval questions and checked unchanged on other sets (docs/retrieval-experiments.md).
@@ -33,11 +41,11 @@ RERANK_DEPTH = 3
 MAXSIM_WEIGHT = 2.0
 
 
-def term_coverage(question_terms: list[str], text: str) -> float:
+def term_coverage(question_terms: list[str], text: str, language: str = "en") -> float:
     """Share of the question's key terms that appear in `text`."""
     if not question_terms:
         return 0.0
-    present = set(tokens(text))
+    present = set(tokens(text, language))
     return sum(term in present for term in question_terms) / len(question_terms)
 
 
@@ -50,47 +58,78 @@ def maxsim(question: np.ndarray, chunk: np.ndarray) -> float:
 
 class Retriever:
     def __init__(self, store: KnowledgeStore, embedder: Embedder, top_k: int = TOP_K, locales: tuple[str, ...] = (),
-                 rerank_depth: int = RERANK_DEPTH, maxsim_weight: float = MAXSIM_WEIGHT):
+                 default_language: str = "en", rerank_depth: int = RERANK_DEPTH, maxsim_weight: float = MAXSIM_WEIGHT):
         self.store = store
         self.embedder = embedder
         self.top_k = top_k
         self.locales = frozenset(locales)  # the help center locales indexed (HELPDESK_KNOWLEDGE_LOCALES)
+        self.default_language = default_language
         # Only an embedder with token vectors can re-rank (the OpenAI API gives none).
         self.rerank_depth = rerank_depth if isinstance(embedder, TokenEmbedder) else 0
         self.maxsim_weight = maxsim_weight
 
-    def retrieve(self, question: str, brand: str | None = None, locale: str | None = None) -> list[Source]:
+    def retrieve(self, question: str, brand: str | None = None, locale: str | None = None,
+                 language: str | None = None) -> list[Source]:
         """The best chunks for `question`: of the ticket's brand and locale, or for everyone.
 
         A locale the index does not hold is not a filter: a French ticket of an English-only help
-        center still gets the English articles.
+        center still gets the English articles. With the ticket's `language`, its own language's
+        articles come first; the default language's stand in where they have none on the question.
         """
-        return self.search(question, self.top_k, brand, locale)
-
-    def search(self, question: str, limit: int, brand: str | None = None, locale: str | None = None) -> list[Source]:
-        """The `limit` best chunks, the first `rerank_depth` of the hybrid search re-ranked by MaxSim."""
         if not question.strip():
             return []
         locale = locale.lower() if locale else None
         scope = Scope(brand=brand, locale=locale if locale in self.locales else None)
-        vector = self.embedder.embed([question])[0]
-        terms = key_terms(question)
-        hits = self.store.search(question, vector, limit=max(limit, self.rerank_depth), scope=scope)
-        sources = [
-            Source(
-                chunk=hit.chunk,
-                score=hit.fused,
-                dense=hit.dense,
-                keyword=term_coverage(terms, f"{hit.chunk.title}\n{hit.chunk.heading}\n{hit.chunk.text}"),
-            )
-            for hit in hits
-        ]
-        return self.rerank(question, sources)[:limit]
+        if language is None:  # no language known: every chunk competes, as before languages
+            vector = self.embedder.embed_query(question)
+            return self.rerank(question, self._sources(
+                question, self._search(question, vector, scope, self.default_language, DENSE), None, DENSE))
+        foreign = language != self.default_language
+        using = MULTILINGUAL if foreign and self.store.searches_across_languages else DENSE
+        vector = self._embedder(using).embed_query(question)  # once: both searches use it
+        own = self._search(question, vector, Scope(brand=brand, locale=scope.locale, language=language,
+                                                   unlabelled=not foreign), language, using)
+        if not foreign:
+            return self.rerank(question, self._sources(question, own, language, using))
+        fallback = self._search(question, vector, Scope(brand=brand, language=self.default_language, unlabelled=True),
+                                self.default_language, using)
+        # Across languages only meaning compares: the default language's articles rank by cosine.
+        fallback.sort(key=lambda hit: hit.dense, reverse=True)
+        own_sources = self._sources(question, own, language, using)
+        if own:
+            best, coverage = max(zip(own, own_sources), key=lambda pair: pair[0].fused)
+            if fallback and best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN:
+                # Its language has no article on the question: the default language's answer it,
+                # and its own (on something else) are not offered to be quoted.
+                return self._sources(question, fallback, language, using)
+        return (own_sources + self._sources(question, fallback, language, using))[: self.top_k]
+
+    def _embedder(self, using: str) -> Embedder:
+        return self.store.multilingual if using == MULTILINGUAL else self.embedder
+
+    def _search(self, question: str, vector, scope: Scope, language: str, using: str) -> list[Hit]:
+        return self.store.search(question, vector, limit=self.top_k, scope=scope, language=language, using=using)
+
+    def _sources(self, question: str, hits: list[Hit], language: str | None, using: str) -> list[Source]:
+        """Each hit as a source: its similarity on the common scale (on_common_scale), its keyword
+        score the share of the question's terms its chunk holds (in the chunk's own language: a
+        Spanish question's terms are not looked for in English)."""
+        scale = self._embedder(using).similarity_scale
+        sources = []
+        for hit in hits:
+            chunk_language = self.store.language_of(hit.chunk)
+            terms = key_terms(question, chunk_language) if chunk_language == (language or chunk_language) else []
+            sources.append(Source(chunk=hit.chunk, score=hit.fused, dense=on_common_scale(hit.dense, scale),
+                                  keyword=term_coverage(terms, f"{hit.chunk.title}\n{hit.chunk.heading}\n{hit.chunk.text}",
+                                                        chunk_language),
+                                  language=chunk_language if language else None))
+        return sources
 
     def rerank(self, question: str, sources: list[Source]) -> list[Source]:
         """Re-score the first `rerank_depth` sources by fused score and MaxSim; the rest follow as they were.
 
-        The question and the chunks go through the model in one call, once per ticket; the
+        Only in the default language's search: the token vectors are the English model's. The
+        question and the chunks go through the model in one call, once per ticket; the
         confidence reads the same matches (BENCHMARKS.md has the cost).
         """
         head, tail = sources[: self.rerank_depth], sources[self.rerank_depth :]

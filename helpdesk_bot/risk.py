@@ -50,6 +50,52 @@ _CONTENT_SIGNALS = (
     ("urgent", _words(r"urgent(?:ly)?", r"asap", r"immediately", r"right now", r"emergency", r"production is down",
                       r"critical"), "urgent tone"),
 )
+# The same signals in the other languages the bot answers (es, de, fr, pt, it, nl): whole words,
+# so "piraté" (hacked) is one and a stem that happens to start another word is not.
+_CONTENT_SIGNALS_ELSEWHERE = (
+    ("legal", _words(r"abogad[oa]s?", r"demanda(?:r|ré)?", r"acciones legales", r"tribunal(?:es)?", r"denuncia",
+                     r"anwalt", r"anwältin", r"rechtsanwalt", r"klage", r"verklagen", r"gericht", r"rechtliche schritte",
+                     r"avocat", r"poursuites?", r"procès", r"tribunal", r"porter plainte", r"mise en demeure",
+                     r"advogad[oa]", r"processar", r"processo judicial", r"a[cç][aã]o judicial",
+                     r"avvocat[oa]", r"denuncia", r"fare causa", r"azioni legali", r"querela",
+                     r"advocaat", r"rechtszaak", r"aanklagen", r"juridische stappen", r"rechter"),
+     "mentions legal action"),
+    ("security", _words(r"hackead[oa]", r"pirateada", r"me han robado la cuenta", r"acceso no autorizado",
+                        r"alguien (?:entró|ha entrado|accedió) (?:a|en) mi cuenta",
+                        r"gehackt", r"kompromittiert", r"unbefugte[rn]? zugriff", r"jemand hat sich (?:in|bei) meinem konto",
+                        r"piraté", r"piratée", r"piratage", r"compte compromis", r"accès non autorisé", r"usurpation",
+                        r"hackead[oa]", r"invadid[oa]", r"acesso não autorizado",
+                        r"hackerat[oa]", r"account violato", r"accesso non autorizzato",
+                        r"gehackt", r"ongeautoriseerde toegang", r"iemand heeft ingelogd"),
+     "reports a security problem or account takeover"),
+    ("billing_dispute", _words(r"contracargo", r"cobrad[oa] dos veces", r"cargo duplicado", r"fraude",
+                               r"rückbuchung", r"doppelt (?:belastet|abgebucht)", r"betrug",
+                               r"rétrofacturation", r"débité deux fois", r"contest(?:er|e) (?:le|ce) prélèvement",
+                               r"estorno", r"cobrad[oa] duas vezes", r"fraude",
+                               r"addebitat[oa] due volte", r"frode", r"contestazione",
+                               r"terugboeking", r"dubbel (?:afgeschreven|betaald)", r"fraude"),
+     "disputes a charge"),
+    ("refund", _words(r"reembolsos?", r"devolución del dinero", r"devuélvanme", r"rückerstattung", r"erstattung",
+                      r"geld zurück", r"rembourse\w*", r"reembolso", r"devolução", r"rimbors\w*", r"restituzione",
+                      r"terugbetaling", r"geld terug"),
+     "asks for money back"),
+    ("cancellation", _words(r"cancelar (?:mi|la|nuestra) (?:suscripción|cuenta|plan)", r"darme de baja", r"baja de la cuenta",
+                            r"kündigen", r"kündigung", r"konto löschen", r"abo beenden",
+                            r"résilier", r"résiliation", r"annuler (?:mon|notre) abonnement", r"supprimer (?:mon|notre) compte",
+                            r"cancelar (?:a|minha|nossa) (?:assinatura|conta)", r"encerrar (?:a|minha) conta",
+                            r"disdire", r"disdetta", r"annullare (?:l'|il |il mio )?abbonamento", r"cancellare (?:il mio )?account",
+                            r"opzeggen", r"abonnement (?:stopzetten|beëindigen)", r"account verwijderen"),
+     "wants to cancel or leave"),
+    ("angry", _words(r"inaceptable", r"vergonzoso", r"estafa", r"indignante", r"unverschämt", r"inakzeptabel",
+                     r"abzocke", r"katastrophe", r"inadmissible", r"scandaleux", r"arnaque", r"inacceptable",
+                     r"inaceitável", r"vergonhoso", r"golpe", r"inaccettabile", r"vergognoso", r"truffa",
+                     r"onacceptabel", r"schandalig", r"oplichting"),
+     "angry tone"),
+    ("urgent", _words(r"urgente", r"de inmediato", r"inmediatamente", r"dringend", r"sofort", r"eilig",
+                      r"urgent", r"immédiatement", r"imediatamente", r"subito", r"immediatamente", r"spoed",
+                      r"dringend", r"onmiddellijk"),
+     "urgent tone"),
+)
 _PRIORITY_TAGS = frozenset({"vip", "priority", "urgent", "high_priority", "enterprise"})
 _VOICE_CHANNELS = frozenset({"voice", "phone", "call"})
 SEVERAL_QUESTIONS = 3
@@ -61,7 +107,8 @@ SIGNAL_NAMES = frozenset([name for name, _, _ in _CONTENT_SIGNALS]
 
 def risk_signals(ticket: Ticket) -> list[RiskSignal]:
     text = "\n".join(m.text for m in ticket.messages if m.author == "customer") + "\n" + ticket.subject
-    signals = [RiskSignal(name, reason) for name, pattern, reason in _CONTENT_SIGNALS if pattern.search(text)]
+    found = [name for name, pattern, _ in _CONTENT_SIGNALS + _CONTENT_SIGNALS_ELSEWHERE if pattern.search(text)]
+    signals = [RiskSignal(name, reason) for name, _, reason in _CONTENT_SIGNALS if name in found]
     shouting = [w for w in re.findall(r"\b[A-Z]{4,}\b", text) if w not in {"HTTP", "HTML", "JSON", "HTTPS", "SAML", "CSV"}]
     if len(shouting) >= 2 or text.count("!!") >= 1:
         signals.append(RiskSignal("angry", "shouting (capitals or repeated exclamation marks)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.embedding import make_embedder
+from helpdesk_bot.embedding import make_embedder, make_multilingual_embedder
 from helpdesk_bot.impact import ImpactCheck
 from helpdesk_bot.ledger import Ledger
 from helpdesk_bot.pipeline import Answerer, Pipeline
@@ -44,7 +44,8 @@ def open_ledger(settings: Settings) -> Ledger:
 def open_store(settings: Settings, embedder=None, writable: bool = False, rebuild: bool = False) -> KnowledgeStore:
     """The knowledge index; `writable` for indexing (published on close), `rebuild` to start empty."""
     embedder = embedder or make_embedder(settings)
-    return KnowledgeStore.open(settings, embedder.dimension, writable=writable, rebuild=rebuild)
+    return KnowledgeStore.open(settings, embedder.dimension, writable=writable, rebuild=rebuild,
+                               multilingual=make_multilingual_embedder(settings))
 
 
 HELPDESKS = {"zendesk": ZendeskHelpdesk, "intercom": IntercomHelpdesk}
@@ -71,17 +72,19 @@ def open_policy(settings: Settings) -> PolicyFile:
 def build_answerer(settings: Settings) -> Answerer:
     embedder = make_embedder(settings)
     return Answerer(
-        retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales),
-        drafter=make_drafter(settings, embedder),
+        retriever=Retriever(open_store(settings, embedder), embedder, locales=settings.knowledge_locales,
+                            default_language=settings.default_language),
+        drafter=make_drafter(settings),
         policy=open_policy(settings),
         calibration=Calibration.load(settings.calibration_path),
+        default_language=settings.default_language,
     )
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
     # A claim older than two helpdesk timeouts belongs to a worker that died mid-call.
     return Pipeline(answerer=build_answerer(settings), helpdesks=make_helpdesks(settings), ledger=open_ledger(settings),
-                    action_lease_seconds=2 * settings.helpdesk_timeout)
+                    action_lease_seconds=2 * settings.helpdesk_timeout, default_language=settings.default_language)
 
 
 def build_impact_check(settings: Settings, ledger: Ledger, helpdesks: dict | None = None) -> ImpactCheck:

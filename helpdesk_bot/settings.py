@@ -140,8 +140,13 @@ class Settings:
     # the first run looks back this many days, later ones start where the last one ended.
     index_past_tickets: bool = False
     past_tickets_days: int = 90
-    # Help center locales to index ("en-us", "de"); none: the help center's own listing, unscoped.
+    # Help center locales to index ("en-us", "de"); none: every locale the help center publishes.
     knowledge_locales: tuple[str, ...] = ()
+    # The language of articles without a locale, and of tickets too short to tell (ISO 639-1).
+    default_language: str = "en"
+    # A second, multilingual embedding of every chunk for tickets outside the default language:
+    # "e5" (multilingual-e5-small, bundled) or "none".
+    multilingual_embedder: str = "e5"
     # The brand whose help center ZENDESK_SUBDOMAIN serves: its articles then answer only that
     # brand's tickets (past tickets carry their own brand); none: articles answer every brand.
     knowledge_brand_id: str | None = None
@@ -233,6 +238,8 @@ class Settings:
             knowledge_locales=tuple(dict.fromkeys(
                 part.strip().lower() for part in (_str(env, "HELPDESK_KNOWLEDGE_LOCALES") or "").split(",") if part.strip())),
             knowledge_brand_id=_str(env, "HELPDESK_KNOWLEDGE_BRAND_ID"),
+            default_language=(_str(env, "HELPDESK_DEFAULT_LANGUAGE") or "en").strip().lower(),
+            multilingual_embedder=(_str(env, "HELPDESK_MULTILINGUAL_EMBEDDER") or "e5").strip().lower(),
             impact_days=_int(env, "HELPDESK_IMPACT_DAYS", 30),
         )
         settings.validate(require_webhook_secret)
@@ -263,8 +270,14 @@ class Settings:
             raise ConfigError(f"INTERCOM_REGION must be us, eu or au, got {self.intercom_region!r}")
         if self.intercom_admin_id and not self.intercom_admin_id.isdigit():
             raise ConfigError(f"INTERCOM_ADMIN_ID must be an admin id (digits), got {self.intercom_admin_id!r}")
-        if not (self.embedder in ("minilm", "openai") or self.embedder.startswith("sentence-transformers:")):
-            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, openai or sentence-transformers:<model>, got {self.embedder!r}")
+        if not (self.embedder in ("minilm", "e5", "openai") or self.embedder.startswith("sentence-transformers:")):
+            raise ConfigError(f"HELPDESK_EMBEDDER must be minilm, e5, openai or sentence-transformers:<model>, "
+                              f"got {self.embedder!r}")
+        if self.multilingual_embedder not in ("e5", "none"):
+            raise ConfigError(f"HELPDESK_MULTILINGUAL_EMBEDDER must be e5 or none, got {self.multilingual_embedder!r}")
+        if not re.fullmatch(r"[a-z]{2,3}", self.default_language):
+            raise ConfigError(f"HELPDESK_DEFAULT_LANGUAGE must be a language code such as en or de, "
+                              f"got {self.default_language!r}")
         if self.zendesk_app_secret is not None and len(self.zendesk_app_secret) < 16:
             raise ConfigError("ZENDESK_APP_SECRET must have at least 16 characters")
         if self.max_attempts < 1:

@@ -5,16 +5,25 @@ from __future__ import annotations
 import html
 import re
 import threading
+from contextlib import contextmanager
+from contextvars import ContextVar
+import unicodedata
 from collections import Counter
 from functools import lru_cache
 from typing import Iterable
 
 import snowballstemmer
+import stop_words
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits of any script: "exportación" is one word
 _stemmers = threading.local()  # a snowball stemmer keeps state while it works: one per thread
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[¿¡]?[A-Z0-9À-ÖØ-Þ])")
+_CONTRACTION = re.compile(r"['’](s|t|re|ve|ll|d|m)\b")
+# Snowball's names for the languages whose text is stemmed; others are only lower-cased.
+SNOWBALL = {"en": "english", "es": "spanish", "de": "german", "fr": "french", "pt": "portuguese",
+            "it": "italian", "nl": "dutch", "da": "danish", "sv": "swedish", "no": "norwegian",
+            "fi": "finnish", "ro": "romanian", "ca": "catalan", "ru": "russian", "tr": "turkish"}
 
 # Contractions appear here as _words() leaves them: "don't" → "don", "it's" → "it".
 STOPWORDS = frozenset(
@@ -32,34 +41,88 @@ STOPWORDS = frozenset(
 )
 
 
-def _words(text: str) -> list[str]:
-    # Possessives and contractions ("team's", "don't") fold to the word before the apostrophe.
-    return _WORD.findall(re.sub(r"['’](s|t|re|ve|ll|d|m)\b", "", text.lower()))
+# The language the text being handled is read in: the ticket's, while it is drafted, scored and
+# checked (`reading`); functions given no language read in it, so a Spanish draft is stemmed as
+# Spanish throughout without every helper passing the language along.
+_READING: ContextVar[str] = ContextVar("reading", default="en")
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased, stemmed word tokens, so 'invoices' meets 'invoice'."""
-    return [stem(w) for w in _words(text)]
+@contextmanager
+def reading(language: str | None):
+    """Read text in `language` inside this block (English when None)."""
+    token = _READING.set(language or "en")
+    try:
+        yield
+    finally:
+        _READING.reset(token)
 
 
-def index_terms(text: str) -> list[str]:
+def reading_language() -> str:
+    return _READING.get()
+
+
+def _words(text: str, language: str | None = None) -> list[str]:
+    language = language or _READING.get()
+    text = text.lower()
+    if language == "en":  # possessives and contractions ("team's", "don't") fold to the word before the apostrophe
+        text = _CONTRACTION.sub("", text)
+    return _WORD.findall(text)
+
+
+def stopwords(language: str | None = None) -> frozenset[str]:
+    return _stopwords(language or _READING.get())
+
+
+@lru_cache(maxsize=64)
+def _stopwords(language: str) -> frozenset[str]:
+    """Words that carry no question of their own, in `language` (the stop-words package; ours for English)."""
+    if language == "en":
+        return STOPWORDS
+    try:
+        return frozenset(stop_words.get_stop_words(language)) | _GREETINGS.get(language, frozenset())
+    except stop_words.StopWordError:  # a language it has no list for: every word counts
+        return frozenset()
+
+
+# Greetings and courtesies the stop-word lists leave in: they carry no question either.
+_GREETINGS = {language: frozenset(words.split()) for language, words in {
+    "es": "hola gracias saludos favor buenas buenos días tardes ayuda quiero necesito puedo",
+    "de": "hallo danke grüße bitte guten tag hilfe möchte brauche kann ich",
+    "fr": "bonjour merci cordialement svp plaît salut aide veux voudrais besoin peux",
+    "pt": "olá ola obrigado obrigada cumprimentos favor bom dia ajuda quero preciso posso",
+    "it": "ciao grazie saluti favore buongiorno aiuto voglio vorrei bisogno posso",
+    "nl": "hallo hoi bedankt dank groeten alstublieft alsjeblieft graag hulp wil wilt kan",
+}.items()}
+
+
+def tokens(text: str, language: str | None = None) -> list[str]:
+    """Lower-cased, stemmed word tokens, so 'invoices' meets 'invoice' (and 'facturas' 'factura')."""
+    language = language or _READING.get()
+    return [_stem(w, language) for w in _words(text, language)]
+
+
+def index_terms(text: str, language: str | None = None) -> list[str]:
     """Stemmed tokens without stopwords, repeated as often as they occur: what keyword search counts."""
-    return [stem(w) for w in _words(text) if w not in STOPWORDS]
+    language = language or _READING.get()
+    unwanted = stopwords(language)
+    return [_stem(w, language) for w in _words(text, language) if w not in unwanted]
 
 
-def key_terms(text: str) -> list[str]:
+def key_terms(text: str, language: str | None = None) -> list[str]:
     """The words that carry the question: stemmed, without stopwords, in order, unique."""
-    return list(dict.fromkeys(t for t in index_terms(text) if len(t) > 1))
+    return list(dict.fromkeys(t for t in index_terms(text, language) if len(t) > 1))
 
 
-def words_for_stems(texts: Iterable[str]) -> dict[str, str]:
+def words_for_stems(texts: Iterable[str], language: str | None = None) -> dict[str, str]:
     """Each stem's most frequent whole word in these texts, to show people ("authent" →
     "authentication"); ties go to the shorter word."""
+    language = language or _READING.get()
     seen: dict[str, Counter] = {}
+    unwanted = stopwords(language)
     for text in texts:
-        for word in _words(text):
-            if word not in STOPWORDS:
-                seen.setdefault(stem(word), Counter())[word] += 1
+        for word in _words(text, language):
+            if word not in unwanted:
+                seen.setdefault(_stem(word, language), Counter())[word] += 1
     return {s: min(words, key=lambda w: (-words[w], len(w), w)) for s, words in seen.items()}
 
 
@@ -74,13 +137,29 @@ def shorten(text: str, limit: int) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
+def stem(word: str, language: str | None = None) -> str:
+    """Snowball stem in `language` (Porter2 for English).
+
+    Outside English the stem is also stripped of accents: customers often leave them out
+    ("exportacion", "donnees").
+    """
+    return _stem(word, language or _READING.get())
+
+
 @lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """Porter2 (snowball) stem; pure Python, so cached: a corpus repeats its words."""
-    stemmer = getattr(_stemmers, "english", None)
+def _stem(word: str, language: str) -> str:
+    """Pure Python, so cached: a corpus repeats its words."""
+    algorithm = SNOWBALL.get(language)
+    if algorithm is None:
+        return word
+    stemmer = getattr(_stemmers, algorithm, None)
     if stemmer is None:
-        stemmer = _stemmers.english = snowballstemmer.stemmer("english")
-    return stemmer.stemWord(word)
+        stemmer = snowballstemmer.stemmer(algorithm)
+        setattr(_stemmers, algorithm, stemmer)
+    stemmed = stemmer.stemWord(word)
+    if language == "en":
+        return stemmed
+    return "".join(c for c in unicodedata.normalize("NFKD", stemmed) if not unicodedata.combining(c))
 
 
 def sentences(text: str) -> list[str]:
@@ -176,3 +255,6 @@ def html_to_text(markup: str) -> str:
 
 def escape(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+stem.cache_clear = _stem.cache_clear  # type: ignore[attr-defined]  # the cache `stem` reads through is _stem's

@@ -31,10 +31,14 @@ from typing import Protocol
 import numpy as np
 
 from helpdesk_bot.domain import ARTICLE, HELP_CENTER, Chunk
-from helpdesk_bot.errors import AIUnavailable
+from helpdesk_bot.embedding import Embedder
+from helpdesk_bot.errors import AIUnavailable, ConfigError
 from helpdesk_bot.text import index_terms
 
 DENSE = "dense"
+# The multilingual embedder's vector (multilingual-e5-small), beside the default embedder's: tickets
+# in other languages search with it, and it finds an article across languages.
+MULTILINGUAL = "multilingual"
 KEYWORDS = "keywords"
 _NAMESPACE = uuid.UUID("6f0d2b1e-5c1a-4b8e-9a3e-1f2d3c4b5a69")
 
@@ -52,8 +56,16 @@ class SparseVector:
     values: list[float]
 
 
-def keyword_vector(text: str, query: bool = False) -> SparseVector:
-    counts = Counter(index_terms(text))
+def keyword_vector(text: str, query: bool = False, language: str = "en") -> SparseVector:
+    """BM25 term weights of `text` analysed in `language`: its stemmer and stopwords.
+
+    Terms outside English carry their language ("es:export"), so a Spanish stem never matches an
+    English word that happens to look alike; English terms have no prefix, as before languages.
+    """
+    terms = index_terms(text, language)
+    if language != "en":
+        terms = [f"{language}:{term}" for term in terms]
+    counts = Counter(terms)
     length = sum(counts.values()) or 1
     weights: dict[int, float] = {}
     for term, tf in counts.items():
@@ -78,19 +90,28 @@ class Hit:
 
 @dataclass(frozen=True)
 class Scope:
-    """A ticket's brand and locale: it retrieves what is written for them, and what is for everyone."""
+    """A ticket's brand and locale: it retrieves what is written for them, and what is for everyone.
+
+    `language`, when set, keeps only chunks in that language; with `unlabelled` also those with
+    no language (indexed before languages, or from files in the default language).
+    """
 
     brand: str | None = None
     locale: str | None = None
+    language: str | None = None
+    unlabelled: bool = False
 
     def fields(self) -> dict[str, str]:
         return {k: v for k, v in (("brand", self.brand), ("locale", self.locale)) if v}
+
+    def __bool__(self) -> bool:
+        return bool(self.fields() or self.language)
 
 
 @dataclass(frozen=True)
 class Point:
     id: str
-    dense: list[float]
+    dense: dict[str, list[float]]  # by vector name: DENSE, and MULTILINGUAL when the index has it
     keywords: SparseVector
     payload: dict
 
@@ -101,49 +122,74 @@ class Engine(Protocol):
     def payloads(self, fields: list[str]) -> list[dict]: ...
     def count(self) -> int: ...
     def nearest(self, using: str, vector, limit: int, scope: Scope | None = None,
-                with_vectors: bool = True) -> list[tuple[dict, float, list[float] | None]]: ...
+                with_vector: str | None = DENSE) -> list[tuple[dict, float, list[float] | None]]: ...
+    def has_vector(self, name: str) -> bool: ...
     def close(self, publish: bool = True) -> None: ...
 
 
 class KnowledgeStore:
-    def __init__(self, engine: Engine, dimension: int):
+    """The index. With a `multilingual` embedder each chunk also has its vector, which tickets
+    outside `default_language` search with."""
+
+    def __init__(self, engine: Engine, dimension: int, multilingual: Embedder | None = None,
+                 default_language: str = "en"):
         self.engine = engine
         self.dimension = dimension
+        self.multilingual = multilingual
+        self.default_language = default_language
 
     @classmethod
-    def open(cls, settings, dimension: int, writable: bool = False, rebuild: bool = False) -> KnowledgeStore:
+    def open(cls, settings, dimension: int, writable: bool = False, rebuild: bool = False,
+             multilingual: Embedder | None = None) -> KnowledgeStore:
         """`rebuild`: start from an empty index that replaces the current one when closed."""
+        dimensions = {DENSE: dimension, **({MULTILINGUAL: multilingual.dimension} if multilingual else {})}
         if settings.qdrant_url:
             from qdrant_client import QdrantClient
 
             client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=10)
-            return cls(ServerEngine(client, settings.qdrant_collection, dimension, rebuild=rebuild), dimension)
-        folder = settings.data_dir / "knowledge" / settings.qdrant_collection
-        return cls(EmbeddedEngine(folder, dimension, writable=writable or rebuild, rebuild=rebuild), dimension)
+            engine = ServerEngine(client, settings.qdrant_collection, dimensions, rebuild=rebuild)
+        else:
+            folder = settings.data_dir / "knowledge" / settings.qdrant_collection
+            engine = EmbeddedEngine(folder, dimensions, writable=writable or rebuild, rebuild=rebuild)
+        return cls(engine, dimension, multilingual, settings.default_language)
 
     @classmethod
-    def in_memory(cls, dimension: int, collection: str = "knowledge") -> KnowledgeStore:
+    def in_memory(cls, dimension: int, collection: str = "knowledge", multilingual: Embedder | None = None,
+                  default_language: str = "en") -> KnowledgeStore:
         from qdrant_client import QdrantClient
 
-        return cls(ServerEngine(QdrantClient(":memory:"), collection, dimension), dimension)
+        dimensions = {DENSE: dimension, **({MULTILINGUAL: multilingual.dimension} if multilingual else {})}
+        return cls(ServerEngine(QdrantClient(":memory:"), collection, dimensions), dimension, multilingual,
+                   default_language)
+
+    def language_of(self, chunk: Chunk) -> str:
+        """The language a chunk is written in: its locale's, else the help center's default."""
+        return chunk.language or self.default_language
+
+    @property
+    def searches_across_languages(self) -> bool:
+        """Whether the index holds multilingual vectors (one indexed before them does not)."""
+        return self.multilingual is not None and self.engine.has_vector(MULTILINGUAL)
 
     def close(self, publish: bool = True) -> None:
         """Close; a writer publishes what it wrote, or with `publish=False` (a failed run) drops it."""
         self.engine.close(publish)
 
     def upsert(self, chunks: list[Chunk], vectors: np.ndarray, content_hash: dict[str, str],
-               source: str = HELP_CENTER) -> None:
+               source: str = HELP_CENTER, multilingual: np.ndarray | None = None) -> None:
+        """Write chunks with their vectors; `multilingual` (the multilingual embedder's) when the index has it."""
         self.engine.upsert([
             Point(
                 id=point_id(chunk.id),
-                dense=vector.tolist(),
-                keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}"),
+                dense={DENSE: vector.tolist(), **({MULTILINGUAL: multilingual[i].tolist()} if multilingual is not None else {})},
+                keywords=keyword_vector(f"{chunk.title}\n{chunk.heading}\n{chunk.text}", language=self.language_of(chunk)),
                 payload={"chunk_id": chunk.id, "article_id": chunk.article_id, "title": chunk.title,
                          "heading": chunk.heading, "text": chunk.text, "url": chunk.url,
                          "content_hash": content_hash[chunk.article_id], "source": source,
-                         "kind": chunk.kind, "locale": chunk.locale, "brand": chunk.brand},
+                         "kind": chunk.kind, "locale": chunk.locale, "brand": chunk.brand,
+                         "language": self.language_of(chunk)},
             )
-            for chunk, vector in zip(chunks, vectors)
+            for i, (chunk, vector) in enumerate(zip(chunks, vectors))
         ])
 
     def delete_articles(self, article_ids: list[str]) -> None:
@@ -169,12 +215,15 @@ class KnowledgeStore:
     def count(self) -> int:
         return self.engine.count()
 
-    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5, scope: Scope | None = None) -> list[Hit]:
-        """Hybrid search: dense and keyword candidates, fused by normalised score."""
-        scope = scope if scope and scope.fields() else None
+    def search(self, query_text: str, query_vector: np.ndarray, limit: int = 5, scope: Scope | None = None,
+               language: str = "en", using: str = DENSE) -> list[Hit]:
+        """Hybrid search: dense (`using`: DENSE or MULTILINGUAL) and keyword candidates, the query's
+        keywords analysed in `language`, fused by normalised score."""
+        scope = scope if scope else None
         try:
-            dense = self.engine.nearest(DENSE, query_vector.tolist(), CANDIDATES, scope, with_vectors=False)
-            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True), CANDIDATES, scope)
+            dense = self.engine.nearest(using, query_vector.tolist(), CANDIDATES, scope, with_vector=None)
+            keyword = self.engine.nearest(KEYWORDS, keyword_vector(query_text, query=True, language=language),
+                                          CANDIDATES, scope, with_vector=using)
         except AIUnavailable:
             raise
         except Exception as exc:  # connection refused, timeouts, a server error: all mean "AI unavailable"
@@ -200,35 +249,42 @@ def _chunk(payload: dict) -> Chunk:
                  kind=payload.get("kind") or ARTICLE, locale=payload.get("locale"), brand=payload.get("brand"))
 
 
-INDEXED_FIELDS = ("article_id", "kind", "brand", "locale")  # deletes by article, retrieval's scope
+INDEXED_FIELDS = ("article_id", "kind", "brand", "locale", "language")  # deletes by article, retrieval's scope
 
 
 def _scope_filter(models, scope: Scope | None, unset):
-    """Each scoped field matches the ticket's value or is unset (null or missing: for everyone).
+    """Each scoped field matches the ticket's value or is unset (null or missing: for everyone);
+    the language matches, or is unset only when the scope says unlabelled chunks count.
 
     `unset(key)` is the engine's is-empty condition; the other classes are alike in both.
     """
     if scope is None:
         return None
-    return models.Filter(must=[
+    conditions = [
         models.Filter(should=[models.FieldCondition(key=key, match=models.MatchValue(value=value)), unset(key)])
         for key, value in scope.fields().items()
-    ])
+    ]
+    if scope.language:
+        language = models.FieldCondition(key="language", match=models.MatchValue(value=scope.language))
+        conditions.append(models.Filter(should=[language, unset("language")]) if scope.unlabelled else language)
+    return models.Filter(must=conditions)
 
 
 # --- Qdrant server (and qdrant-client's local mode) ----------------------------------------
 
 
 class ServerEngine:
-    def __init__(self, client, collection: str, dimension: int, rebuild: bool = False):
+    def __init__(self, client, collection: str, dimensions: dict[str, int] | int, rebuild: bool = False):
         from qdrant_client import models
 
-        self.client, self.models, self.dimension = client, models, dimension
+        self.client, self.models = client, models
+        self.dimensions = dimensions if isinstance(dimensions, dict) else {DENSE: dimensions}
         self.name = collection  # what readers query: a collection, or the alias of one after a rebuild
         self.rebuild = rebuild
         # A rebuild writes to a collection of its own; readers keep the old one until the swap.
         self.collection = f"{collection}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}" if rebuild else collection
         self._exists = False  # checked lazily: a server that is down must not stop start-up
+        self._vectors: frozenset[str] | None = None  # the collection's dense vector names, once read
 
     def _collection_exists(self) -> bool:
         self._exists = (self._exists or self.client.collection_exists(self.collection)
@@ -261,7 +317,8 @@ class ServerEngine:
         m = self.models
         self.client.create_collection(
             self.collection,
-            vectors_config={DENSE: m.VectorParams(size=self.dimension, distance=m.Distance.COSINE)},
+            vectors_config={name: m.VectorParams(size=size, distance=m.Distance.COSINE)
+                            for name, size in self.dimensions.items()},
             sparse_vectors_config={KEYWORDS: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
         with warnings.catch_warnings():  # local mode ignores payload indexes and says so
@@ -273,9 +330,14 @@ class ServerEngine:
         m = self.models
         if not self._collection_exists():
             self._create_collection()
+        elif not all(self.has_vector(name) for name in self.dimensions):
+            # A collection's vectors are fixed when it is made: one made before the multilingual
+            # vector is rebuilt (a new collection behind the alias) rather than changed.
+            raise ConfigError(f"the index {self.name!r} has no {', '.join(self.dimensions)} vectors yet: "
+                              "run `helpdesk-bot index --from-helpdesk --rebuild`")
         structs = [
             m.PointStruct(id=p.id, payload=p.payload, vector={
-                DENSE: p.dense, KEYWORDS: m.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
+                **p.dense, KEYWORDS: m.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
             for p in points
         ]
         for start in range(0, len(structs), 256):
@@ -304,15 +366,23 @@ class ServerEngine:
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count if self._collection_exists() else 0
 
-    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vectors: bool = True):
+    def has_vector(self, name: str) -> bool:
+        if not self._collection_exists():
+            return True  # the first write creates it with every vector
+        if self._vectors is None:  # asked once: a collection's vectors never change
+            vectors = self.client.get_collection(self.collection).config.params.vectors
+            self._vectors = frozenset(vectors) if isinstance(vectors, dict) else frozenset()
+        return name in self._vectors
+
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vector: str | None = DENSE):
         if not self._collection_exists():  # nothing indexed yet
             return []
         if isinstance(vector, SparseVector):
             vector = self.models.SparseVector(indices=vector.indices, values=vector.values)
         response = self.client.query_points(self.collection, query=vector, using=using, limit=limit,
                                             query_filter=_scope_filter(self.models, scope, self._unset),
-                                            with_payload=True, with_vectors=[DENSE] if with_vectors else False)
-        return [(p.payload, float(p.score), p.vector[DENSE] if with_vectors else None) for p in response.points]
+                                            with_payload=True, with_vectors=[with_vector] if with_vector else False)
+        return [(p.payload, float(p.score), p.vector[with_vector] if with_vector else None) for p in response.points]
 
     def close(self, publish: bool = True) -> None:
         try:
@@ -332,11 +402,12 @@ class EmbeddedEngine:
 
     RELOAD_CHECK_SECONDS = 2.0
 
-    def __init__(self, folder: Path, dimension: int, writable: bool, rebuild: bool = False):
+    def __init__(self, folder: Path, dimensions: dict[str, int] | int, writable: bool, rebuild: bool = False):
         import qdrant_edge
 
         self.q = qdrant_edge
-        self.folder, self.dimension, self.writable = folder, dimension, writable
+        self.folder, self.writable = folder, writable
+        self.dimensions = dimensions if isinstance(dimensions, dict) else {DENSE: dimensions}
         self.version_file = self._sibling(".version")
         folder.parent.mkdir(parents=True, exist_ok=True)
         self._publish_lock = open(self._sibling(".publish.lock"), "a+")  # EX to swap, SH to copy
@@ -354,6 +425,13 @@ class EmbeddedEngine:
                 self._copy_published(staging)
             self._changed = rebuild  # an empty rebuild still replaces the published index
             self.shard = self._load_or_create(staging)
+            if not all(self._holds(self.shard, name) for name in self.dimensions):
+                # Indexed before a vector it needs now (the multilingual one): the shard's vectors
+                # are fixed when it is made, so this run starts afresh and embeds every article.
+                self.shard.close()
+                shutil.rmtree(staging, ignore_errors=True)
+                self._changed = True
+                self.shard = self._load_or_create(staging)
         else:
             self._reload()
 
@@ -371,7 +449,8 @@ class EmbeddedEngine:
 
     def _config(self):
         q = self.q
-        return q.EdgeConfig(vectors={DENSE: q.EdgeVectorParams(size=self.dimension, distance=q.Distance.Cosine)},
+        return q.EdgeConfig(vectors={name: q.EdgeVectorParams(size=size, distance=q.Distance.Cosine)
+                                     for name, size in self.dimensions.items()},
                             sparse_vectors={KEYWORDS: q.EdgeSparseVectorParams(modifier=q.Modifier.Idf)})
 
     def _load_or_create(self, path: Path):
@@ -416,7 +495,7 @@ class EmbeddedEngine:
         self._changed = True
         self.shard.update(q.UpdateOperation.upsert_points([
             q.Point(id=p.id, payload=p.payload,
-                    vector={DENSE: p.dense, KEYWORDS: q.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
+                    vector={**p.dense, KEYWORDS: q.SparseVector(indices=p.keywords.indices, values=p.keywords.values)})
             for p in points
         ]))
 
@@ -441,7 +520,21 @@ class EmbeddedEngine:
         shard = self._reader()
         return shard.count(self.q.CountRequest(exact=True)) if shard is not None else 0
 
-    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vectors: bool = True):
+    def _holds(self, shard, name: str) -> bool:
+        """Whether the shard has the dense vector `name` (qdrant-edge shows no config: ask it)."""
+        try:
+            shard.query(self.q.QueryRequest(limit=1, query=self.q.Query.Nearest([0.0] * self.dimensions.get(name, 1),
+                                                                                  using=name)))
+        except Exception as exc:  # noqa: BLE001 - qdrant-edge raises a bare Exception
+            if "vector name" in str(exc):
+                return False
+        return True
+
+    def has_vector(self, name: str) -> bool:
+        shard = self._reader()
+        return shard is None or self._holds(shard, name)
+
+    def nearest(self, using: str, vector, limit: int, scope: Scope | None = None, with_vector: str | None = DENSE):
         shard = self._reader()
         if shard is None:  # nothing indexed yet
             return []
@@ -450,8 +543,8 @@ class EmbeddedEngine:
             vector = q.SparseVector(indices=vector.indices, values=vector.values)
         points = shard.query(q.QueryRequest(limit=limit, query=q.Query.Nearest(vector, using=using),
                                             filter=_scope_filter(q, scope, q.IsEmptyCondition), with_payload=True,
-                                            with_vector=[DENSE] if with_vectors else False))
-        return [(p.payload, float(p.score), p.vector[DENSE] if with_vectors else None) for p in points]
+                                            with_vector=[with_vector] if with_vector else False))
+        return [(p.payload, float(p.score), p.vector[with_vector] if with_vector else None) for p in points]
 
     def close(self, publish: bool = True) -> None:
         if self.writable and self.shard is not None:

@@ -89,6 +89,12 @@ def pytest_collection_modifyitems(items):
 
 
 # --- Nothing left behind: no process of the test run alive at its end, no data folder in the repo --
+# The shared index and the stacks leave out the multilingual-e5 vector: embedding the sample help
+# center with it takes minutes on two busy cores. Tickets in other languages then search with
+# MiniLM (the product's fallback for such an index); test_languages.py covers the e5 search.
+WITHOUT_MULTILINGUAL_VECTOR = {"HELPDESK_MULTILINGUAL_EMBEDDER": "none"}
+
+
 # Processes started by the tests carry TEST_RUN in their environment, so those a dead parent left
 # to init are found too.
 TEST_RUN = "HELPDESK_TEST_RUN"
@@ -99,6 +105,8 @@ _left_behind: list[str] = []
 
 def pytest_sessionstart(session):
     os.environ[TEST_RUN] = f"{os.getpid()}-{time.time()}"
+    # The CLI's and the demo's indexes too (see WITHOUT_MULTILINGUAL_VECTOR); a test may set it back.
+    os.environ.update(WITHOUT_MULTILINGUAL_VECTOR)
     session.config.stash[_data_folder_before] = (REPO / ".helpdesk-bot").exists()
 
 
@@ -349,6 +357,7 @@ def running_stack(data_dir: Path, redis_url: str, embedder, extra_env: dict | No
         # themselves are tested in test_security.py).
         "HELPDESK_WEBHOOK_RATE_LIMIT": "1000000/60",
         "HELPDESK_ACCOUNT_RATE_LIMIT": "1000000/60",
+        **WITHOUT_MULTILINGUAL_VECTOR,
         **(extra_env or {}),
     }
     settings = Settings.from_env(env)
@@ -398,7 +407,8 @@ def help_center_index(tmp_path_factory, embedder) -> Path:
     """A data dir with the sample help center indexed once, for stacks to copy."""
     data_dir = tmp_path_factory.mktemp("index")
     with restored_environment(), SandboxHelpdesk(help_center=SAMPLE_HELP_CENTER) as sandbox:
-        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url})
+        settings = Settings.from_env({"HELPDESK_DATA_DIR": str(data_dir), "SANDBOX_URL": sandbox.url,
+                                      **WITHOUT_MULTILINGUAL_VECTOR})
         store = open_store(settings, embedder, writable=True)
         sync_index(store, embedder, make_helpdesk(settings).articles())
         store.close()  # publishes the index

@@ -243,10 +243,12 @@ def test_the_search_query_keeps_the_latest_three_customer_messages():
 
 
 class RecordingRetriever:
+    default_language = "en"
+
     def __init__(self, sources):
         self.queries, self.sources = [], sources
 
-    def retrieve(self, query, brand=None, locale=None):
+    def retrieve(self, query, brand=None, locale=None, language=None):
         self.queries.append(query)
         return self.sources
 

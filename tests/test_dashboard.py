@@ -77,7 +77,8 @@ def signed_in(site, username="admin", password=PASSWORD) -> requests.Session:
 
 
 @pytest.mark.parametrize("page", ["/dashboard/", "/dashboard/policy", "/dashboard/tickets", "/dashboard/topics",
-                                  "/dashboard/dead-letters", "/dashboard/gaps.csv", "/dashboard/article-changes"])
+                                  "/dashboard/dead-letters", "/dashboard/gaps.csv", "/dashboard/article-changes",
+                                  "/dashboard/languages"])
 def test_pages_need_sign_in(site, page):
     response = requests.get(site.url + page, allow_redirects=False, timeout=10)
     assert response.status_code == 302
@@ -465,3 +466,28 @@ def test_every_page_names_its_icon_and_the_icon_is_served(site):
     icon = re.search(r'<link rel="icon"[^>]*href="([^"]+)"', page).group(1)
     served = requests.get(site.url + icon, timeout=10)
     assert served.status_code == 200 and served.content.startswith(b"<svg")
+
+
+def test_the_languages_page_counts_per_language_and_lists_the_articles_without_a_translation(site):
+    from dataclasses import replace
+
+    from helpdesk_bot.domain import Article
+    from tests.test_ledger import outcome
+
+    for ticket_id, language in (("601", "es"), ("602", "es"), ("603", "en")):
+        answered = outcome(ticket_id=ticket_id)
+        event_id, _ = site.ledger.record_event(TicketEvent("zendesk", f"inv-{ticket_id}", ticket_id))
+        site.ledger.record_decision(event_id, replace(answered, ticket=replace(answered.ticket, language=language)),
+                                    {"retrieve": 5.0})
+    site.ledger.record_indexed_articles([Article("invoices", "Downloading invoices", "<p>x</p>"),
+                                         Article("refunds", "Refund policy", "<p>x</p>"),
+                                         Article("refunds:es", "Política de reembolsos", "<p>x</p>", locale="es")])
+    session = signed_in(site)
+    page = session.get(f"{site.url}/dashboard/languages", timeout=10).text
+    assert "Spanish <span class=\"muted\">es</span></td><td class=\"num\">2</td>" in page
+    assert "English <span class=\"muted\">en</span></td><td class=\"num\">1</td>" in page
+    spanish = page.split('id="missing-es"')[1]
+    assert "Spanish: 1 article without a translation" in spanish
+    assert "<td>Downloading invoices</td><td class=\"num\">2</td>" in spanish  # both Spanish tickets needed it
+    assert "Refund policy" not in spanish
+    assert "<td>es</td>" in session.get(f"{site.url}/dashboard/tickets", timeout=10).text

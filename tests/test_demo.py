@@ -22,6 +22,13 @@ def test_demo_decides_every_sample_ticket_and_leaves_nothing_running(tmp_path: P
     # Earlier days and a dead letter, so every chart and page has something to show.
     assert re.search(r"\d+ earlier tickets spread over the last 14 days for the charts; 1 dead letter", done.stdout), \
         done.stdout[-3000:]
+    # The backtest over the sample history: every past ticket replayed from both helpdesks, a line per tag.
+    from helpdesk_bot.ops.sample_history import past_tickets
+
+    assert f"{len(past_tickets())} solved tickets replayed" in done.stdout, done.stdout[-3000:]
+    assert re.search(r"tag billing +n=\d+ +(threshold \d+|no recommendation: )", done.stdout)
+    report = (tmp_path / "demo" / "backtest.html").read_text()
+    assert "Per tag" in report and report.count("<svg") > 1
     assert "superuser" not in done.stdout + done.stderr  # Celery's warning stays in the worker's log
     from helpdesk_bot.ledger import Ledger
 

@@ -43,7 +43,7 @@ def world(tmp_path_factory, help_center_index, embedder):
         store = open_store(settings, embedder)
         ledger = Ledger(f"sqlite:///{data_dir / 'ledger.db'}")
         ledger.migrate()
-        answerer = Answerer(Retriever(store, embedder), ExtractiveDrafter(embedder), Policy())
+        answerer = Answerer(Retriever(store, embedder), ExtractiveDrafter(), Policy())
         pipeline = Pipeline(answerer, {"zendesk": make_helpdesk(settings)}, ledger)
         yield {"sandbox": sandbox, "answerer": answerer, "pipeline": pipeline, "ledger": ledger}
         store.close()

@@ -54,7 +54,7 @@ class OutcomeStore(Database):
             prompt_tokens=draft.prompt_tokens, completion_tokens=draft.completion_tokens, created_at=now,
             brand_id=ticket.brand_id, channel=ticket.channel, code=decision.code,
             would_send=decision.would_send, policy_version=decision.policy_version or None,
-            cost_usd=round(cost, 6),
+            cost_usd=round(cost, 6), language=ticket.language,
         )
         # One row per event; a retried event replaces its decision. Two workers may finish the
         # same event at once (a redelivered task): the loser's insert collides, and it updates.

@@ -81,7 +81,9 @@ decisions = sa.Table(
     sa.Column("would_send", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("policy_version", sa.String(16)),
     sa.Column("cost_usd", sa.Float, nullable=False, server_default="0"),
+    sa.Column("language", sa.String(8)),  # the ticket's (ISO 639-1); NULL before languages were recorded
     sa.Index("ix_decisions_created_at", "created_at"),
+    sa.Index("ix_decisions_language", "language"),
     sa.Index("ix_decisions_ticket", "helpdesk", "ticket_id"),
 )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from helpdesk_bot.calibration import COMBINATIONS
 from helpdesk_bot.errors import HelpdeskBotError
 from helpdesk_bot.progress import Progress
 from helpdesk_bot.settings import Settings
@@ -217,14 +218,19 @@ def impact(days: int | None, as_json: bool) -> None:
 @main.command()
 @click.argument("question")
 @click.option("--tag", "tags", multiple=True, help="ticket tags, for the policy (repeatable)")
+@click.option("--locale", help="the requester's locale (es, pt-br): the language to answer in; else detected")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
+def ask(question: str, tags: tuple[str, ...], locale: str | None, as_json: bool) -> None:
     """Answer a question as a ticket would be answered, without posting anything."""
-    from helpdesk_bot.domain import Message, Ticket
+    from helpdesk_bot.domain import Message, Ticket, locale_language
+    from helpdesk_bot.language import language_name
     from helpdesk_bot.services import build_answerer
 
+    if locale and not locale_language(locale):
+        raise click.BadParameter(f"{locale!r} is not a locale such as es or pt-br", param_hint="--locale")
     ticket = Ticket(helpdesk="cli", id="ask", subject="", messages=(Message("customer", question),),
-                    tags=frozenset(t.lower() for t in tags))
+                    tags=frozenset(t.lower() for t in tags), locale=locale.lower() if locale else None,
+                    language=locale_language(locale))
     answerer = build_answerer(_settings())
     if not answerer.retriever.store.count():
         raise click.ClickException("the knowledge index is empty: index your help center (helpdesk-bot index "
@@ -235,11 +241,13 @@ def ask(question: str, tags: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
+    click.echo(f"Language: {language_name(outcome.ticket.language)}\n")
     click.echo(summary["draft"] or f"(no draft: {outcome.draft.decline_reason})")
     click.echo("\nSources:")
     for n, source in enumerate(summary["sources"], 1):
         click.echo(f"  {n}. {source['title']}  {source['url']}  (score {source['score']})")
-    click.echo(f"\nConfidence {summary['confidence']}/100")
+    learned = outcome.confidence.combination == "learned"
+    click.echo(f"\nConfidence {summary['confidence']}/100" + (" (the learned combination of these components)" if learned else ""))
     for component in outcome.confidence.components:
         click.echo(f"  {component.name:<20} {component.value:.2f}  {component.detail}")
     click.echo(f"\nDecision: {summary['decision']}")
@@ -282,6 +290,11 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
         return
     for name, scores in [("all", report)] + list(report["by_type"].items()):
         click.echo(f"{name:<14} n={scores['n']:<5} " + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")))
+    for language, scores in report.get("by_language", {}).items():
+        same = (f"  same article as the original {scores['same_article_as_original']:.3f} over {scores['n_translated']}"
+                if "same_article_as_original" in scores else "")
+        click.echo(f"language {language:<5} n={scores['n']:<5} "
+                   + "  ".join(f"{k} {scores[k]:.3f}" for k in ("hit@1", "hit@5", "recall@5", "mrr@10")) + same)
 
 
 @evaluate.command("answering")
@@ -308,7 +321,7 @@ def evaluate_answering(kb: Path, questions: tuple[Path, ...], target_precision: 
     if as_json:
         click.echo(json.dumps({k: summary[k] for k in ("n", "answerable", "auroc", "threshold", "precision", "coverage",
                                                        "at_precision", "by_set", "by_type", "sent_by_default_policy",
-                                                       "answer_recall", "curve")}))
+                                                       "answer_recall", "curve", "by_language") if k in summary}))
         return
     click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {_figure(summary['auroc'])}")
     if summary["threshold"] is None:
@@ -331,6 +344,10 @@ def evaluate_answering(kb: Path, questions: tuple[Path, ...], target_precision: 
                    f"median draft {recall['median_words_sent']} words sent, {recall['median_words_drafted']} drafted")
     for point in summary["curve"][::10]:
         click.echo(f"  threshold {point['threshold']:>3}: sent {point['sent']:>5}  precision {point['precision']:.3f}  coverage {point['coverage']:.3f}")
+    for language, figures in summary.get("by_language", {}).items():
+        click.echo(f"language {language:<5} n={figures['n']:<4} auroc {figures['auroc']:.3f}  sent by the default policy "
+                   f"{figures['sent_by_default_policy']}  drafts in another language {figures['drafts_in_another_language']}"
+                   f"  sent in another language {figures['sent_in_another_language']}")
 
 
 def _figure(value: float | None) -> str:
@@ -348,65 +365,99 @@ def evaluate_groundedness(tsv: Path) -> None:
 
 @main.command()
 @click.option("--days", default=90, show_default=True, type=click.IntRange(1), help="solved in the last N days")
-@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1), help="at most this many tickets per helpdesk")
+@click.option("--helpdesk", "helpdesk_names", multiple=True, type=click.Choice(["zendesk", "intercom"]),
+              help="where to read solved tickets; repeat for both (default: the helpdesk the knowledge comes from)")
 @click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
-              help="share of sent answers that must be right at the recommended threshold")
-@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1), help="per tag, to recommend")
+              help="share of sent drafts that must agree with the agent at the recommended threshold")
+@click.option("--min-tickets", default=20, show_default=True, type=click.IntRange(1),
+              help="tickets a tag needs before it gets a threshold")
+@click.option("--min-sent", default=10, show_default=True, type=click.IntRange(1),
+              help="drafts a threshold must have sent, per tag, for its precision to count")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="write an HTML report with the precision/coverage chart")
+              help="write an HTML report with the precision/coverage charts, overall and per tag")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def backtest(days: int, limit: int, target_precision: float, min_tickets: int, report_path: Path | None, as_json: bool) -> None:
+def backtest(days: int, limit: int, helpdesk_names: tuple[str, ...], target_precision: float, min_tickets: int,
+             min_sent: int, report_path: Path | None, as_json: bool) -> None:
     """Replay past solved tickets: would the bot's draft have said what the agent said? Thresholds per tag."""
-    import time as _time
-
-    from helpdesk_bot import evaluation
+    from helpdesk_bot.backtest import backtest_report, run_backtest, write_backtest_report
     from helpdesk_bot.services import build_answerer, make_helpdesk
 
     settings = _settings()
     answerer = build_answerer(settings)
-    try:
-        rows = evaluation.run_backtest(make_helpdesk(settings), answerer, answerer.retriever.embedder,
-                                       since=int(_time.time()) - days * 86400, limit=limit,
-                                       progress=None if as_json else _progress("tickets"))
-    except HelpdeskBotError as exc:
-        raise click.ClickException(str(exc)) from None
-    summary = evaluation.backtest_report(rows, target_precision, min_tickets)
+    helpdesks = [make_helpdesk(settings, name) for name in helpdesk_names or (settings.knowledge_helpdesk,)]
+    rows = run_backtest(helpdesks, answerer, since=int(time.time()) - days * 86400, limit=limit,
+                        progress=None if as_json else _progress("tickets"))
+    summary = backtest_report(rows, target_precision, min_tickets, min_sent)
     if report_path:
-        evaluation.write_report(report_path, "Backtest on solved tickets", summary)
+        write_backtest_report(report_path, summary)
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"{summary['n']} solved tickets; auroc {summary['auroc']}; recommended threshold "
-               f"{summary['threshold']} (precision {summary['precision']}, coverage {summary['coverage']})")
-    for tag, tag_summary in summary["per_tag"].items():
-        click.echo(f"  tag {tag:<20} n={tag_summary['n']:<5} threshold {tag_summary['threshold']}  "
-                   f"precision {tag_summary['precision']}  coverage {tag_summary['coverage']}")
+    click.echo(render_backtest(summary))
+
+
+def render_backtest(summary: dict) -> str:
+    """The backtest's figures as ops read them: overall, then a line per tag with its threshold or why none."""
+    def figures(s: dict) -> str:
+        if s["threshold"] is None:
+            return f"no recommendation: {s['reason']}"
+        return (f"threshold {s['threshold']}: precision {s['precision']:.2f} (at least {s['precision_low']:.2f}), "
+                f"coverage {s['coverage']:.2f}, {s['sent']} sent")
+
+    lines = [f"{summary['replayed']} solved tickets replayed, {summary['n']} judged "
+             f"({summary['not_judged']} agent answers had nothing to compare); {summary['agreeing']} drafts agree "
+             f"with the agent; auroc {summary['auroc']}",
+             f"  {'all tickets':<22} n={summary['n']:<5} {figures(summary)}"]
+    lines += [f"  tag {tag:<18} n={s['n']:<5} {figures(s)}" for tag, s in summary["per_tag"].items()]
+    return "\n".join(lines)
 
 
 @main.command()
-@click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="articles, JSON Lines (docs/evaluation.md)")
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--kb", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="articles, JSON Lines (docs/evaluation.md); repeat with --questions for several sets")
+@click.option("--questions", required=True, multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions over the --kb given in the same place, JSON Lines (docs/evaluation.md)")
+@click.option("--combination", default="weights", show_default=True, type=click.Choice(COMBINATIONS),
+              help="what workers turn into the chance an answer is right: the hand-weighted score, or the "
+                   "learned combination of the components")
+@click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
+              help="the precision the coverage figures are read at")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def calibrate(kb: Path, questions: Path, as_json: bool) -> None:
-    """Fit the mapping from raw confidence to the chance an answer is right; workers load it."""
+def calibrate(kb: tuple[Path, ...], questions: tuple[Path, ...], combination: str, target_precision: float,
+              as_json: bool) -> None:
+    """Fit the chance an answer is right (isotonic on the hand weights, and a learned combination); workers load it."""
     from helpdesk_bot import calibration, evaluation
 
+    if len(kb) != len(questions):
+        raise click.UsageError("give one --questions for each --kb, in the same order")
     settings = _settings()
-    results = evaluation.run_answering(kb, questions, settings, calibrated=False,
-                                       progress=None if as_json else _progress("questions"))
+    results = []
+    for kb_file, questions_file in zip(kb, questions):
+        results += evaluation.run_answering(kb_file, questions_file, settings, calibrated=False,
+                                            progress=None if as_json else _progress(f"questions of {questions_file.name}"))
     raw, correct = [r.confidence for r in results], [r.correct for r in results]
-    fitted = calibration.fit(raw, correct)
-    fitted.save(settings.calibration_path)
-    report = {"n": len(results), **calibration.cross_validated_error(raw, correct),
-              "saved": str(settings.calibration_path)}
+    isotonic = calibration.fit(raw, correct)
+    learned, compared = evaluation.compare_combinations(results, target_precision)
+    if combination == "learned" and learned is None:
+        raise click.ClickException(f"no learned combination to use: {compared['learned']['reason']}")
+    calibration.Calibration(isotonic.scores, isotonic.probabilities, learned, combination).save(settings.calibration_path)
+    report = {"n": len(results), **calibration.cross_validated_error(raw, correct), "combination": combination,
+              **compared, "saved": str(settings.calibration_path)}
     if as_json:
         click.echo(json.dumps(report))
         return
     click.echo(f"calibrated on {report['n']} questions; expected calibration error {report['ece_raw']:.3f} raw → "
                f"{report['ece_calibrated']:.3f} calibrated (5-fold cross-validated); saved to {report['saved']}")
-    click.echo("Workers load it at start: restart them. Confidence now reads as the chance (%) an answer is right.")
+    for name in COMBINATIONS:
+        figures = report[name]
+        if figures.get("reason"):
+            click.echo(f"  {name:<8} not fitted: {figures['reason']}")
+            continue
+        click.echo(f"  {name:<8} auroc {figures['auroc']:.3f}, coverage {figures['coverage']:.3f} at precision "
+                   f"{target_precision} (threshold {figures['threshold']}){figures.get('note', '')}")
+    click.echo(f"Workers use the {combination} combination from their next start: restart them. "
+               "Confidence now reads as the chance (%) an answer is right.")
 
 
 @main.command()

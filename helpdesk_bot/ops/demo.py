@@ -26,7 +26,8 @@ from helpdesk_bot.domain import Message, TicketEvent
 from helpdesk_bot.embedding import make_embedder
 from helpdesk_bot.knowledge import sync_index
 from helpdesk_bot.pipeline import action_key
-from helpdesk_bot.services import make_helpdesk, make_helpdesks, open_ledger, open_store
+from helpdesk_bot.ops.sample_history import past_tickets
+from helpdesk_bot.services import build_answerer, make_helpdesk, make_helpdesks, open_ledger, open_store
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import html_to_text
 from integrations.sandbox.constants import HUMAN_AGENT_EMAIL
@@ -83,6 +84,9 @@ def run_demo(once: bool, port: int) -> int:
     )
     _say(f"worker log       {worker_log.name}")
     try:
+        # Before the webhooks are set up, so the bot hears nothing of them: they are history.
+        seeded = _seed_past_tickets(sandbox, intercom)
+        _say(f"{seeded} past tickets solved by agents (Zendesk and Intercom), for the backtest")
         from helpdesk_bot.web.app import create_app
 
         app = create_app(settings)
@@ -122,6 +126,10 @@ def run_demo(once: bool, port: int) -> int:
             _history(sandbox, ledger, tickets, settings.max_attempts)
         except Exception as exc:  # the dashboard still shows today
             _say(f"\n(the earlier days were not seeded: {exc!r})")
+        try:
+            _backtest(settings, data_dir / "backtest.html")
+        except Exception as exc:  # the dashboard still shows the live tickets
+            _say(f"\n(the backtest stopped early: {exc!r})")
         password = secrets.token_urlsafe(12)
         ledger.create_user(DEMO_ADMIN, password)
         dashboard_url = f"http://127.0.0.1:{server.server_port}/dashboard/"
@@ -240,6 +248,36 @@ def _history(sandbox, ledger, samples: list[dict], attempts: int) -> None:
     dead = [d for d in ledger.dead_letters() if d["ticket_id"] == str(failing)]
     _say(f"\n{len(asked)} earlier tickets spread over the last {HISTORY_DAYS} days for the charts; "
          f"{len(dead)} dead letter (ticket #{failing}: Zendesk answered 503 to every attempt)")
+
+
+def _seed_past_tickets(sandbox, intercom) -> int:
+    """The sample history (sample_history.py), solved by a human agent in each sandbox."""
+    tickets = past_tickets()
+    for past in tickets:
+        if past.helpdesk == "zendesk":
+            ticket_id = sandbox.create_ticket(past.subject, past.body, past.requester_email, past.requester_name,
+                                              tags=past.tags)
+            sandbox.add_agent_reply(ticket_id, past.agent_answer, status="solved")
+        else:
+            conversation_id = intercom.start_conversation(past.requester_email, past.body, past.requester_name)
+            intercom.tag(conversation_id, past.tags)
+            intercom.agent_reply(conversation_id, past.agent_answer)
+            intercom.close(conversation_id)
+    return len(tickets)
+
+
+def _backtest(settings: Settings, report: Path) -> None:
+    """What ops run before turning the bot on: the past tickets replayed, a threshold per tag."""
+    from helpdesk_bot.backtest import backtest_report, run_backtest, write_backtest_report
+    from helpdesk_bot.ops.cli import render_backtest
+
+    _say("\nBacktest: the agents' past answers against what the bot would have drafted...")
+    helpdesks = [make_helpdesk(settings, "zendesk"), make_helpdesk(settings, "intercom")]
+    rows = run_backtest(helpdesks, build_answerer(settings), since=int(time.time()) - 90 * 86400, limit=500)
+    summary = backtest_report(rows)
+    write_backtest_report(report, summary)
+    _say(render_backtest(summary))
+    _say(f"backtest report  {report}  (helpdesk-bot backtest --helpdesk zendesk --helpdesk intercom --report ...)")
 
 
 def port_in_use(port: int) -> str | None:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import replace
 from functools import cached_property
 
 import requests
 
-from helpdesk_bot.domain import Article, Message, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.domain import ANSWERED_TAG, Article, Message, Ticket, TicketHistory, TimedMessage
 from helpdesk_bot.errors import ConfigError, HelpdeskBotError, PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -31,6 +32,7 @@ REGIONS = {
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8766"
 TIMEOUT_SECONDS = 15
 ARTICLES_PER_PAGE = 50
+SEARCH_PER_PAGE = 150  # the Search API's largest page
 # Zendesk's "pending" (waiting on the customer) is a snooze here: a customer reply wakes the
 # conversation at once, and after a day it comes back to the inbox for a teammate to close.
 SNOOZE_SECONDS = 24 * 60 * 60
@@ -76,7 +78,16 @@ class IntercomHelpdesk:
     # --- the Helpdesk interface ---------------------------------------------------------
 
     def fetch_ticket(self, ticket_id: str, requester: bool = True) -> Ticket:
-        return self._ticket(self.conversation(ticket_id))  # the contact's name comes with it
+        conversation = self.conversation(ticket_id)  # the contact's name comes with it
+        ticket = self._ticket(conversation)
+        contacts = (conversation.get("contacts") or {}).get("contacts") or []
+        if requester and contacts:  # the language is on the contact only: one more call
+            contact = self._request("GET", f"/contacts/{contacts[0]['id']}")
+            # Intercom's contact language: the one set for them, else their browser's ("pt-BR").
+            language = contact.get("language_override") or contact.get("browser_language")
+            if language:
+                ticket = replace(ticket, locale=str(language).lower())
+        return ticket
 
     def post_reply(self, ticket_id: str, html: str, status: str, tags: tuple[str, ...]) -> dict:
         # Tags first: adding one twice is harmless, so a retry after a failure here is safe.
@@ -143,6 +154,34 @@ class IntercomHelpdesk:
             pages = int((listed.get("pages") or {}).get("total_pages") or 1)
             page += 1
         return articles
+
+    def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
+        """Closed conversations a teammate answered, as (the question as asked, the teammate's last
+        public reply), for the backtest. Conversations the bot answered are left out.
+
+        Found with the Search API (POST /conversations/search: state closed, updated since), which
+        lists conversations without their parts, so each is read in full.
+        """
+        out: list[tuple[Ticket, str]] = []
+        query = {"operator": "AND", "value": [{"field": "state", "operator": "=", "value": "closed"},
+                                              {"field": "updated_at", "operator": ">", "value": int(since)}]}
+        cursor = None
+        while len(out) < limit:
+            pagination = {"per_page": SEARCH_PER_PAGE, **({"starting_after": cursor} if cursor else {})}
+            found = self._request("POST", "/conversations/search", json={"query": query, "pagination": pagination})
+            for listed in found.get("conversations") or []:
+                tags = {t.get("name") for t in (listed.get("tags") or {}).get("tags") or []}
+                if ANSWERED_TAG in tags:
+                    continue
+                answered = _answered(self._ticket(self.conversation(str(listed["id"]))))
+                if answered:
+                    out.append(answered)
+                    if len(out) >= limit:
+                        break
+            cursor = ((found.get("pages") or {}).get("next") or {}).get("starting_after")
+            if not cursor:
+                break
+        return out
 
     # --- Intercom operations --------------------------------------------------------------
 
@@ -258,6 +297,18 @@ class IntercomHelpdesk:
             return response.json()
         except ValueError:
             raise TransientError(f"Intercom answered {method} {path} with a body that is not JSON") from None
+
+
+def _answered(ticket: Ticket) -> tuple[Ticket, str] | None:
+    """(the conversation up to the first teammate reply, the last teammate reply); None when the
+    bot replied publicly, or no teammate did, or the customer asked nothing first."""
+    if any(m.author == "bot" and m.public for m in ticket.messages):
+        return None
+    answers = [i for i, m in enumerate(ticket.messages) if m.author == "agent" and m.public]
+    if not answers:
+        return None
+    asked = replace(ticket, messages=ticket.messages[:answers[0]])
+    return (asked, ticket.messages[answers[-1]].text) if asked.latest_customer_message else None
 
 
 def _throttle_wait(response: requests.Response) -> float:

@@ -1,7 +1,10 @@
 """Help Center (Guide) content: categories, sections, articles, loaded from a JSON file.
 
 The file holds `{"categories": [...], "sections": [...], "articles": [...]}` in Zendesk's
-shapes; missing fields get Zendesk's defaults. `url` and `html_url` are always derived
+shapes; missing fields get Zendesk's defaults. An article listed again with a `locale` other than
+its `source_locale` is that locale's translation: as in Zendesk, translations share the
+article's id, the per-locale listings (/api/v2/help_center/{locale}/articles) show each article
+in the locales it is translated into, and /articles/{id}/translations lists them all. `url` and `html_url` are always derived
 from the sandbox's own address when rendering, so links point at the sandbox.
 Not thread-safe on its own: SandboxState calls it under its lock.
 """
@@ -38,16 +41,37 @@ class HelpCenter:
         now = iso(utc_now())
         self.categories = {c["id"]: _category(c, now) for c in data.get("categories", [])}
         self.sections = {s["id"]: _section(s, now) for s in data.get("sections", [])}
-        self.articles = {a["id"]: _article(a, now) for a in data.get("articles", [])}
+        raw_articles = data.get("articles", [])
+        self.articles = {a["id"]: _article(a, now) for a in raw_articles if not _is_translation(a)}
+        # (article id, locale) → the translation's own fields: title, body, draft, outdated, stamps.
+        self.translations = {(a["id"], a["locale"].lower()): _translation(a, now)
+                             for a in raw_articles if _is_translation(a) and a["id"] in self.articles}
         # New articles get ids above every loaded one, whatever range the file uses.
         self._new_id = itertools.count(max([FIRST_GENERATED_ID, *self.articles]) + 1).__next__
 
     # Reads
 
-    def article(self, article_id: int) -> dict:
+    def article(self, article_id: int, locale: str | None = None) -> dict:
+        """The article, or its translation into `locale` (404 when it has none)."""
         if article_id not in self.articles:
             raise not_found()
-        return self.articles[article_id]
+        article = self.articles[article_id]
+        if locale is None or locale.lower() == article["locale"]:
+            return article
+        if (article_id, locale.lower()) not in self.translations:
+            raise not_found()
+        return _translated(article, self.translations[(article_id, locale.lower())])
+
+    def locales(self) -> list[str]:
+        """Every locale an article is published in, the default first."""
+        found = {a["locale"] for a in self.articles.values()} | {locale for _, locale in self.translations}
+        return sorted(found, key=lambda locale: (locale != DEFAULT_LOCALE, locale))
+
+    def article_translations(self, article_id: int) -> list[dict]:
+        """The article in its source locale and in every locale it is translated into."""
+        article = self.article(article_id)
+        return [article] + [_translated(article, t) for (aid, _), t in sorted(self.translations.items())
+                            if aid == article_id]
 
     def list_articles(self, locale: str | None = None, section_id: int | None = None,
                       sort_by: str = "position", sort_order: str = "asc") -> list[dict]:
@@ -58,8 +82,10 @@ class HelpCenter:
             raise bad_request("InvalidValue", "sort_order must be asc or desc")
         if section_id is not None:
             self.section(section_id)
-        chosen = [a for a in self.articles.values()
-                  if (locale is None or a["locale"] == locale.lower())
+        chosen = [a if locale is None or a["locale"] == locale.lower()
+                  else _translated(a, self.translations[(a["id"], locale.lower())])
+                  for a in self.articles.values()
+                  if (locale is None or a["locale"] == locale.lower() or (a["id"], locale.lower()) in self.translations)
                   and (section_id is None or a["section_id"] == section_id)]
         key = (lambda a: (a["title"].casefold(), a["id"])) if sort_by == "title" else (lambda a: (a[sort_by], a["id"]))
         return sorted(chosen, key=key, reverse=sort_order == "desc")
@@ -100,11 +126,21 @@ class HelpCenter:
         self.articles[article["id"]] = article
         return article
 
-    def update_article(self, article_id: int, fields: dict) -> dict:
+    def update_article(self, article_id: int, fields: dict, locale: str | None = None) -> dict:
         # Real Zendesk changes title/body only through the translations endpoint
         # (PUT /api/v2/help_center/articles/{id}/translations/{locale}); the sandbox
-        # accepts them here too so tests can change knowledge in one call.
+        # accepts them here too so tests can change knowledge in one call, in a translation's
+        # locale too.
         article = self.article(article_id)
+        key = (article_id, (locale or article["locale"]).lower())
+        if key in self.translations:
+            translation = self.translations[key]
+            for field in ("title", "body", "draft", "outdated"):
+                if field in fields:
+                    translation[field] = fields[field]
+            translation["name"] = translation["title"]
+            translation["updated_at"] = translation["edited_at"] = iso(utc_now())
+            return _translated(article, translation)
         if "section_id" in fields:
             self.section(fields["section_id"])
         if "title" in fields and not str(fields["title"]).strip():
@@ -126,6 +162,7 @@ class HelpCenter:
         """Archived articles vanish from every listing and from the incremental export."""
         self.article(article_id)
         del self.articles[article_id]
+        self.translations = {key: t for key, t in self.translations.items() if key[0] != article_id}
 
 
 def _by_position(items, locale: str | None) -> list[dict]:
@@ -201,6 +238,47 @@ def _article(raw: dict, now: str) -> dict:
         "permission_group_id": raw.get("permission_group_id", PERMISSION_GROUP_ID),
         "user_segment_id": user_segment_id,
         "user_segment_ids": list(raw.get("user_segment_ids", [user_segment_id] if user_segment_id else [])),
+    }
+
+
+def _is_translation(raw: dict) -> bool:
+    locale = raw.get("locale", DEFAULT_LOCALE).lower()
+    return locale != raw.get("source_locale", locale).lower()
+
+
+def _translation(raw: dict, now: str) -> dict:
+    """A translation's own fields (Zendesk's Translation object carries no section or labels)."""
+    stamps = _timestamps(raw, now)
+    title = raw.get("title") or raw.get("name") or ""
+    return {"title": title, "name": title, "body": raw.get("body", ""), "locale": raw["locale"].lower(),
+            "draft": raw.get("draft", False), "outdated": raw.get("outdated", False), **stamps,
+            "edited_at": normalize_iso(raw.get("edited_at"), stamps["updated_at"])}
+
+
+def _translated(article: dict, translation: dict) -> dict:
+    """The article as its per-locale listing shows it: the translation's text, the article's metadata."""
+    return {**article, **translation}
+
+
+def render_translation(article: dict, base_url: str) -> dict:
+    """A Translation object (Help Center API) of an article as `article_translations` gives it."""
+    slug = f"{article['id']}-{slugify(article['title'])}"
+    return {
+        "id": int(f"{article['id']}{sum(map(ord, article['locale'])):04d}"),  # stable, one per locale
+        "url": f"{base_url}/api/v2/help_center/articles/{article['id']}/translations/{article['locale']}.json",
+        "html_url": f"{base_url}/hc/{article['locale']}/articles/{slug}",
+        "source_id": article["id"],
+        "source_type": "Article",
+        "locale": article["locale"],
+        "title": article["title"],
+        "body": article["body"],
+        "outdated": article["outdated"],
+        "draft": article["draft"],
+        "hidden": False,
+        "created_at": article["created_at"],
+        "updated_at": article["updated_at"],
+        "updated_by_id": article.get("author_id"),
+        "created_by_id": article.get("author_id"),
     }
 
 

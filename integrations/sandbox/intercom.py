@@ -10,6 +10,7 @@ Run on its own: `python -m integrations.sandbox.intercom --port 8766`.
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import hashlib
 import hmac
@@ -181,7 +182,9 @@ class IntercomState:
                 raise ApiError(409, "conflict", f"A contact matching those details already exists with id={existing['id']}")
             contact = {"type": "contact", "id": secrets.token_hex(12), "workspace_id": WORKSPACE_ID,
                        "external_id": fields.get("external_id"), "role": role, "email": email,
-                       "name": fields.get("name") or email.split("@")[0], "created_at": int(time.time())}
+                       "name": fields.get("name") or email.split("@")[0], "created_at": int(time.time()),
+                       "language_override": fields.get("language_override"),
+                       "browser_language": fields.get("browser_language")}
             self.contacts[contact["id"]] = contact
             return copy.deepcopy(contact)
 
@@ -196,6 +199,36 @@ class IntercomState:
     def conversation(self, conversation_id: str) -> dict:
         with self.lock:
             return render_conversation(self._conversation(conversation_id))
+
+    def search_conversations(self, fields: dict) -> dict:
+        """POST /conversations/search: a query of field/operator/value filters, nested under AND/OR,
+        cursor-paginated (`pagination.per_page` up to 150, `pagination.starting_after`). As in
+        Intercom, the conversations found come without their parts: read each one for those."""
+        query = fields.get("query")
+        if not isinstance(query, dict):
+            raise invalid("query is required")
+        pagination = fields.get("pagination") or {}
+        per_page = pagination.get("per_page", 20)
+        if not isinstance(per_page, int) or not 1 <= per_page <= 150:
+            raise invalid("per_page must be between 1 and 150")
+        with self.lock:
+            found = sorted((c for c in self.conversations.values() if _matches(query, c)),
+                           key=lambda c: (c["created_at"], int(c["id"])))
+            start = 0
+            if pagination.get("starting_after"):
+                start = _search_cursor(pagination["starting_after"], len(found))
+            page = found[start:start + per_page]
+            pages = {"type": "pages", "page": start // per_page + 1, "per_page": per_page,
+                     "total_pages": max(1, -(-len(found) // per_page))}
+            if start + per_page < len(found):
+                pages["next"] = {"page": pages["page"] + 1,
+                                 "starting_after": base64.urlsafe_b64encode(str(start + per_page).encode()).decode()}
+            listed = []
+            for conversation in page:
+                shown = render_conversation(conversation)
+                del shown["conversation_parts"]
+                listed.append(shown)
+            return {"type": "conversation.list", "pages": pages, "total_count": len(found), "conversations": listed}
 
     # Conversations: writes
 
@@ -417,6 +450,50 @@ class IntercomState:
         return self.notifier.send(topic, item, conversation["id"])
 
 
+SEARCH_FIELDS = {"id", "created_at", "updated_at", "state", "open", "read", "admin_assignee_id", "team_assignee_id",
+                 "source.type"}
+
+
+def _matches(query: dict, conversation: dict) -> bool:
+    """One filter ({field, operator, value}) or a group ({operator: AND|OR, value: [filters]})."""
+    operator, value = query.get("operator"), query.get("value")
+    if operator in ("AND", "OR"):
+        if not isinstance(value, list) or not value:
+            raise invalid(f"{operator} needs a list of filters")
+        results = (_matches(q, conversation) for q in value)
+        return all(results) if operator == "AND" else any(results)
+    field = query.get("field")
+    if field not in SEARCH_FIELDS:
+        raise invalid(f"{field!r} is not a searchable field")
+    actual = conversation["source"]["type"] if field == "source.type" else (
+        conversation["state"] == "open" if field == "open" else conversation.get(field))
+    if field in ("created_at", "updated_at"):
+        try:
+            value = int(value)
+        except (TypeError, ValueError):
+            raise invalid(f"{field} takes a unix timestamp") from None
+    elif actual is not None and not isinstance(actual, bool):
+        actual = str(actual)
+        value = str(value)
+    if operator == "=":
+        return actual == value
+    if operator == "!=":
+        return actual != value
+    if operator in (">", "<") and field in ("created_at", "updated_at"):
+        return actual > value if operator == ">" else actual < value
+    raise invalid(f"operator {operator!r} does not apply to {field}")
+
+
+def _search_cursor(cursor, total: int) -> int:
+    try:
+        start = int(base64.urlsafe_b64decode(str(cursor).encode()).decode())
+    except (ValueError, UnicodeDecodeError):
+        raise invalid("starting_after is not a cursor this search returned") from None
+    if not 0 <= start <= total:
+        raise invalid("starting_after is not a cursor this search returned")
+    return start
+
+
 def render_conversation(conversation: dict, parts: list[dict] | None = None) -> dict:
     """A conversation in the field order of conversation_find_response.json; `parts` narrows
     conversation_parts to the ones a request created, as Intercom's reply answers do."""
@@ -594,6 +671,10 @@ def create_app(state: IntercomState | None = None) -> Flask:
     def create_conversation():
         return _state().start_conversation(_json())
 
+    @app.post("/conversations/search")
+    def search_conversations():
+        return _state().search_conversations(_json())
+
     @app.get("/conversations/<conversation_id>")
     def show_conversation(conversation_id: str):
         return _state().conversation(conversation_id)
@@ -759,6 +840,16 @@ class SandboxIntercom(ServedInThread):
                     message_type: str = "comment") -> dict:
         return self._call("POST", f"/conversations/{conversation_id}/reply",
                           {"message_type": message_type, "type": "admin", "admin_id": admin_id, "body": body})
+
+    def tag(self, conversation_id: str, names, admin_id: str = HUMAN_ADMIN_ID) -> None:
+        """Tag a conversation by names, creating the tags, as a teammate does in the inbox."""
+        for name in names:
+            tag_id = self._call("POST", "/tags", {"name": name})["id"]
+            self._call("POST", f"/conversations/{conversation_id}/tags", {"id": tag_id, "admin_id": admin_id})
+
+    def close(self, conversation_id: str, admin_id: str = HUMAN_ADMIN_ID) -> dict:
+        return self._call("POST", f"/conversations/{conversation_id}/parts",
+                          {"message_type": "close", "type": "admin", "admin_id": admin_id})
 
     def assign_to_admin(self, conversation_id: str, admin_id: str = HUMAN_ADMIN_ID) -> dict:
         return self._call("POST", f"/conversations/{conversation_id}/parts",

@@ -24,7 +24,7 @@ from .admin import register as register_admin
 from .constants import BOT_AGENT_ID
 from .errors import ApiError, bad_request, not_found
 from .formats import epoch
-from .helpcenter import INCREMENTAL_PAGE_SIZE, render_article, render_category, render_section
+from .helpcenter import DEFAULT_LOCALE, INCREMENTAL_PAGE_SIZE, render_article, render_category, render_section, render_translation
 from .pagination import paginate
 from .state import Fault, SandboxState
 
@@ -330,7 +330,24 @@ def list_articles(locale: str | None = None, section_id: int | None = None):
 def show_article(article_id: int, locale: str | None = None):
     state = _state()
     with state.lock:
-        return {"article": render_article(state.help_center.article(article_id), _base_url())}
+        return {"article": render_article(state.help_center.article(article_id, locale), _base_url())}
+
+
+@api.get("/help_center/articles/<int:article_id>/translations.json")
+def list_article_translations(article_id: int):
+    """Every translation of an article, its source locale's included (Help Center Translations API)."""
+    state, base = _state(), _base_url()
+    with state.lock:
+        translations = [render_translation(t, base) for t in state.help_center.article_translations(article_id)]
+    return {"translations": translations, "next_page": None, "previous_page": None, "count": len(translations)}
+
+
+@api.get("/help_center/locales.json")
+def list_help_center_locales():
+    """The locales the help center publishes in, and its default (Help Center Locales API)."""
+    state = _state()
+    with state.lock:
+        return {"locales": state.help_center.locales(), "default_locale": DEFAULT_LOCALE}
 
 
 @api.get("/help_center/incremental/articles.json")
@@ -372,7 +389,7 @@ def update_article(article_id: int, locale: str | None = None):
     fields = _payload("article")["article"]
     state = _state()
     with state.lock:
-        return {"article": render_article(state.help_center.update_article(article_id, fields), _base_url())}
+        return {"article": render_article(state.help_center.update_article(article_id, fields, locale), _base_url())}
 
 
 @api.delete("/help_center/articles/<int:article_id>.json")
@@ -424,7 +441,7 @@ def article_page(locale: str, article_ref: str):
         raise not_found()
     state = _state()
     with state.lock:
-        article = state.help_center.article(int(match.group()))
+        article = state.help_center.article(int(match.group()), locale)
         if article["draft"]:
             raise not_found()  # drafts are not published to the public Help Center
         title, body = html.escape(article["title"]), article["body"]

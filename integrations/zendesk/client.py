@@ -17,7 +17,8 @@ from zenpy.lib.api_objects import Ticket as ZenpyTicket
 from zenpy.lib.endpoint import PrimaryEndpoint
 from zenpy.lib.exception import APIException, RecordNotFoundException, ZenpyException
 
-from helpdesk_bot.domain import ANSWERED_TAG, Article, HelpCenterChanges, Message, PastTickets, Resolution, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.domain import (ANSWERED_TAG, Article, HelpCenterChanges, Message, PastTickets, Resolution, Ticket,
+                                 TicketHistory, TimedMessage, translation_id)
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -212,26 +213,57 @@ class ZendeskHelpdesk:
         # zenpy/lib/generator.py): end_time is the next start_time.
         end_time = int(getattr(export, "end_time", None) or start_time)
         listing = self._listing()
-        if self.locales:  # the export holds one translation of each article: read the locales' own
+        if self._reading_locales:  # the export holds one translation of each article: read the locales' own
             changed_ids = {a.id for a in changed}
             changed = [a for a in listing if a.id in changed_ids]
         published = {self._article_id(a) for a in listing if self._published(a)}
         return HelpCenterChanges(changed=self._articles(changed) if changed else [], published=published,
                                  end_time=end_time)
 
-    def _listing(self) -> list:
-        """Every article (agents see drafts too), in each configured locale."""
+    @property
+    def _reading_locales(self) -> tuple[str, ...]:
+        """The locales whose articles are read: the configured ones, else every locale the help
+        center publishes in when it has more than one (none: its plain listing, as one locale)."""
+        if self.locales:
+            return self.locales
+        published, default = self._help_center_locales
+        return (default, *[locale for locale in published if locale != default]) if len(published) > 1 else ()
+
+    @cached_property
+    def _help_center_locales(self) -> tuple[tuple[str, ...], str]:
+        """(every locale the help center publishes in, its default) from the Help Center Locales API."""
         hc = self.client.help_center
-        if not self.locales:
+        url = f"https://{self._zenpy_options['subdomain']}.zendesk.com/api/v2/help_center/locales.json"
+        body = self._call(lambda: hc.articles._get(url, raw_response=True)).json()
+        default = (body.get("default_locale") or "").lower()
+        return tuple(locale.lower() for locale in body.get("locales") or ()), default
+
+    def _listing(self) -> list:
+        """Every article (agents see drafts too), in each locale read."""
+        hc = self.client.help_center
+        if not self._reading_locales:
             return self._call(lambda: list(hc.articles()))
         # zenpy 2.0.57 lists articles of one locale only through its generic query
         # (GET /api/v2/help_center/{locale}/articles.json); same pages and objects as hc.articles().
-        return [article for locale in self.locales for article in self._call(
+        return [article for locale in self._reading_locales for article in self._call(
             lambda: list(hc.articles._query_zendesk(PrimaryEndpoint(f"help_center/{locale}/articles"), "article")))]
 
+    def _article_locale(self, article) -> str | None:
+        """The locale an article is indexed with: with configured locales its own; with every locale
+        read, a translation's (the default locale's articles stay unscoped, in the default language)."""
+        locale = (article.locale or "").lower() or None
+        if self.locales:
+            return locale
+        if self._reading_locales and locale != self._help_center_locales[1]:
+            return locale
+        return None
+
     def _article_id(self, article) -> str:
-        """Zendesk's translations of an article share its id: with several locales, the locale is part of ours."""
-        return f"{article.id}:{(article.locale or '').lower()}" if self.locales else str(article.id)
+        """Zendesk's translations of an article share its id: the locale is part of ours ("123:es");
+        with every locale read, the default locale's keep the plain id."""
+        if self.locales:
+            return f"{article.id}:{(article.locale or '').lower()}"
+        return translation_id(str(article.id), self._article_locale(article))
 
     def _published(self, article) -> bool:
         """The API lists drafts to agents too, and articles restricted to a user segment (signed-in
@@ -247,7 +279,7 @@ class ZendeskHelpdesk:
         return [
             Article(id=self._article_id(a), title=a.title or "", body_html=a.body or "", url=a.html_url or "",
                     breadcrumb=sections.get(a.section_id, ""),
-                    locale=((a.locale or "").lower() or None) if self.locales else None, brand=self.brand_id)
+                    locale=self._article_locale(a), brand=self.brand_id)
             for a in listed if self._published(a)
         ]
 

@@ -21,6 +21,7 @@ from helpdesk_bot.web.dashboard import charts
 from helpdesk_bot.web.dashboard.auth import (check_csrf, csrf_token, load_user, login_required, safe_next, sign_in,
                                             sign_out)
 from helpdesk_bot.errors import ConfigError
+from helpdesk_bot.language import LANGUAGE_NAMES
 from helpdesk_bot.ledger.article_changes import NOT_LOOKED_UP, VERDICTS
 from helpdesk_bot.web.limits import RateLimiter
 from helpdesk_bot.policy import (Policy, PolicyFile, describe_changes, parse_policy, parse_policy_text,
@@ -66,7 +67,7 @@ def init_dashboard(app: Flask, settings, limits_store) -> None:
     app.add_url_rule("/metrics", "metrics", metrics_endpoint)
     app.add_url_rule("/readyz", "readyz", readyz)
     app.jinja_env.globals.update(csrf_token=csrf_token, fmt_pct=fmt_pct, fmt_ms=fmt_ms, fmt_time=fmt_time,
-                                 fmt_usd=fmt_usd, reasons=analytics.ESCALATION_REASONS)
+                                 fmt_usd=fmt_usd, reasons=analytics.ESCALATION_REASONS, language_names=LANGUAGE_NAMES)
     app.jinja_env.filters["shorten"] = shorten  # at a word boundary, with an ellipsis
 
 
@@ -209,6 +210,18 @@ def overview():
 def tags():
     f = _filters()
     return render_template("tags.html", f=f, rows=analytics.by_tag(_records(f)), ranges=RANGES)
+
+
+@blueprint.get("/languages")
+@login_required
+def languages():
+    """Per language customers write in: tickets, deflection, knowledge gaps, and the articles they lack."""
+    f = _filters()
+    records = _records(f)
+    default = current_app.extensions["settings"].default_language
+    missing = analytics.missing_translations(records, ledger().indexed_articles(), default)
+    return render_template("languages.html", f=f, rows=analytics.by_language(records), missing=missing,
+                           default=default, names=LANGUAGE_NAMES, ranges=RANGES)
 
 
 @blueprint.get("/quality")
