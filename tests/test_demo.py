@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 
+# The whole product in its own processes, indexing the sample help center in four languages:
+# the subprocess's own limit (240 s) is the one that counts, not the suite's default.
+@pytest.mark.timeout(300)
 def test_demo_decides_every_sample_ticket_and_leaves_nothing_running(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "DATABASE_URL"))}
     env["HELPDESK_DATA_DIR"] = str(tmp_path)
