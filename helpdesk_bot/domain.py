@@ -179,10 +179,11 @@ class Source:
     """A chunk retrieved for a ticket, with the scores that ranked it."""
 
     chunk: Chunk
-    score: float  # fused rank score (RRF), higher is better
+    score: float  # rank score, higher is better: the fused score, blended with MaxSim when re-ranked
     dense: float  # cosine similarity of the embeddings, on MiniLM's scale (embedding.on_common_scale)
     keyword: float  # share of the question's key terms found in the chunk, 0..1
     language: str | None = None  # the chunk's text's (ISO 639-1); None: not known, read as any
+    maxsim: float | None = None  # word-by-word match of question and chunk, 0..1 (retrieval.py); None if not computed
 
 
 @dataclass(frozen=True)

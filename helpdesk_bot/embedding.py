@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,14 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """One L2-normalised row for a question (models trained with a query prefix add it)."""
+
+
+@runtime_checkable
+class TokenEmbedder(Embedder, Protocol):
+    """An embedder that also gives a vector per word piece, for late interaction (MaxSim)."""
+
+    def token_vectors(self, texts: list[str]) -> list[np.ndarray]:
+        """Return, per text, one L2-normalised row per word piece, special tokens left out."""
 
 
 class MiniLMEmbedder:
@@ -70,27 +78,39 @@ class MiniLMEmbedder:
         tokenizer.enable_padding()
         return tokenizer
 
-    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+    def _hidden_states(self, texts: list[str], batch_size: int):
+        """Run the model over `texts` in batches of similar length (little work wasted on padding);
+        yield (input positions, last hidden states, attention mask, special-token mask) per batch."""
         with self._lock:  # cached_property is not thread-safe on first use
             session, tokenizer = self._session, self._tokenizer
-        # Batches of similar length waste little work on padding; rows go back in input order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        rows = []
         for start in range(0, len(texts), batch_size):
-            encodings = tokenizer.encode_batch([texts[i] for i in order[start : start + batch_size]])
+            positions = order[start : start + batch_size]
+            encodings = tokenizer.encode_batch([texts[i] for i in positions])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             hidden = session.run(
                 None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             )[0]
+            special = np.array([e.special_tokens_mask for e in encodings], dtype=bool)
+            yield positions, hidden, mask, special
+
+    def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        result = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for positions, hidden, mask, _ in self._hidden_states(texts, batch_size):
             # Mean pooling over real tokens, then unit length: what sentence-transformers does.
             summed = (hidden * mask[..., None]).sum(axis=1)
             vectors = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            rows.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-        result = np.empty((len(texts), self.dimension), dtype=np.float32)
-        result[order] = np.vstack(rows)
+            result[positions] = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        return result
+
+    def token_vectors(self, texts: list[str], batch_size: int = 8) -> list[np.ndarray]:
+        result: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        for positions, hidden, mask, special in self._hidden_states(texts, batch_size):
+            for row, position in enumerate(positions):
+                # [CLS] and [SEP] match everything alike and padding is not text: only word pieces count.
+                vectors = hidden[row][(mask[row] == 1) & ~special[row]]
+                result[position] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         return result
 
 

@@ -23,7 +23,7 @@ from helpdesk_bot.embedding import make_multilingual_embedder
 from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
 from helpdesk_bot.language import DETECTOR, with_language
 from helpdesk_bot.retrieval import Retriever
-from helpdesk_bot.text import index_terms
+from helpdesk_bot.text import escape, index_terms
 from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, EmbeddedEngine, KnowledgeStore
 
 DOCUMENT_CANDIDATES = 60  # chunks fetched per question to rank documents down to the 10th
@@ -180,6 +180,7 @@ class Answered:
     draft: str = ""  # as drafted, without citation markers; "" when declined
     sent: bool = False  # the default policy sends it
     held: bool = False  # a risk signal hands it to a person whatever the threshold
+    set_name: str = ""  # the questions file it came from
     inputs: dict = field(default_factory=dict)  # what a learned combination reads (Confidence.inputs)
     raw: int = 0  # the hand-weighted score before calibration and gates
     language: str | None = None  # the ticket's
@@ -202,21 +203,23 @@ def as_ticket(question: Question):
                   messages=(*turns, Message("customer", question.question)), language=question.language)
 
 
-def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[int, int], None] | None = None,
-                  calibrated: bool = True) -> list[Answered]:
+def run_answering(kb: Path, questions_file: Path | list[Path], settings,
+                  progress: Callable[[int, int], None] | None = None, calibrated: bool = True) -> list[Answered]:
+    """Answer every question of one or more files over one knowledge base; each result names its file."""
     from helpdesk_bot.drafting import make_drafter
     from helpdesk_bot.pipeline import Answerer
     from helpdesk_bot.policy import Policy
-    from helpdesk_bot.retrieval import Retriever
 
     embedder = make_embedder(settings)
-    questions = load_questions(questions_file)
+    files = [questions_file] if isinstance(questions_file, Path) else list(questions_file)
+    names = set_names(files)
+    questions = [(name, q) for path, name in zip(files, names) for q in load_questions(path)]
     results = []
     with fresh_index(kb, embedder, settings) as store:
         calibration = Calibration.load(settings.calibration_path) if calibrated else None
         answerer = Answerer(Retriever(store, embedder, default_language=store.default_language),
                             make_drafter(settings), Policy(), calibration, store.default_language)
-        for done, question in enumerate(questions, 1):
+        for done, (set_name, question) in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
             cited = outcome.draft.cited[:1]
             first = next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None)
@@ -227,10 +230,17 @@ def run_answering(kb: Path, questions_file: Path, settings, progress: Callable[[
                                     sent=outcome.decision.action == "auto_send", held=outcome.decision.code == "risk",
                                     inputs=dict(outcome.confidence.inputs), raw=outcome.confidence.raw or 0,
                                     language=outcome.ticket.language,
-                                    reply_language=_reply_language(outcome.draft, store.default_language)))
+                                    reply_language=_reply_language(outcome.draft, store.default_language),
+                                    set_name=set_name))
             if progress:
                 progress(done, len(questions))
     return results
+
+
+def set_names(files: list[Path]) -> list[str]:
+    """Each file's name, or its path as given where two files share a name."""
+    clash = {path.name for path in files if sum(other.name == path.name for other in files) > 1}
+    return [str(path) if path.name in clash else path.name for path in files]
 
 
 def auroc(positives: list[float], negatives: list[float]) -> float:
@@ -276,6 +286,49 @@ def answer_recall_report(results: list[Answered]) -> dict | None:
             "median_words_drafted": median_words(drafted)}
 
 
+# The precisions ops choose between: coverage at each is reported for every set.
+REPORTED_PRECISIONS = (0.90, 0.95)
+
+
+def precision_curve(results: list[Answered]) -> list[dict]:
+    """Sent, precision and coverage at every threshold 0-100."""
+    answerable = sum(r.question.answerable for r in results)
+    curve = []
+    for threshold in range(0, 101):
+        # A ticket held for a risk signal is sent at no threshold; the AUROC still scores its confidence.
+        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0 and not r.held]
+        correct = sum(r.correct for r in sent)
+        curve.append({
+            "threshold": threshold,
+            "sent": len(sent),
+            "precision": round(correct / len(sent), 4) if sent else 1.0,
+            "coverage": round(correct / answerable, 4) if answerable else 0.0,
+        })
+    return curve
+
+
+def at_precision(curve: list[dict], target: float) -> dict:
+    """The lowest threshold whose sent answers reach `target` precision, and its coverage (0 if none does)."""
+    point = next((p for p in curve if p["sent"] and p["precision"] >= target), None)
+    return {"threshold": point["threshold"] if point else None, "precision": point["precision"] if point else None,
+            "coverage": point["coverage"] if point else 0.0}
+
+
+def confidence_auroc(results: list[Answered]) -> float | None:
+    """AUROC of the confidence, answerable against unanswerable; None when one of them is missing."""
+    answerable = [r.confidence for r in results if r.question.answerable]
+    unanswerable = [r.confidence for r in results if not r.question.answerable]
+    return round(auroc(answerable, unanswerable), 4) if answerable and unanswerable else None
+
+
+def set_summary(results: list[Answered]) -> dict:
+    """The figures that say whether a set of questions can be trusted to the bot."""
+    curve = precision_curve(results)
+    return {"n": len(results), "answerable": sum(r.question.answerable for r in results),
+            "auroc": confidence_auroc(results),
+            **{f"coverage@{p:.2f}": at_precision(curve, p)["coverage"] for p in REPORTED_PRECISIONS}}
+
+
 def answering_report(results: list[Answered], target_precision: float = 0.95) -> dict:
     """The whole set's figures, and with more than one language each language's (without the curve)."""
     report = _answering_report(results, target_precision)
@@ -295,27 +348,21 @@ def answering_report(results: list[Answered], target_precision: float = 0.95) ->
 
 
 def _answering_report(results: list[Answered], target_precision: float) -> dict:
-    answerable = [r for r in results if r.question.answerable]
-    curve = []
-    for threshold in range(0, 101):
-        # A ticket held for a risk signal is sent at no threshold; the AUROC still scores its confidence.
-        sent = [r for r in results if r.confidence >= threshold and r.confidence > 0 and not r.held]
-        correct = sum(r.correct for r in sent)
-        curve.append({
-            "threshold": threshold,
-            "sent": len(sent),
-            "precision": round(correct / len(sent), 4) if sent else 1.0,
-            "coverage": round(correct / len(answerable), 4) if answerable else 0.0,
-        })
-    recommended = next((p for p in curve if p["sent"] and p["precision"] >= target_precision), None)
+    """The whole curve and the recommended threshold; per question file and per `type` label when there are several."""
+    curve = precision_curve(results)
+    recommended = at_precision(curve, target_precision)
+    sets = {name: [r for r in results if r.set_name == name] for name in dict.fromkeys(r.set_name for r in results)}
+    types = {name: [r for r in results if r.question.type == name]
+             for name in sorted({r.question.type for r in results if r.question.type})}
     return {
         "n": len(results),
-        "answerable": len(answerable),
-        "auroc": round(auroc([r.confidence for r in answerable], [r.confidence for r in results if not r.question.answerable]), 4),
+        "answerable": sum(r.question.answerable for r in results),
+        "auroc": confidence_auroc(results),
         "target_precision": target_precision,
-        "threshold": recommended["threshold"] if recommended else None,
-        "precision": recommended["precision"] if recommended else None,
-        "coverage": recommended["coverage"] if recommended else 0.0,
+        **recommended,
+        "at_precision": {f"{p:.2f}": at_precision(curve, p) for p in REPORTED_PRECISIONS},
+        "by_set": {name: set_summary(rows) for name, rows in sets.items()} if len(sets) > 1 else {},
+        "by_type": {name: set_summary(rows) for name, rows in types.items()} if len(types) > 1 else {},
         "sent_by_default_policy": sum(r.sent for r in results),
         "answer_recall": answer_recall_report(results),
         "curve": curve,
@@ -350,13 +397,27 @@ def compare_combinations(results: list[Answered],
 def write_report(path: Path, title: str, summary: dict) -> None:
     """An HTML page with the precision/coverage curve as an inline SVG chart: no plotting library."""
     rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in summary.items()
-                   if k not in ("curve", "per_tag", "answer_recall"))
+                   if k not in ("curve", "per_tag", "answer_recall", "at_precision", "by_set", "by_type"))
+    rows += "".join(f"<tr><td>coverage at precision {p}</td><td>{point['coverage']} (threshold {point['threshold']})</td></tr>"
+                    for p, point in summary.get("at_precision", {}).items())
+    for heading in ("by_set", "by_type"):
+        rows += _sets_table(heading.replace("_", " "), summary.get(heading) or {})
     path.write_text(
         f"<!doctype html><meta charset=utf-8><title>{title}</title>"
         f"<h1>{title}</h1><table>{rows}</table>"
         f"{curve_chart(summary['curve'], summary.get('threshold'), target=summary.get('target_precision'))}",
         encoding="utf-8",
     )
+
+
+def _sets_table(heading: str, sets: dict[str, dict]) -> str:
+    if not sets:
+        return ""
+    columns = [k for k in next(iter(sets.values()))]
+    header = "".join(f"<th>{escape(c)}</th>" for c in ["set", *columns])
+    body = "".join("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in [name, *figures.values()]) + "</tr>"
+                   for name, figures in sets.items())
+    return f"<tr><th colspan=2>{heading}</th></tr><tr><td colspan=2><table><tr>{header}</tr>{body}</table></td></tr>"
 
 
 def curve_chart(curve: list[dict], threshold: int | None, width: int = 640, height: int = 320,

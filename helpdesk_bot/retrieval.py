@@ -1,9 +1,23 @@
-"""Find the knowledge chunks that best answer a ticket."""
+"""Find the knowledge chunks that best answer a ticket.
+
+Two steps: the index's hybrid search (dense + keyword, fused in vectorstore.py), then the best
+fused chunks re-scored word by word (late interaction, "MaxSim"): every word piece of the
+question is matched with its closest word piece of the chunk, with the embedding model's own
+token vectors. The pooled sentence vector blurs a question into one point; MaxSim sees that
+"remote" and "pairing" are both in the chunk. It ranks the first article better and separates
+questions the help center answers from those it does not (the confidence reads it too; see
+docs/answering.md).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 from helpdesk_bot.domain import Source
-from helpdesk_bot.embedding import Embedder, on_common_scale
+from helpdesk_bot.embedding import Embedder, TokenEmbedder, on_common_scale
+from helpdesk_bot.knowledge import embedding_input
 from helpdesk_bot.text import key_terms, tokens
 from helpdesk_bot.vectorstore import DENSE, MULTILINGUAL, Hit, KnowledgeStore, Scope
 
@@ -16,6 +30,15 @@ TOP_K = 5
 # wrong article in Spanish often comes close to the right one in English (values chosen on
 # data/eval/multilingual: 68 of 72 right choices, and 66-69 for margins from 0.066 to 0.096).
 OWN_WORDS, OWN_MARGIN = 0.1, 0.08
+# The fused candidates re-scored by MaxSim, and MaxSim's weight next to the fused score (the
+# rank score is their weighted mean, so it keeps the fused score's 0..1 scale). Both chosen on
+# the E-Manual retrieval questions and checked unchanged on other sets (docs/retrieval-experiments.md).
+# The 3 the confidence reads (token_match) and the drafter quotes from first: each chunk costs
+# a forward pass of the model per ticket, and 5 cost more than the budget of a quality stage
+# (BENCHMARKS.md) for +0.002 MRR@10. 10 found +0.02 hit@5, but changed the passages the drafter
+# weighs its quotes against, and with them some quotes, for the worse.
+RERANK_DEPTH = 3
+MAXSIM_WEIGHT = 2.0
 
 
 def term_coverage(question_terms: list[str], text: str, language: str = "en") -> float:
@@ -26,14 +49,24 @@ def term_coverage(question_terms: list[str], text: str, language: str = "en") ->
     return sum(term in present for term in question_terms) / len(question_terms)
 
 
+def maxsim(question: np.ndarray, chunk: np.ndarray) -> float:
+    """Mean, over the question's word pieces, of the best cosine to any of the chunk's."""
+    if not len(question) or not len(chunk):
+        return 0.0
+    return float((question @ chunk.T).max(axis=1).mean())
+
+
 class Retriever:
     def __init__(self, store: KnowledgeStore, embedder: Embedder, top_k: int = TOP_K, locales: tuple[str, ...] = (),
-                 default_language: str = "en"):
+                 default_language: str = "en", rerank_depth: int = RERANK_DEPTH, maxsim_weight: float = MAXSIM_WEIGHT):
         self.store = store
         self.embedder = embedder
         self.top_k = top_k
         self.locales = frozenset(locales)  # the help center locales indexed (HELPDESK_KNOWLEDGE_LOCALES)
         self.default_language = default_language
+        # Only an embedder with token vectors can re-rank (the OpenAI API gives none).
+        self.rerank_depth = rerank_depth if isinstance(embedder, TokenEmbedder) else 0
+        self.maxsim_weight = maxsim_weight
 
     def retrieve(self, question: str, brand: str | None = None, locale: str | None = None,
                  language: str | None = None) -> list[Source]:
@@ -49,15 +82,15 @@ class Retriever:
         scope = Scope(brand=brand, locale=locale if locale in self.locales else None)
         if language is None:  # no language known: every chunk competes, as before languages
             vector = self.embedder.embed_query(question)
-            return self._sources(question, self._search(question, vector, scope, self.default_language, DENSE),
-                                 None, DENSE)
+            return self.rerank(question, self._sources(
+                question, self._search(question, vector, scope, self.default_language, DENSE), None, DENSE))
         foreign = language != self.default_language
         using = MULTILINGUAL if foreign and self.store.searches_across_languages else DENSE
         vector = self._embedder(using).embed_query(question)  # once: both searches use it
         own = self._search(question, vector, Scope(brand=brand, locale=scope.locale, language=language,
                                                    unlabelled=not foreign), language, using)
         if not foreign:
-            return self._sources(question, own, language, using)
+            return self.rerank(question, self._sources(question, own, language, using))
         fallback = self._search(question, vector, Scope(brand=brand, language=self.default_language, unlabelled=True),
                                 self.default_language, using)
         # Across languages only meaning compares: the default language's articles rank by cosine.
@@ -91,3 +124,22 @@ class Retriever:
                                                         chunk_language),
                                   language=chunk_language if language else None))
         return sources
+
+    def rerank(self, question: str, sources: list[Source]) -> list[Source]:
+        """Re-score the first `rerank_depth` sources by fused score and MaxSim; the rest follow as they were.
+
+        Only in the default language's search: the token vectors are the English model's. The
+        question and the chunks go through the model in one call, once per ticket; the
+        confidence reads the same matches (BENCHMARKS.md has the cost).
+        """
+        head, tail = sources[: self.rerank_depth], sources[self.rerank_depth :]
+        if not head:
+            return sources
+        question_tokens, *chunk_tokens = self.embedder.token_vectors(
+            [question] + [embedding_input(s.chunk) for s in head])
+        weight = self.maxsim_weight
+        rescored = []
+        for source, chunk in zip(head, chunk_tokens):
+            match = maxsim(question_tokens, chunk)
+            rescored.append(replace(source, score=(source.score + weight * match) / (1 + weight), maxsim=match))
+        return sorted(rescored, key=lambda s: s.score, reverse=True) + tail

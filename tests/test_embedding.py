@@ -9,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from helpdesk_bot.embedding import MiniLMEmbedder, OpenAIEmbedder, make_embedder
+from helpdesk_bot.embedding import MiniLMEmbedder, OpenAIEmbedder, TokenEmbedder, make_embedder
 from helpdesk_bot.errors import AIUnavailable, ConfigError
+from helpdesk_bot.retrieval import maxsim
 from helpdesk_bot.settings import Settings
 
 
@@ -76,3 +77,30 @@ def test_embedder_is_chosen_by_setting(tmp_path, standin):
     assert isinstance(chosen, OpenAIEmbedder) and chosen.dimension == 512
     with pytest.raises(ConfigError, match="HELPDESK_EMBEDDER"):
         Settings.from_env({**base, "HELPDESK_EMBEDDER": "word2vec"})
+
+
+def test_minilm_token_vectors_are_the_word_pieces_without_special_tokens():
+    embedder = MiniLMEmbedder()
+    assert isinstance(embedder, TokenEmbedder)
+    texts = ["Reset your password", "How do I pair the remote control with the TV?"]
+    vectors = embedder.token_vectors(texts)
+    pieces = [len(embedder._tokenizer.encode(text, add_special_tokens=False).ids) for text in texts]
+    assert [len(v) for v in vectors] == pieces  # no [CLS], [SEP] or padding, in input order
+    assert all(np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5) for v in vectors)
+    assert embedder.token_vectors([]) == []
+
+
+def test_the_openai_embedder_has_no_token_vectors(standin):
+    assert not isinstance(OpenAIEmbedder(api_key="k", base_url=standin, model="m", dimension=4), TokenEmbedder)
+
+
+def test_maxsim_matches_word_by_word():
+    embedder = MiniLMEmbedder()
+    question, answer, unrelated = embedder.token_vectors([
+        "How do I pair the remote control?",
+        "To pair the remote control, hold the Return and Play buttons for 3 seconds.",
+        "Invoices can be downloaded as PDF files from the billing page.",
+    ])
+    assert maxsim(question, question) == pytest.approx(1.0, abs=1e-5)
+    assert maxsim(question, answer) > maxsim(question, unrelated) + 0.2
+    assert maxsim(question, np.zeros((0, 384), dtype=np.float32)) == 0.0

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpdesk_bot.ops.cli import main
-from helpdesk_bot.evaluation import RetrievalScores, answer_recall, auroc
+from helpdesk_bot.evaluation import RetrievalScores, answer_recall, at_precision, auroc
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KB, QUESTIONS = FIXTURES / "tiny_kb.jsonl", FIXTURES / "tiny_questions.jsonl"  # 4 articles; 4 answerable, 1 not
@@ -48,12 +48,46 @@ def test_eval_answering_json_and_report(monkeypatch, tmp_path):
                                        "--target-precision", "0.9", "--report", str(report), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"n", "auroc", "threshold", "precision", "coverage", "sent_by_default_policy",
-                            "answer_recall", "curve"}
+    assert set(summary) == {"n", "answerable", "auroc", "threshold", "precision", "coverage", "at_precision", "by_set",
+                            "by_type", "sent_by_default_policy", "answer_recall", "curve"}
     assert summary["answer_recall"] is None  # no reference answers in this set
     assert summary["n"] == 5 and len(summary["curve"]) == 101
     assert summary["auroc"] > 0.5
-    assert "<svg" in report.read_text()
+    assert set(summary["at_precision"]) == {"0.90", "0.95"}
+    assert summary["by_set"] == {}  # one file
+    # Per type label; the unlabelled question is in the overall figures only. No unanswerable
+    # question is labelled, so no type has an AUROC.
+    assert {name: figures["n"] for name, figures in summary["by_type"].items()} == {"Normal": 3, "Paraphrased": 1}
+    assert all(figures["auroc"] is None for figures in summary["by_type"].values())
+    html = report.read_text()
+    assert "<svg" in html and "coverage at precision 0.95" in html and "<td>Paraphrased</td>" in html
+
+
+def test_eval_answering_reports_each_questions_file_as_a_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("HELPDESK_DATA_DIR", str(tmp_path / "data"))
+    lines = QUESTIONS.read_text().splitlines()
+    first, second = tmp_path / "billing.jsonl", tmp_path / "security.jsonl"
+    first.write_text("\n".join(lines[:1] + lines[4:]) + "\n")  # refunds, and the unanswerable one
+    second.write_text("\n".join(lines[1:4]) + "\n")
+    result = CliRunner().invoke(main, ["eval", "answering", "--kb", str(KB), "--questions", str(first),
+                                       "--questions", str(second), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["n"] == 5
+    billing, security = summary["by_set"]["billing.jsonl"], summary["by_set"]["security.jsonl"]
+    assert (billing["n"], billing["answerable"], security["n"], security["answerable"]) == (2, 1, 3, 3)
+    assert billing["auroc"] is not None and security["auroc"] is None  # security has no unanswerable question
+    assert set(billing) == {"n", "answerable", "auroc", "coverage@0.90", "coverage@0.95"}
+
+
+def test_coverage_at_a_precision_is_read_at_the_lowest_threshold_that_reaches_it():
+    curve = [{"threshold": 0, "sent": 10, "precision": 0.8, "coverage": 0.9},
+             {"threshold": 1, "sent": 8, "precision": 0.9, "coverage": 0.8},
+             {"threshold": 2, "sent": 5, "precision": 0.96, "coverage": 0.5},
+             {"threshold": 3, "sent": 0, "precision": 1.0, "coverage": 0.0}]
+    assert at_precision(curve, 0.90) == {"threshold": 1, "precision": 0.9, "coverage": 0.8}
+    assert at_precision(curve, 0.95) == {"threshold": 2, "precision": 0.96, "coverage": 0.5}
+    assert at_precision(curve, 0.99) == {"threshold": None, "precision": None, "coverage": 0.0}  # nothing sent counts not
 
 
 BAD_FILES = {

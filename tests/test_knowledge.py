@@ -362,6 +362,20 @@ def test_possessive_meets_the_plain_word():
     assert term_coverage(key_terms("Where is my team's dashboard?"), "Every team has a dashboard.") == 1.0
 
 
+def test_the_best_fused_chunks_are_reranked_by_their_word_by_word_match(retriever):
+    question = "How do I download an invoice as a PDF?"
+    depth = retriever.rerank_depth
+    sources = retriever.retrieve(question)
+    assert all(0.0 < s.maxsim <= 1.0 for s in sources[:depth])
+    assert all(s.maxsim is None for s in sources[depth:])  # the rest follow in fused order
+    # MaxSim alone decides when it outweighs the fused score; without re-ranking there is none.
+    by_match = Retriever(retriever.store, retriever.embedder, maxsim_weight=1e6).retrieve(question)
+    assert [s.maxsim for s in by_match[:depth]] == sorted((s.maxsim for s in by_match[:depth]), reverse=True)
+    fused_only = Retriever(retriever.store, retriever.embedder, rerank_depth=0).retrieve(question)
+    assert all(s.maxsim is None for s in fused_only)
+    assert {s.chunk.id for s in by_match[:depth]} == {s.chunk.id for s in fused_only[:depth]}  # re-ordered, not replaced
+
+
 def test_blank_question_retrieves_nothing(retriever):
     assert retriever.retrieve("   \n") == []
 

@@ -195,8 +195,8 @@ def test_record_decision_stores_the_outcome(ledger, event_id):
 
 
 def test_record_decision_twice_keeps_one_row_per_event(ledger, event_id):
-    ledger.record_decision(event_id, outcome(dense=0.7, policy=Policy(threshold=75)), {})
-    ledger.record_decision(event_id, outcome(dense=0.0, policy=Policy(threshold=75)), {})  # the retry scored lower
+    ledger.record_decision(event_id, outcome(dense=0.7, policy=Policy(threshold=80)), {})
+    ledger.record_decision(event_id, outcome(dense=0.0, policy=Policy(threshold=80)), {})  # the retry scored lower
     (row,) = ledger.decisions_for("35436")
     assert row["action"] == "escalate"
 

@@ -300,32 +300,42 @@ def evaluate_retrieval(kb: Path, questions: Path, as_json: bool) -> None:
 @evaluate.command("answering")
 @click.option("--kb", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="articles, JSON Lines (docs/evaluation.md)")
-@click.option("--questions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="labelled questions, JSON Lines (docs/evaluation.md)")
+@click.option("--questions", required=True, multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="labelled questions, JSON Lines (docs/evaluation.md); repeat for several sets over the same articles")
 @click.option("--target-precision", default=0.95, show_default=True, type=click.FloatRange(0, 1),
               help="share of sent answers that must be right at the recommended threshold")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="write an HTML report with the precision/coverage chart")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def evaluate_answering(kb: Path, questions: Path, target_precision: float, report_path: Path | None, as_json: bool) -> None:
+def evaluate_answering(kb: Path, questions: tuple[Path, ...], target_precision: float, report_path: Path | None,
+                       as_json: bool) -> None:
     """Run the whole pipeline per question: AUROC of the confidence, and the threshold to choose."""
     from helpdesk_bot import evaluation
 
-    results = evaluation.run_answering(kb, questions, _settings(), progress=None if as_json else _progress("questions"))
+    results = evaluation.run_answering(kb, list(questions), _settings(),
+                                       progress=None if as_json else _progress("questions"))
     summary = evaluation.answering_report(results, target_precision)
     if report_path:
-        evaluation.write_report(report_path, f"Answering: {questions.name}", summary)
+        evaluation.write_report(report_path, f"Answering: {', '.join(q.name for q in questions)}", summary)
     if as_json:
-        click.echo(json.dumps({k: summary[k] for k in ("n", "auroc", "threshold", "precision", "coverage",
-                                                       "sent_by_default_policy", "answer_recall", "curve",
-                                                       "by_language") if k in summary}))
+        click.echo(json.dumps({k: summary[k] for k in ("n", "answerable", "auroc", "threshold", "precision", "coverage",
+                                                       "at_precision", "by_set", "by_type", "sent_by_default_policy",
+                                                       "answer_recall", "curve", "by_language") if k in summary}))
         return
-    click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {summary['auroc']:.3f}")
+    click.echo(f"n={summary['n']} (answerable {summary['answerable']})  auroc {_figure(summary['auroc'])}")
     if summary["threshold"] is None:
         click.echo(f"no threshold reaches precision {target_precision}: keep the bot in shadow mode or raise coverage")
     else:
         click.echo(f"recommended threshold {summary['threshold']}: precision {summary['precision']:.3f}, "
                    f"coverage {summary['coverage']:.3f} (target precision {target_precision})")
+    for precision, point in summary["at_precision"].items():
+        click.echo(f"coverage at precision {precision}: {point['coverage']:.3f}"
+                   + (f" (threshold {point['threshold']})" if point["threshold"] is not None else " (no threshold reaches it)"))
+    for heading in ("by_set", "by_type"):
+        for name, figures in summary[heading].items():
+            click.echo(f"  {name:<20} n={figures['n']:<5} auroc {_figure(figures['auroc'])}  "
+                       + "  ".join(f"{k} {v:.3f}" for k, v in figures.items() if k.startswith("coverage@")))
     recall = summary["answer_recall"]
     if recall:
         click.echo(f"answer_recall (share of the reference answer's content words in the draft): "
