@@ -24,12 +24,8 @@ class ZendeskDriver:
         self.agent.auth = (f"{HUMAN_AGENT_EMAIL}/token", "sandbox")
 
     def client(self, monkeypatch=None) -> ZendeskHelpdesk:
-        """The real client (zenpy) pointed at the sandbox."""
-        netloc = self.sandbox.url.split("://", 1)[1]
-        if monkeypatch is not None:
-            monkeypatch.setenv("ZENPY_FORCE_SCHEME", "http")
-            monkeypatch.setenv("ZENPY_FORCE_NETLOC", netloc)
-        return ZendeskHelpdesk("sandbox", email=BOT_AGENT_EMAIL, token="sandbox")
+        """The real client (zenpy) pointed at the sandbox, as the product points it (`api_origin`)."""
+        return ZendeskHelpdesk("sandbox", email=BOT_AGENT_EMAIL, token="sandbox", api_origin=self.sandbox.url)
 
     # The customer and the human agent
 

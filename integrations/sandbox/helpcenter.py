@@ -42,10 +42,10 @@ class HelpCenter:
         self.categories = {c["id"]: _category(c, now) for c in data.get("categories", [])}
         self.sections = {s["id"]: _section(s, now) for s in data.get("sections", [])}
         raw_articles = data.get("articles", [])
-        self.articles = {a["id"]: _article(a, now) for a in raw_articles if not _is_translation(a)}
+        self.articles = {a["id"]: _article(a, now) for a in raw_articles if not is_translation(a)}
         # (article id, locale) → the translation's own fields: title, body, draft, outdated, stamps.
         self.translations = {(a["id"], a["locale"].lower()): _translation(a, now)
-                             for a in raw_articles if _is_translation(a) and a["id"] in self.articles}
+                             for a in raw_articles if is_translation(a) and a["id"] in self.articles}
         # New articles get ids above every loaded one, whatever range the file uses.
         self._new_id = itertools.count(max([FIRST_GENERATED_ID, *self.articles]) + 1).__next__
 
@@ -241,7 +241,7 @@ def _article(raw: dict, now: str) -> dict:
     }
 
 
-def _is_translation(raw: dict) -> bool:
+def is_translation(raw: dict) -> bool:
     locale = raw.get("locale", DEFAULT_LOCALE).lower()
     return locale != raw.get("source_locale", locale).lower()
 

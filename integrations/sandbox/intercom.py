@@ -29,7 +29,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .formats import epoch, slugify
-from .helpcenter import HelpCenterSource, load_source
+from .helpcenter import HelpCenterSource, is_translation, load_source
 from .serving import ServedInThread
 
 APP_ID = "sbx4ic0m"
@@ -546,7 +546,9 @@ def _html(text: str) -> str:
 def _articles(source: dict, now: int) -> list[dict]:
     """Help-center articles (Zendesk-shaped sample data) in the shape of articles_list_response.json."""
     articles = []
-    for raw in source.get("articles", []):
+    # The sample's translations (Zendesk-shaped: the same id in another locale) are not served:
+    # Intercom keeps an article's translations inside it (translated_content), not as articles.
+    for raw in (raw for raw in source.get("articles", []) if not is_translation(raw)):
         article_id = str(raw["id"])
         updated = epoch(raw["updated_at"]) if raw.get("updated_at") else now
         articles.append({
