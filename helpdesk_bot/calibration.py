@@ -18,7 +18,7 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -118,12 +118,9 @@ def expected_calibration_error(probabilities: list[float], correct: list[bool], 
 
 def cross_validated_error(raw_scores: list[float], correct: list[bool], folds: int = 5) -> dict:
     """Calibration error before and after, fitting on k-1 folds and measuring on the held-out one."""
-    predicted = [0.0] * len(raw_scores)
-    for k in range(folds):
-        train = [i for i in range(len(raw_scores)) if i % folds != k]
-        mapping = fit([raw_scores[i] for i in train], [correct[i] for i in train])
-        for i in range(k, len(raw_scores), folds):
-            predicted[i] = mapping.apply(raw_scores[i])
+    predicted = out_of_fold(len(raw_scores), folds,
+                            lambda train: fit([raw_scores[i] for i in train], [correct[i] for i in train]),
+                            lambda mapping, i: mapping.apply(raw_scores[i]))
     return {
         "ece_raw": expected_calibration_error([s / 100 for s in raw_scores], correct),
         "ece_calibrated": expected_calibration_error(predicted, correct),
@@ -172,10 +169,16 @@ def fit_learned(inputs: Sequence[Mapping[str, float]], correct: Sequence[bool], 
 def cross_validated_learned(inputs: Sequence[Mapping[str, float]], correct: Sequence[bool],
                             folds: int = 5) -> list[float]:
     """Each row's P(correct) from a learned combination fitted on the other folds (row i in fold i % folds)."""
-    predicted = [0.0] * len(inputs)
+    return out_of_fold(len(inputs), folds,
+                       lambda train: fit_learned([inputs[i] for i in train], [correct[i] for i in train]),
+                       lambda model, i: model.probability(inputs[i]))
+
+
+def out_of_fold(n: int, folds: int, fit_on: Callable, predict: Callable) -> list[float]:
+    """Each of n rows predicted by a model fitted on the other folds (row i is in fold i % folds)."""
+    predicted = [0.0] * n
     for k in range(folds):
-        train = [i for i in range(len(inputs)) if i % folds != k]
-        model = fit_learned([inputs[i] for i in train], [correct[i] for i in train])
-        for i in range(k, len(inputs), folds):
-            predicted[i] = model.probability(inputs[i])
+        model = fit_on([i for i in range(n) if i % folds != k])
+        for i in range(k, n, folds):
+            predicted[i] = predict(model, i)
     return predicted
