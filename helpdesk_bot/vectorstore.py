@@ -16,7 +16,9 @@ Dense and keyword results are fused here, not in the engine, so both engines ran
 from __future__ import annotations
 
 import fcntl
+import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -48,6 +50,16 @@ _K1, _B, _AVG_LEN = 0.9, 0.4, 60.0
 # Fused score = KEYWORD_WEIGHT × keyword score / best keyword score + (1 - it) × cosine.
 KEYWORD_WEIGHT = 0.5
 CANDIDATES = 40  # per signal, before fusion
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -477,13 +489,27 @@ class EmbeddedEngine:
         version = self._published_version()
         if version is None or version == self._version:
             return
-        copy_dir = tempfile.mkdtemp(prefix="helpdesk-knowledge-")
+        copy_dir = self._new_reader_copy()
         version = self._copy_published(copy_dir)
         shard = self.q.EdgeShard.load(copy_dir)
         with self._swap:
             old_dir, self.shard, self._copy_dir, self._version = self._copy_dir, shard, copy_dir, version
         if old_dir:  # queries already running keep their shard object; its files may go
             shutil.rmtree(old_dir, ignore_errors=True)
+
+    def _new_reader_copy(self) -> str:
+        """A folder for this process's copy of the published index, beside the index. Copies left by
+        readers of this host that died (a killed worker cannot clean up) are removed first: each
+        is a whole index, and they used to pile up in /tmp."""
+        readers = self._sibling(".readers")
+        readers.mkdir(exist_ok=True)
+        host = socket.gethostname()
+        for copy in readers.iterdir():
+            owner_host, _, pid = copy.name.rpartition("-pid")
+            pid = pid.split("-", 1)[0]
+            if owner_host == host and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(copy, ignore_errors=True)
+        return tempfile.mkdtemp(prefix=f"{host}-pid{os.getpid()}-", dir=readers)
 
     def _reader(self):
         if not self.writable and time.monotonic() - self._checked_at > self.RELOAD_CHECK_SECONDS:

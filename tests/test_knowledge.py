@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -435,6 +439,29 @@ def test_embedded_readers_switch_to_a_newly_published_index(tmp_path, minilm, mo
     writer.close()
     assert (tmp_path / "kb.version").read_text() == version  # a no-op run publishes nothing
     reader.close()
+
+
+def test_a_reader_that_died_leaves_no_copy_of_the_index_behind(tmp_path, minilm, monkeypatch):
+    # A killed worker cannot remove its copy (a whole index); the next reader of this host does.
+    monkeypatch.setattr(EmbeddedEngine, "RELOAD_CHECK_SECONDS", 0.0)
+    folder = tmp_path / "kb"
+    writer = KnowledgeStore(EmbeddedEngine(folder, 384, writable=True), 384)
+    sync_index(writer, minilm, ARTICLES[:2])
+    writer.close()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    readers = tmp_path / "kb.readers"
+    readers.mkdir()
+    left = readers / f"{socket.gethostname()}-pid{dead.stdout.strip()}-x1y2"
+    elsewhere = readers / f"another-host-pid{dead.stdout.strip()}-x1y2"  # on a shared volume: not ours to judge
+    left.mkdir(), elsewhere.mkdir()
+
+    reader = KnowledgeStore(EmbeddedEngine(folder, 384, writable=False), 384)
+    assert reader.count() > 0
+    assert not left.exists() and elsewhere.exists()
+    [own] = [p for p in readers.iterdir() if p != elsewhere]
+    assert own.name.startswith(f"{socket.gethostname()}-pid{os.getpid()}-")
+    reader.close()
+    assert not own.exists()
 
 
 # --- Brands and locales ------------------------------------------------------------------------
