@@ -49,7 +49,8 @@ def greeting(ticket: Ticket) -> str:
 
 
 class ExtractiveDrafter:
-    """Quotes the part of one retrieved chunk that answers, as the article writes it; no LLM.
+    """Quotes the part of one retrieved chunk that answers, as the article writes it (for an
+    explanation, a second article's too when it is as close to the question); no LLM.
 
     What it quotes depends on what the question asks for (answer_form.py): for "how do I" the
     whole numbered procedure; for a limit or a price the matching table rows; otherwise the
@@ -61,13 +62,6 @@ class ExtractiveDrafter:
 
     name = "extractive"
     min_coverage = 0.3  # share of the question's key terms the chosen passage must contain
-
-    def __init__(self, embedder: Embedder | None = None):
-        # With the embedder, each candidate quote is weighed by its own closeness in meaning to the
-        # question as well as its passage's; without, by its passage's alone. One passage's
-        # closeness speaks for all its lines: "Email billing@…" and "For Enterprise quotes, contact
-        # sales@…" sit in the same article.
-        self.embedder = embedder
 
     def draft(self, ticket: Ticket, sources: list[Source]) -> Draft:
         """Quote from the sources in the ticket's language only: a customer who wrote in Spanish
@@ -136,6 +130,7 @@ class ExtractiveDrafter:
                 quoted = _quote(kind, weights, _blocks(source.chunk), source.chunk.heading, budget=left)
                 return (quoted, source) if quoted and sum(len(q.split()) for q in quoted) <= left else None
         return None
+
 
 # An article's opening lines state its subject as a whole ("Every workspace can try the Business
 # plan free for 14 days"); later sections hold the special cases ("sales can extend a trial by
