@@ -105,6 +105,7 @@ class _Passage:
     text: str
     words: frozenset[str]
     context: frozenset[str]  # the title and heading of its article: "it" in a step means them
+    cell: bool = False  # a table cell with its row's and column's names
 
 
 def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[SentenceSupport]:
@@ -123,7 +124,7 @@ def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[Sentence
                 if cell or following_cell:
                     break
                 joined.append(f"{joined[-1]} {following}")
-            passages += [_Passage(passage, frozenset(_content(passage)), context_words) for passage in joined]
+            passages += [_Passage(passage, frozenset(_content(passage)), context_words, cell) for passage in joined]
     all_source_words = {w.lower() for pair in sources for part in pair for w in re.findall(r"[\w+-]+", part)}
     results = []
     answer = without_lead_in(text, "\n".join(context for context, _ in sources))
@@ -137,6 +138,11 @@ def sentence_support(text: str, sources: list[tuple[str, str]]) -> list[Sentence
             found = sum(1.0 if w in passage.words else 0.5 if w in passage.context else 0.0 for w in words) / len(words)
             scored.append((found, passage))
         share, best = max(scored, key=lambda p: (p[0], -len(p[1].text)), default=(0.0, None))
+        if best and best.cell:
+            # Cells that share as many words (rows "billed annually" and "billed monthly" stem alike):
+            # the sentence rests on the one whose figures agree, if one does.
+            tied = [p for found, p in scored if found == share and p.cell]
+            best = next((p for p in tied if not _mismatches(sentence, p.text, all_source_words)), best)
         mismatches = _mismatches(sentence, best.text if best else "", all_source_words)
         results.append(SentenceSupport(sentence, best.text if best else "", share, tuple(mismatches)))
     return results

@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from helpdesk_bot.ops.cli import main
-from helpdesk_bot.groundedness import grounding
+from helpdesk_bot.groundedness import grounding, sentence_support
 
 SOURCE = "Annual plans can be refunded within 14 days of payment. Refunds go back to the original card."
 
@@ -44,3 +44,14 @@ def test_eval_groundedness_reports_auroc(tmp_path):
     result = CliRunner().invoke(main, ["eval", "groundedness", str(tsv)])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"n": 4, "not_fully_attributable": 2, "auroc": 1.0}
+
+
+def test_a_table_row_rests_on_its_own_row_when_another_shares_as_many_words():
+    # "billed annually" and "billed monthly" stem alike: the monthly price must not be checked
+    # against the annual row and held as a wrong number.
+    body = "\n".join(["| | Free | Team | Business |", "| Price per seat / month, billed annually | $0 | $8 | $15 |",
+                      "| Price per seat / month, billed monthly | $0 | $10 | $18 |"])
+    [support] = sentence_support("Price per seat / month, billed monthly — Team: $10.", [("Plans and pricing", body)])
+    assert support.supported and "$10" in support.passage
+    [wrong] = sentence_support("Price per seat / month, billed monthly — Team: $12.", [("Plans and pricing", body)])
+    assert not wrong.supported
