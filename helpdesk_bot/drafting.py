@@ -90,7 +90,8 @@ class ExtractiveDrafter:
         # (the steps under their own heading).
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
-        quotes = [(quoted, s) for s in candidates if (quoted := _quote(kind, weights, _blocks(s.chunk), s.chunk.heading))]
+        quotes = [(quoted, s) for s in candidates if (quoted := _quote(
+            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=kind == "other" and _asks_about_the_section(terms, s)))]
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
@@ -101,7 +102,8 @@ class ExtractiveDrafter:
         ranked = sorted(quotes, reverse=True, key=lambda quote: (
             _coverage(weights, _quoted_text(*quote)) + 0.25 * _coverage(weights, "\n".join(quote[0]))
             + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0])
-            + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))))
+            + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
+            + _LEAD_BONUS * (kind == "other" and _asks_about_the_section(terms, quote[1]))))
         quoted, best = ranked[0]
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
@@ -143,8 +145,17 @@ def _asks_about_the_whole(terms: list[str], source: Source) -> bool:
     return source.chunk.opens_article and bool(terms) and all(t in title for t in terms)
 
 
-# "How long is the trial?": "long" asks for a number of days, it is not a word the answer holds.
-_ASKING = re.compile(r"\bhow (long|often|big|large|fast|soon|far|old)\b")
+def _asks_about_the_section(terms: list[str], source: Source) -> bool:
+    """Whether every term of the question is in the passage's own heading: "What happens when the
+    trial ends?" is answered by the section "When the trial ends" as a whole, both of its cases
+    (choosing a plan, doing nothing), not by its one sentence that holds the most words."""
+    section = set(tokens(source.chunk.heading.rsplit("›", 1)[-1]))
+    return bool(terms) and all(t in section for t in terms)
+
+
+# "How long is the trial?": "long" asks for a number of days, "what happens" for what follows;
+# neither is a word the answer holds.
+_ASKING = re.compile(r"(?<=\bhow )(?:long|often|big|large|fast|soon|far|old)\b|(?<=\bwhat )happen(?=s?\b)")
 # Question words (stemmed) and the words help articles use for the same thing.
 _SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price", "payment"),
              "contact": ("reach", "email"), "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"),
@@ -275,8 +286,12 @@ def _blocks(chunk) -> list[_Block]:
 
 
 def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: str = "",
-           budget: int = MAX_REPLY_WORDS) -> list[str]:
-    """The parts of the chunk that answer, in page order, each rendered as the article has it."""
+           budget: int = MAX_REPLY_WORDS, whole: bool = False) -> list[str]:
+    """The parts of the chunk that answer, in page order, each rendered as the article has it;
+    with `whole`, all of it when it is prose and lists that fit in the budget."""
+    if whole and blocks and all(b.kind in ("text", "bullet", "step") for b in blocks) \
+            and sum(b.words for b in blocks) <= budget:
+        return _join(blocks, {i: b.text for i, b in enumerate(blocks)})
     chosen: dict[int, str] = {}  # block index → its rendering
     uncovered = dict(weights)
     if kind in ("procedure", "location", "error"):
@@ -332,6 +347,16 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
         group = _led_by(blocks, lead) if lead is not None else []
         missing = [j for j in group if j not in chosen]
         if len(group) - 1 <= SHORT_LIST and sum(blocks[j].words for j in missing) <= budget:
+            for j in missing:
+                chosen[j] = blocks[j].text
+                budget -= blocks[j].words
+    # A step read alone leaves out where it is done ("Fill in the legal company name" without "Open
+    # Settings → Billing → Billing details"): for a problem described or an open question, its
+    # procedure comes whole when it fits. Not for a yes/no or a number: there a step is an aside
+    # ("How many webhook endpoints can a workspace have?" is "up to 20", not how to add one).
+    for group in _procedures(blocks) if kind == "other" else ():
+        missing = [j for j in group if j not in chosen]
+        if len(missing) < len(group) and sum(blocks[j].words for j in missing) <= budget:
             for j in missing:
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words

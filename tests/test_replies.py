@@ -255,3 +255,20 @@ def test_ask_prints_the_whole_reply_and_the_answer_form_component(tmp_path, monk
     assert re.search(r"answer_form\s+1\.00\s+asks how to do something; the reply gives 4 steps", result.output)
     as_json = json.loads(CliRunner().invoke(main, ["ask", "How do I export my workspace data?", "--json"]).output)
     assert as_json["components"]["answer_form"]["value"] == 1.0
+
+
+def test_a_question_about_a_section_gets_the_whole_section(world):
+    # "When the trial ends" has two cases; its one sentence holding most of the words ("Your first
+    # charge happens when the trial ends") is the first case only.
+    outcome = ask(world, "What happens when the trial ends?")
+    text = outcome.draft.text
+    assert "If you choose a plan" in text and "If you do nothing" in text and "read-only for everyone" in text
+    assert outcome.decision.action == "auto_send"
+
+
+def test_a_step_quoted_for_a_problem_comes_with_its_whole_procedure(world):
+    # The step that holds "company name" says what to fill in, not where: step 1 does.
+    text = ask(world, "My invoice shows the wrong company name").draft.text
+    assert steps_of(text)[:2] == ["Open Settings → Billing → Billing details.",
+                                  "Fill in the legal company name, billing address and Tax ID (VAT, GST or ABN number). "
+                                  "EU VAT numbers are checked against the VIES service when you save."]

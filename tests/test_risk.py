@@ -21,6 +21,8 @@ def ticket(text: str, subject: str = "", tags=(), channel: str | None = None) ->
         ("We will take legal action over this invoice.", "legal"),
         ("I think my account was hacked, there are projects I never made.", "security"),
         ("Someone else logged in to my account from Brazil.", "security"),
+        ("Someone logged into my account and changed my email, it wasn't me.", "security"),
+        ("Someone has reset my password, I did not ask for that.", "security"),
         ("I was charged twice this month.", "billing_dispute"),
         ("I will file a chargeback with my bank.", "billing_dispute"),
         ("Can I get a refund for the annual plan?", "refund"),
