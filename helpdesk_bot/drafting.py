@@ -360,6 +360,16 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
             for j in missing:
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words
+    if kind == "contact" and chosen and not any(has_contact(blocks[i].text) for i in chosen):
+        # "Who do I contact about an invoice?" needs the address or the number, not only the line
+        # that says to include the invoice number: the line with a contact that holds most of the
+        # question's words, nearest the quote.
+        contacts = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
+                    and has_contact(b.text) and b.words <= budget]
+        if contacts:
+            i = max(contacts, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)))
+            chosen[i] = blocks[i].text
+            budget -= blocks[i].words
     if kind == "error" and len(chosen) == 1:
         # An error needs its fix as well as its cause: the nearest line that says what to do.
         fixes = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")

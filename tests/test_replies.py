@@ -139,6 +139,12 @@ def test_the_help_centers_own_contact_details_reach_the_customer(world):
     assert "[email]" not in comment["html_body"] and "[phone]" not in comment["html_body"]
 
 
+def test_a_who_do_i_contact_question_gets_the_contact_not_only_the_line_holding_its_words(world):
+    # "include … the invoice number" holds "invoice"; the address is in the sentence before it.
+    text = ask(world, "Who do I contact about an invoice?").draft.text
+    assert "billing@orbitask.com" in text and "sales@orbitask.com" not in text
+
+
 def test_a_where_question_gets_the_place_without_placeholders(world):
     outcome = ask(world, "Where can I download a PDF copy of last month's invoice?")
     assert outcome.decision.action == "auto_send"
