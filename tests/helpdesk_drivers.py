@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import requests
 
+from helpdesk_bot.settings import Settings
 from integrations.intercom import IntercomHelpdesk
 from integrations.sandbox import BOT_AGENT_EMAIL, BOT_AGENT_ID, ESCALATION_GROUP_ID, HUMAN_AGENT_EMAIL, HUMAN_AGENT_ID
 from integrations.sandbox.intercom import BOT_ADMIN_ID, HUMAN_ADMIN_ID, SUPPORT_TEAM_ID
@@ -17,6 +18,7 @@ class ZendeskDriver:
     human_id = str(HUMAN_AGENT_ID)
     post_path = r"/api/v2/tickets/\d+\.json$"  # PUT: every reply and note is one ticket update
     read_path = r"/api/v2/tickets/\d+\.json$"  # GET
+    default_locale = "en-us"  # the sample help center's
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
@@ -26,6 +28,10 @@ class ZendeskDriver:
     def client(self, monkeypatch=None) -> ZendeskHelpdesk:
         """The real client (zenpy) pointed at the sandbox, as the product points it (`api_origin`)."""
         return ZendeskHelpdesk("sandbox", email=BOT_AGENT_EMAIL, token="sandbox", api_origin=self.sandbox.url)
+
+    def configured(self, env: dict) -> ZendeskHelpdesk:
+        """The client as the product builds it from its settings (`env` adds to the sandbox's)."""
+        return ZendeskHelpdesk.from_settings(Settings.from_env({"SANDBOX_URL": self.sandbox.url, **env}))
 
     # The customer and the human agent
 
@@ -84,12 +90,17 @@ class IntercomDriver:
     human_id = HUMAN_ADMIN_ID
     post_path = r"^/conversations/\d+/reply$"
     read_path = r"^/conversations/\d+$"
+    default_locale = "en"  # Intercom's code for the sample help center's en-us
 
     def __init__(self, sandbox):
         self.sandbox = sandbox
 
     def client(self, monkeypatch=None) -> IntercomHelpdesk:
         return IntercomHelpdesk("sandbox-token", base_url=self.sandbox.url)
+
+    def configured(self, env: dict) -> IntercomHelpdesk:
+        """The client as the product builds it from its settings (`env` adds to the sandbox's)."""
+        return IntercomHelpdesk.from_settings(Settings.from_env({"INTERCOM_SANDBOX_URL": self.sandbox.url, **env}))
 
     def start(self, subject: str, body: str, email: str, name: str, tags=()) -> str:
         conversation_id = self.sandbox.start_conversation(email, body, name, subject=subject)

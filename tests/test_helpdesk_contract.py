@@ -4,10 +4,12 @@ talking to its vendor's sandbox over HTTP (zenpy for Zendesk, the requests clien
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from helpdesk_bot.domain import original_id, translation_language
 from helpdesk_bot.errors import PermanentError, Throttled, TransientError
 from integrations.sandbox import SandboxHelpdesk
 from integrations.sandbox.intercom import SandboxIntercom
@@ -16,6 +18,7 @@ from helpdesk_drivers import DRIVERS
 
 SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
 PUBLISHED_ARTICLES = 40  # the sample help center: 42 articles, 2 of them drafts
+TRANSLATIONS = {"es": 6, "de": 5, "fr": 5}  # its translations, all published
 SANDBOXES = {"zendesk": SandboxHelpdesk, "intercom": SandboxIntercom}
 REPLY = "<p>Hi Dana,</p><p>Click <strong>Use a recovery code instead</strong> on the sign-in screen. [1]</p>"
 
@@ -111,14 +114,34 @@ def test_the_history_has_timed_messages_tags_and_the_customers_rating(helpdesk, 
 
 def test_articles_are_the_published_ones(helpdesk):
     everything = helpdesk.articles()
-    # Zendesk's client reads every locale the help center publishes; the translations carry theirs.
+    # Every locale the help center publishes is read; the translations carry theirs.
     articles = [a for a in everything if a.locale is None]
     assert len(articles) == PUBLISHED_ARTICLES
-    assert {a.locale for a in everything} <= {None, "es", "de", "fr"}
     titles = {a.title for a in articles}
     assert "Lost your phone? Signing in with 2FA recovery codes" in titles
     assert "AI task summaries (beta)" not in titles  # a draft
     assert all(a.id and a.body_html.startswith("<") and a.url.startswith("http") for a in articles)
+
+
+def test_translations_are_articles_of_their_own_locale(helpdesk):
+    everything = helpdesk.articles()
+    originals = {a.id for a in everything if a.locale is None}
+    translations = [a for a in everything if a.locale is not None]
+    assert Counter(a.locale for a in translations) == TRANSLATIONS
+    assert all(a.id == f"{original_id(a.id)}:{a.locale}" and original_id(a.id) in originals for a in translations)
+    spanish = {a.id: a for a in translations}["360001000114:es"]
+    assert spanish.title.startswith("¿Has perdido el móvil?") and spanish.url.startswith("http")
+    assert translation_language(spanish.id) == "es"
+
+
+def test_the_knowledge_locales_setting_chooses_the_locales_read(driver, tmp_path):
+    helpdesk = driver.configured({"HELPDESK_DATA_DIR": str(tmp_path),
+                                  "HELPDESK_KNOWLEDGE_LOCALES": f"{driver.default_locale},DE"})
+    everything = helpdesk.articles()
+    # Each configured locale's articles carry it, the default locale's too.
+    assert Counter(a.locale for a in everything) == {driver.default_locale: PUBLISHED_ARTICLES, "de": TRANSLATIONS["de"]}
+    assert all(a.id.endswith(f":{a.locale}") for a in everything)
+    assert "Handy verloren? Mit 2FA-Wiederherstellungscodes anmelden" in {a.title for a in everything}
 
 
 def test_a_rate_limit_is_throttled_with_the_wait_and_nothing_is_posted(helpdesk, driver, ticket_id):

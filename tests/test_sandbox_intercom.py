@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+from helpdesk_bot.domain import locale_language
 from helpdesk_bot.errors import ConfigError, PermanentError, Throttled
 from integrations.intercom import IntercomHelpdesk
 from integrations.intercom.client import API_VERSION, SNOOZE_SECONDS
@@ -27,10 +28,29 @@ HELP_CENTER = {"articles": [
     for i in range(25)
 ]}
 
+# One article in four locales (Zendesk-shaped: a translation is the article's id in another
+# locale): German and Brazilian Portuguese published, French a draft.
+TRANSLATED = {"articles": [
+    {"id": 2001, "title": "Reset your password", "body": "<p>Click Forgot password.</p>", "locale": "en-us"},
+    {"id": 2001, "title": "Passwort zurücksetzen", "body": "<p>Klicke auf Passwort vergessen.</p>",
+     "locale": "de", "source_locale": "en-us"},
+    {"id": 2001, "title": "Redefinir sua senha", "body": "<p>Clique em Esqueci minha senha.</p>",
+     "locale": "pt-br", "source_locale": "en-us"},
+    {"id": 2001, "title": "Réinitialiser votre mot de passe", "body": "<p>Brouillon.</p>",
+     "locale": "fr", "source_locale": "en-us", "draft": True},
+]}
+
 
 @pytest.fixture
 def sandbox():
     sandbox = SandboxIntercom(help_center=HELP_CENTER).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def translated():
+    sandbox = SandboxIntercom(help_center=TRANSLATED).start()
     yield sandbox
     sandbox.stop()
 
@@ -102,6 +122,30 @@ def test_articles_are_paged_newest_first(sandbox):
     assert [a["title"] for a in first["data"][:2]] == ["Article 24", "Article 23"]
     assert first["data"][0]["url"].startswith(f"{sandbox.url}/help/en/articles/1024-")
     assert requests.get(first["data"][0]["url"], timeout=5).ok
+
+
+def test_an_article_carries_its_translations_as_intercom_does(translated):
+    [listed] = raw(translated, "GET", "/articles").json()["data"]
+    article = raw(translated, "GET", "/articles/2001").json()
+    assert listed == article
+    assert (article["default_locale"], article["title"], article["state"]) == ("en", "Reset your password", "published")
+    content = article["translated_content"]
+    assert list(content) == ["type", "de", "pt-BR", "fr"] and content["type"] == "article_translated_content"
+    assert {key: (c["type"], c["state"]) for key, c in content.items() if key != "type"} == {
+        "de": ("article_content", "published"), "pt-BR": ("article_content", "published"),
+        "fr": ("article_content", "draft")}
+    assert content["de"]["title"] == "Passwort zurücksetzen"
+    assert content["pt-BR"]["url"] == f"{translated.url}/help/pt-BR/articles/2001-redefinir-sua-senha"
+    assert set(content["de"]) == {"type", "title", "description", "body", "author_id", "state", "created_at",
+                                  "updated_at", "url"}
+
+
+def test_a_translations_page_opens_and_a_drafts_does_not(translated):
+    content = raw(translated, "GET", "/articles/2001").json()["translated_content"]
+    german = requests.get(content["de"]["url"], timeout=5)
+    draft = requests.get(content["fr"]["url"], timeout=5)
+    assert german.ok and "Klicke auf Passwort vergessen" in german.text
+    assert draft.status_code == 404
 
 
 def test_snoozing_needs_a_time_in_the_future(sandbox, conversation_id):
@@ -266,6 +310,30 @@ def test_operator_and_workflow_messages_are_the_helpdesks_own(sandbox, client, c
     ticket = client.fetch_ticket(conversation_id)
     assert [m.author for m in ticket.messages] == ["customer", "system"]
     assert ticket.pending_customer_messages[-1].text == "Where is my invoice?"
+
+
+def test_published_translations_are_read_as_articles_of_their_locale(translated):
+    articles = IntercomHelpdesk("token", base_url=translated.url).articles()
+    # Locales as the product writes Zendesk's and a contact's language: lower case ("pt-BR" → "pt-br").
+    assert {(a.id, a.locale, a.title) for a in articles} == {
+        ("2001", None, "Reset your password"), ("2001:de", "de", "Passwort zurücksetzen"),
+        ("2001:pt-br", "pt-br", "Redefinir sua senha")}  # French is a draft
+    assert {a.id: a.url for a in articles}["2001:de"].startswith(f"{translated.url}/help/de/articles/2001-")
+    assert {locale_language(a.locale) for a in articles} == {None, "de", "pt"}  # the drafter's own-language rule
+
+
+def test_only_the_configured_locales_are_read(translated):
+    articles = IntercomHelpdesk("token", base_url=translated.url, locales=("en", "pt-br", "fr")).articles()
+    assert {(a.id, a.locale) for a in articles} == {("2001:en", "en"), ("2001:pt-br", "pt-br")}
+
+
+def test_the_default_locales_content_listed_among_the_translations_is_read_once(translated):
+    with translated.state.lock:  # Intercom may list the default locale in translated_content too
+        article = translated.state.articles["2001"]
+        article["translated_content"]["en"] = {"type": "article_content", "title": article["title"],
+                                               "body": article["body"], "state": "published", "url": None}
+    articles = IntercomHelpdesk("token", base_url=translated.url).articles()
+    assert sorted(a.id for a in articles) == ["2001", "2001:de", "2001:pt-br"]
 
 
 def test_the_index_can_be_built_from_intercoms_articles(sandbox, tmp_path):

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import requests
 
-from helpdesk_bot.domain import ANSWERED_TAG, Article, Message, Ticket, TicketHistory, TimedMessage
+from helpdesk_bot.domain import ANSWERED_TAG, Article, Message, Ticket, TicketHistory, TimedMessage, translation_id
 from helpdesk_bot.errors import ConfigError, HelpdeskBotError, PermanentError, Throttled, TransientError
 from helpdesk_bot.text import html_to_text
 
@@ -51,7 +51,7 @@ class IntercomHelpdesk:
 
     def __init__(self, access_token: str, admin_id: str | None = None, region: str = "us",
                  base_url: str | None = None, session: requests.Session | None = None,
-                 timeout: float = TIMEOUT_SECONDS):
+                 timeout: float = TIMEOUT_SECONDS, locales: tuple[str, ...] = ()):
         if region not in REGIONS:
             raise ConfigError(f"INTERCOM_REGION must be one of {', '.join(REGIONS)}, got {region!r}")
         self.base_url = (base_url or REGIONS[region]).rstrip("/")
@@ -64,12 +64,15 @@ class IntercomHelpdesk:
         })
         self._admin_id = str(admin_id) if admin_id else None
         self._tag_ids: dict[str, str] = {}
+        self.locales = locales  # of the help center articles read (HELPDESK_KNOWLEDGE_LOCALES); none: all
 
     @classmethod
     def from_settings(cls, settings) -> IntercomHelpdesk:
         if not settings.intercom_access_token:
-            return cls("sandbox", base_url=settings.intercom_sandbox_url or DEFAULT_SANDBOX_URL)
-        return cls(settings.intercom_access_token, settings.intercom_admin_id, settings.intercom_region)
+            return cls("sandbox", base_url=settings.intercom_sandbox_url or DEFAULT_SANDBOX_URL,
+                       locales=settings.knowledge_locales)
+        return cls(settings.intercom_access_token, settings.intercom_admin_id, settings.intercom_region,
+                   locales=settings.knowledge_locales)
 
     @cached_property
     def admin_id(self) -> str:
@@ -142,18 +145,40 @@ class IntercomHelpdesk:
         )
 
     def articles(self) -> list[Article]:
-        """Published Help Center articles, every page (newest first; no incremental endpoint)."""
+        """Published Help Center articles in every locale read, every page (newest first; no
+        incremental endpoint). A translation is its own Article, as Zendesk's are."""
         articles, page, pages = [], 1, 1
         while page <= pages:
             listed = self._request("GET", "/articles", params={"page": page, "per_page": ARTICLES_PER_PAGE})
-            articles += [
-                Article(id=str(a["id"]), title=a.get("title") or "", body_html=a.get("body") or "", url=a.get("url") or "")
-                for a in listed.get("data", [])
-                if a.get("state") == "published"
-            ]
+            articles += [article for listed_article in listed.get("data", [])
+                         for article in self._translations(listed_article)]
             pages = int((listed.get("pages") or {}).get("total_pages") or 1)
             page += 1
         return articles
+
+    def _translations(self, article: dict) -> list[Article]:
+        """The article's published content in each locale read.
+
+        Intercom keeps an article's translations inside it: the default locale's content at the
+        top level, the others in `translated_content` keyed by locale ("de", "pt-BR"), each
+        published or a draft of its own. Ids and locales are Zendesk's scheme: the default
+        locale's content keeps the plain id and no locale, a translation is "id:locale" with its
+        locale (lower case, as Zendesk's); with configured locales every one carries its locale.
+        """
+        default = str(article.get("default_locale") or "").lower()
+        contents = {default: article}
+        for key, content in (article.get("translated_content") or {}).items():
+            # The default locale's content is the top level's; its `type` is no locale.
+            if isinstance(content, dict) and key.lower() not in contents:
+                contents[key.lower()] = content
+        out = []
+        for locale, content in contents.items():
+            if content.get("state") != "published" or (self.locales and locale not in self.locales):
+                continue
+            scope = locale if self.locales or locale != default else None
+            out.append(Article(id=translation_id(str(article["id"]), scope), title=content.get("title") or "",
+                               body_html=content.get("body") or "", url=content.get("url") or "", locale=scope))
+        return out
 
     def solved_tickets(self, since: int, limit: int) -> list[tuple[Ticket, str]]:
         """Closed conversations a teammate answered, as (the question as asked, the teammate's last

@@ -29,7 +29,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .formats import epoch, slugify
-from .helpcenter import HelpCenterSource, is_translation, load_source
+from .helpcenter import DEFAULT_LOCALE, HelpCenterSource, is_translation, load_source
 from .serving import ServedInThread
 
 APP_ID = "sbx4ic0m"
@@ -50,6 +50,8 @@ FIRST_PART_ID = 30000000001
 # Versions a request may pin with Intercom-Version (header absent: the app's default).
 API_VERSIONS = {"1.0", "1.1", "1.2", "1.3", "1.4", *(f"2.{n}" for n in range(17)), "Unstable"}
 RATE_LIMIT = 10000  # per app per minute, counted in 10 s windows
+# Intercom's Help Center locales are languages ("de", "es") except these (ArticleTranslatedContent).
+INTERCOM_REGIONAL_LOCALES = {"pt-br": "pt-BR", "zh-cn": "zh-CN", "zh-tw": "zh-TW"}
 
 ADMIN_TOPICS = {
     "comment": "conversation.admin.replied", "note": "conversation.admin.noted",
@@ -544,23 +546,47 @@ def _html(text: str) -> str:
 
 
 def _articles(source: dict, now: int) -> list[dict]:
-    """Help-center articles (Zendesk-shaped sample data) in the shape of articles_list_response.json."""
-    articles = []
-    # The sample's translations (Zendesk-shaped: the same id in another locale) are not served:
-    # Intercom keeps an article's translations inside it (translated_content), not as articles.
+    """Help-center articles (Zendesk-shaped sample data) in the shape of articles_list_response.json.
+
+    Intercom keeps an article's translations inside it: the sample's translations (Zendesk-shaped:
+    the same id in another locale) go into their article's `translated_content`, keyed by
+    Intercom's locale code, each published or a draft of its own.
+    """
+    articles = {}
     for raw in (raw for raw in source.get("articles", []) if not is_translation(raw)):
         article_id = str(raw["id"])
-        updated = epoch(raw["updated_at"]) if raw.get("updated_at") else now
-        articles.append({
+        content = _article_content(raw, now)
+        articles[article_id] = {
             "id": article_id, "type": "article", "workspace_id": WORKSPACE_ID,
             "parent_id": raw.get("section_id"), "parent_type": "collection",
             "parent_ids": [raw["section_id"]] if raw.get("section_id") else [],
-            "title": raw.get("title") or "", "description": "", "body": raw.get("body", ""),
-            "author_id": int(HUMAN_ADMIN_ID), "state": "draft" if raw.get("draft") else "published",
+            **{field: content[field] for field in ("title", "description", "body", "author_id", "state",
+                                                   "created_at", "updated_at", "url")},
+            "default_locale": _intercom_locale(raw.get("locale", DEFAULT_LOCALE)),
+            "translated_content": {"type": "article_translated_content"},
+        }
+    for raw in source.get("articles", []):
+        article = articles.get(str(raw["id"]))
+        if article is not None and is_translation(raw):
+            article["translated_content"][_intercom_locale(raw["locale"])] = _article_content(raw, now)
+    return list(articles.values())
+
+
+def _article_content(raw: dict, now: int) -> dict:
+    """An `article_content`: one locale's text of an article."""
+    updated = epoch(raw["updated_at"]) if raw.get("updated_at") else now
+    return {"type": "article_content", "title": raw.get("title") or "", "description": "",
+            "body": raw.get("body", ""), "author_id": int(HUMAN_ADMIN_ID),
+            "state": "draft" if raw.get("draft") else "published",
             "created_at": epoch(raw["created_at"]) if raw.get("created_at") else updated, "updated_at": updated,
-            "url": None, "default_locale": "en",
-        })
-    return articles
+            "url": None}
+
+
+def _intercom_locale(locale: str) -> str:
+    """Intercom's code for a Zendesk help center locale: the language ("en-us" → "en", "de"), except
+    the three locales Intercom tells apart by region ("pt-br" → "pt-BR", "zh-cn", "zh-tw")."""
+    locale = locale.lower()
+    return INTERCOM_REGIONAL_LOCALES.get(locale, locale.split("-")[0])
 
 
 # --- Webhook notifications -------------------------------------------------------------------
@@ -714,23 +740,22 @@ def create_app(state: IntercomState | None = None) -> Flask:
             raise invalid("page and per_page must be integers") from None
         listed = _state().list_articles(page, per_page)
         for article in listed["data"]:
-            article["url"] = _article_url(article)
+            _add_urls(article)
         return listed
 
     @app.get("/articles/<article_id>")
     def show_article(article_id: str):
-        article = _state().article(article_id)
-        article["url"] = _article_url(article)
-        return article
+        return _add_urls(_state().article(article_id))
 
-    @app.get("/help/en/articles/<article_ref>")
-    def article_page(article_ref: str):
+    @app.get("/help/<locale>/articles/<article_ref>")
+    def article_page(locale: str, article_ref: str):
         """The public page an article's url points at, so links in bot answers open in the demo."""
         article = _state().article(article_ref.split("-", 1)[0])
-        if article["state"] != "published":
+        content = article if locale == article["default_locale"] else article["translated_content"].get(locale)
+        if not isinstance(content, dict) or content["state"] != "published":
             raise not_found("Article")
-        title = escape(article["title"])
-        return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>{article['body']}</body></html>"
+        title = escape(content["title"])
+        return f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><h1>{title}</h1>{content['body']}</body></html>"
 
     return app
 
@@ -746,8 +771,13 @@ def _json() -> dict:
     return data
 
 
-def _article_url(article: dict) -> str:
-    return f"{request.host_url.rstrip('/')}/help/en/articles/{article['id']}-{slugify(article['title']).lower()}"
+def _add_urls(article: dict) -> dict:
+    """The public page of the article in each of its locales, at this sandbox's address."""
+    for locale, content in [(article["default_locale"], article), *article["translated_content"].items()]:
+        if isinstance(content, dict):
+            content["url"] = (f"{request.host_url.rstrip('/')}/help/{locale}/articles/"
+                              f"{article['id']}-{slugify(content['title']).lower()}")
+    return article
 
 
 def _before():
