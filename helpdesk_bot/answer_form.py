@@ -81,7 +81,26 @@ _STEP = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 _INSTRUCTION = _words(r"click", r"tap", r"open", r"go to", r"select", r"choose", r"press", r"enter", r"type",
                       r"turn on", r"turn off", r"enable", r"disable", r"download", r"install", r"sign in",
                       r"navigate", r"run", r"set", r"try", r"check", r"restore", r"reset", r"adjust", r"change",
-                      r"connect", r"configure", r"update", r"add", r"remove", r"save", r"follow", r"use")
+                      r"connect", r"configure", r"update", r"add", r"remove", r"save", r"follow", r"use",
+                      # The same in the other languages replies are drafted in (language.py), as help
+                      # centers write them: the imperative ("öffne", "cliquez") and the infinitive
+                      # ("peut ouvrir ⋯ → Exporter"). Words that also mean something else in another
+                      # of them ("entre", "entra") are left out.
+                      r"haz clic", r"pulsa", r"abre", r"abrir", r"ve a", r"selecciona", r"seleccionar", r"elige",
+                      r"introduce", r"escribe", r"activa", r"desactiva", r"descarga", r"instala", r"configura",
+                      r"a[ñn]ade", r"guarda",
+                      r"klicke", r"klicken sie", r"tippe", r"[öo]ffne", r"[öo]ffnen sie", r"gehe zu", r"w[äa]hle",
+                      r"w[äa]hlen sie", r"gib", r"aktiviere", r"deaktiviere", r"lade", r"installiere", r"speichere",
+                      r"f[üu]ge", r"verwende",
+                      r"cliquez", r"cliquer", r"touchez", r"ouvrez", r"ouvrir", r"allez dans", r"s[ée]lectionnez",
+                      r"s[ée]lectionner", r"choisissez", r"saisissez", r"activez", r"d[ée]sactivez", r"t[ée]l[ée]chargez",
+                      r"installez", r"configurez", r"ajoutez", r"enregistrez", r"utilisez",
+                      r"clique", r"toque", r"abra", r"v[áa] para", r"selecione", r"escolha", r"digite", r"insira",
+                      r"ative", r"desative", r"baixe", r"instale", r"adicione", r"salve",
+                      r"fai clic", r"clicca", r"tocca", r"apri", r"vai a", r"seleziona", r"scegli", r"inserisci",
+                      r"attiva", r"disattiva", r"scarica", r"installa", r"aggiungi", r"salva",
+                      r"klik", r"tik", r"ga naar", r"selecteer", r"kies", r"typ", r"schakel", r"installeer",
+                      r"voeg", r"gebruik")
 # Advice in prose, as a forum answer or a paragraph gives it: "you can ...", "first, ...".
 _ADVICE = _words(r"you", r"first,", r"make sure", r"to do (?:this|that|so),",
                  r"(?:is|would be) the (?:best|easiest|simplest|quickest|cheapest|only|standard) (?:way|option)")

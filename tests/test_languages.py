@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from helpdesk_bot import analytics
+from helpdesk_bot.answer_form import check_form
 from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Article, Draft, Message, Ticket, original_id
 from helpdesk_bot.drafting import ExtractiveDrafter, reply_html
@@ -180,6 +181,18 @@ def test_risk_phrases_in_other_languages(text, signal):
                                   "Wie lade ich Rechnungen herunter?"])
 def test_ordinary_questions_in_other_languages_carry_no_risk(text):
     assert risk_signals(ticket(text)) == []
+
+
+@pytest.mark.parametrize("reply", [
+    "Avec toutes les offres, toute personne ayant accès à un projet peut ouvrir ⋯ → Exporter → CSV.",
+    "Öffne Einstellungen → Abrechnung → Rechnungen und klicke auf PDF herunterladen.",
+    "Abre Configuración → Seguridad y pulsa Activar.",
+    "Apri Impostazioni → Fatturazione e clicca Scarica.",
+])
+def test_instructions_in_prose_answer_a_how_to_question_in_every_language(reply):
+    # Without numbered steps, the instruction verbs tell instructions from a definition.
+    assert check_form("procedure", reply).value == 1.0
+    assert check_form("procedure", "Le fichier contient une ligne par tâche.").value == 0.0
 
 
 # --- The help center's translations ------------------------------------------------------------------
