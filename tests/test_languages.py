@@ -21,7 +21,7 @@ from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.risk import risk_signals
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.text import key_terms, reading, tokens
-from helpdesk_bot.vectorstore import KnowledgeStore, keyword_vector
+from helpdesk_bot.vectorstore import MULTILINGUAL, KnowledgeStore, Scope, keyword_vector
 from integrations.sandbox import SandboxHelpdesk
 from integrations.zendesk import ZendeskHelpdesk
 
@@ -96,6 +96,22 @@ def test_without_an_article_in_its_language_a_ticket_falls_back_to_the_default_l
                                                                language="es")
     assert sources[0].chunk.article_id == TRIAL
     assert sources[0].language == "en"
+
+
+@pytest.mark.parametrize("question, language", [
+    ("Combien de temps dure l’essai gratuit de l’offre Business ?", "fr"),
+    ("Wie lange dauert die kostenlose Testphase des Business-Tarifs?", "de"),
+    ("Quelle est votre politique de remboursement pour les abonnements annuels ?", "fr"),
+])
+def test_the_default_languages_passages_offered_are_the_closest_in_meaning(multilingual_store, embedder, question,
+                                                                            language):
+    """Not those the ticket's words happen to match when read as English (the French trial question's
+    third passage was one of those)."""
+    sources = Retriever(multilingual_store, embedder, top_k=3).retrieve(question, language=language)
+    vector = multilingual_store.multilingual.embed_query(question)
+    closest = multilingual_store.engine.nearest(MULTILINGUAL, vector.tolist(), 3, Scope(language="en", unlabelled=True),
+                                                with_vector=None)
+    assert [s.chunk.id for s in sources] == [payload["chunk_id"] for payload, _, _ in closest]
 
 
 def test_an_english_ticket_retrieves_only_english(multilingual_store, embedder):
