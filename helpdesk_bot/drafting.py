@@ -30,6 +30,7 @@ TABLE_ROWS = 6  # a small table: at most this many rows in a reply
 SECOND_QUOTE_CLOSENESS = 0.10
 SHORT_LIST = 3  # items: one quoted item brings the others and the line leading them
 MIN_SECOND_QUOTE_WORDS = 25
+SECOND_PART = 0.3  # of the question's words: a second part of the question, not a word or two
 
 
 class Drafter(Protocol):
@@ -119,10 +120,26 @@ class ExtractiveDrafter:
         return Draft(text=text, cited=cited, declined=False, drafter=self.name)
 
     def _second_quote(self, kind: str, weights: dict[str, float], ranked: list, words: int) -> tuple[list[str], Source] | None:
-        """A second article's answer when it is about as close to the question as the first's and
+        """The answer to a second part of the question that its article gives elsewhere; else a
+        second article's answer when it is about as close to the question as the first's and
         words remain: an explanation often spans two articles, a procedure or a limit never does."""
         left = MAX_REPLY_WORDS - words
-        _, best = ranked[0]
+        first, best = ranked[0]
+        # "Where do I enter our VAT number, and where can I download the invoices?": the article
+        # has a procedure for each, in its own section. The other procedure joins when it holds at
+        # least SECOND_PART of the question's words that the article holds and the first quote
+        # lacks, and two at least. Only procedures: a paragraph of the same article joined a limit
+        # or a yes/no answer as often as not with a detail ("Every entry contains the time…" after
+        # "Entries are kept for 365 days").
+        if kind in ("procedure", "location") and _has_steps("\n".join(first)):
+            article = [source for _, source in ranked if source.chunk.article_id == best.chunk.article_id]
+            held = {t: 1.0 for t in weights if any(_holds(set(tokens(_source_text(s))), t) for s in article)}
+            lacking = _without(held, "\n".join(first))  # the quote's own words: the title is both quotes'
+            for quoted, source in ranked[1:]:
+                text = "\n".join(quoted)
+                if (source.chunk.article_id == best.chunk.article_id and _has_steps(text)
+                        and len(text.split()) <= left and _gain(lacking, text) >= max(2, SECOND_PART * len(held))):
+                    return quoted, source
         if kind not in ("other", "yes_no") or left < MIN_SECOND_QUOTE_WORDS:
             return None
         for _, source in ranked[1:]:

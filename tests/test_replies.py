@@ -278,3 +278,11 @@ def test_a_step_quoted_for_a_problem_comes_with_its_whole_procedure(world):
     assert steps_of(text)[:2] == ["Open Settings → Billing → Billing details.",
                                   "Fill in the legal company name, billing address and Tax ID (VAT, GST or ABN number). "
                                   "EU VAT numbers are checked against the VIES service when you save."]
+
+
+def test_a_question_in_two_parts_gets_both_procedures_of_the_article(world):
+    # Entering the VAT number and downloading the invoices are two sections of one article.
+    text = ask(world, "Our accounts department needs our VAT number and company address on the invoices. "
+                      "Where do I enter those, and where can I download the PDF invoices?").draft.text
+    steps = steps_of(text)
+    assert "Open Settings → Billing → Invoices." in steps and "Open Settings → Billing → Billing details." in steps
