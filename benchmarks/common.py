@@ -34,14 +34,16 @@ def free_port() -> int:
             return port
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
+    """Return the predicate's first truthy value; raise TimeoutError naming `what` if none comes in
+    time. The tests use it too (tests/harness.py)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

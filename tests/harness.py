@@ -1,36 +1,20 @@
-"""What many test files need and no fixture gives: a free port, a patient wait, a webhook
-endpoint that records deliveries, and the environment zenpy reads given back."""
+"""What many test files need and no fixture gives: a free port and a patient wait (the
+benchmarks' own), a webhook endpoint that records deliveries, and the environment zenpy reads
+given back."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from benchmarks.common import free_port, wait_for  # noqa: F401: the test files import them from here
+
 SAMPLE_HELP_CENTER = Path(__file__).parents[1] / "helpdesk_bot" / "sample_data" / "help_center.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
-    """Return the predicate's first truthy value; raise TimeoutError naming `what` if none comes in time."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Receiver:
