@@ -91,8 +91,9 @@ class ExtractiveDrafter:
         # (the steps under their own heading).
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
+        sections_asked = {s.chunk.id for s in candidates if kind == "other" and _asks_about_the_section(terms, s)}
         quotes = [(quoted, s) for s in candidates if (quoted := _quote(
-            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=kind == "other" and _asks_about_the_section(terms, s)))]
+            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=s.chunk.id in sections_asked))]
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
@@ -104,7 +105,7 @@ class ExtractiveDrafter:
             _coverage(weights, _quoted_text(*quote)) + 0.25 * _coverage(weights, "\n".join(quote[0]))
             + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0])
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
-            + _LEAD_BONUS * (kind == "other" and _asks_about_the_section(terms, quote[1]))))
+            + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
         quoted, best = ranked[0]
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
@@ -377,24 +378,13 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
             for j in missing:
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words
-    if kind == "contact" and chosen and not any(has_contact(blocks[i].text) for i in chosen):
-        # "Who do I contact about an invoice?" needs the address or the number, not only the line
-        # that says to include the invoice number: the line with a contact that holds most of the
-        # question's words, nearest the quote.
-        contacts = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
-                    and has_contact(b.text) and b.words <= budget]
-        if contacts:
-            i = max(contacts, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)))
-            chosen[i] = blocks[i].text
-            budget -= blocks[i].words
-    if kind == "error" and len(chosen) == 1:
-        # An error needs its fix as well as its cause: the nearest line that says what to do.
-        fixes = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
-                 and _FIX_LINE.search(b.text) and b.words <= budget]
-        if fixes:
-            i = max(fixes, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)))
-            chosen[i] = blocks[i].text
-            budget -= blocks[i].words
+    # "Who do I contact about an invoice?" needs the address or the number, not only the line that
+    # says to include the invoice number; an error needs its fix as well as its cause.
+    needed = (has_contact if kind == "contact" and chosen and not any(has_contact(blocks[i].text) for i in chosen)
+              else _FIX_LINE.search if kind == "error" and len(chosen) == 1 else None)
+    if needed and (i := _nearest_line(blocks, chosen, weights, budget, needed)) is not None:
+        chosen[i] = blocks[i].text
+        budget -= blocks[i].words
     # Then the sentences around a quoted one, so its paragraph reads as written, while words remain
     # (not a sentence that only announces what follows it: "A simple Python client:").
     grown = True
@@ -409,6 +399,15 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                     budget -= blocks[j].words
                     grown = True
     return _join(blocks, chosen)
+
+
+def _nearest_line(blocks: list[_Block], chosen: dict[int, str], weights: dict[str, float], budget: int,
+                  needed) -> int | None:
+    """The line outside the quote that has what `needed` looks for, holding most of the question's
+    words and nearest the quote; None when none fits the budget."""
+    lines = [i for i, b in enumerate(blocks) if i not in chosen and b.kind in ("text", "bullet", "step")
+             and needed(b.text) and b.words <= budget]
+    return max(lines, key=lambda j: (_gain(weights, blocks[j].text), -min(abs(j - c) for c in chosen)), default=None)
 
 
 def _leads(blocks: list[_Block], i: int) -> bool:
