@@ -158,7 +158,10 @@ def check_form(kind: Kind, reply: str) -> FormCheck:
     if not sentences:
         return FormCheck(0.0, "the reply is empty")
     steps = len(_STEP.findall(reply))
-    instructions = bool(_INSTRUCTION.search(reply)) and (bool(_PATH.search(reply)) or len(_INSTRUCTION.findall(reply)) >= 2)
+    # A question quoted back ("How can I change the language?", a troubleshooting table's left
+    # column) asks for an instruction; it gives none.
+    stated = " ".join(s for s in sentences if not s.rstrip().endswith("?"))
+    instructions = bool(_INSTRUCTION.search(stated)) and (bool(_PATH.search(stated)) or len(_INSTRUCTION.findall(stated)) >= 2)
     if kind == "procedure":
         if steps >= 2:
             return FormCheck(1.0, f"asks how to do something; the reply gives {steps} steps")

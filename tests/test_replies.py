@@ -102,6 +102,22 @@ def test_a_definition_does_not_clear_the_threshold_for_a_how_to_question(world):
     assert steps.decision.action == "auto_send" and len(steps_of(steps.draft.text)) == 5
 
 
+def test_questions_quoted_back_are_not_instructions_for_a_how_to_question(world):
+    """A troubleshooting table whose answers were lost (the left column only, as PDF manuals
+    export) holds instruction words inside its questions; quoting it answers nothing."""
+    ticket = Ticket(helpdesk="zendesk", id="1", subject="", messages=(
+        Message("customer", "How do I set up two-step verification on my account?"),))
+    sources = world["answerer"].retriever.retrieve(ticket.search_query)
+    echo = Draft(text=f"From our article “{sources[0].chunk.title}” [1]:\n\nWhen sign-in isn't working, these steps may "
+                      "help. The problem Try this! I lost my phone. How can I change the phone that gets the codes? "
+                      "How do I turn on two-step verification again?", cited=(sources[0].chunk.id,), declined=False,
+                 drafter="extractive")
+    score = scoring.score(ticket, sources, echo)
+    form = next(c for c in score.components if c.name == "answer_form")
+    assert form.value == 0.0 and "no steps" in form.detail
+    assert score.score == 0
+
+
 # --- limits and prices: the table row, never pipes ------------------------------------------------
 
 
