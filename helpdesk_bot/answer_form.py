@@ -47,6 +47,8 @@ _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
                           r"|\b(?:is it possible|am i able|are we able|is there)\b", re.IGNORECASE | re.MULTILINE)),
 )
 
+_ASKING_FOR: dict[Kind, re.Pattern] = dict(_QUESTION_KINDS)
+
 # The same kinds in the other languages the bot answers (es, de, fr, pt, it, nl), checked with the
 # English ones in the same order for a ticket read in another language. A question word at the start ("¿Cómo…", "Wie…", "Comment…")
 # asks how to do something, as "how do I" does.
@@ -133,23 +135,44 @@ def has_contact(text: str) -> bool:
 
 
 def has_quantity(text: str) -> bool:
-    """Whether the text gives a number with its unit ("14 days", "$8", "600 requests per minute")."""
+    """Whether the text gives a number with its unit ("14 days", "$8", "600 requests per minute");
+    a step's own number ("2. Invite up to 5 members") is not one."""
+    text = _STEP.sub("", text)
     return bool(_NUMBER.search(text) and (_UNIT.search(text) or _CURRENCY_OR_PERCENT.search(text)))
 
 
-def question_kind(question: str) -> Kind:
-    """The shape of answer the question asks for."""
+def asks(kind: Kind, question: str) -> bool:
+    """Whether the question asks (among other things) for an answer of this kind."""
     elsewhere = reading_language() != "en"  # a ticket in another language (text.reading): its words too
-    for kind, pattern in _QUESTION_KINDS:
-        if pattern.search(question) or (elsewhere and _QUESTION_KINDS_ELSEWHERE[kind].search(question)):
-            return kind
-    return "other"
+    return bool(_ASKING_FOR[kind].search(question) or (elsewhere and _QUESTION_KINDS_ELSEWHERE[kind].search(question)))
+
+
+def question_kind(question: str) -> Kind:
+    """The shape of answer the question asks for.
+
+    A question asking how to do something and for a number ("How do we download it, and how long
+    will the link work?") asks for the steps: the drafter adds the number to them (`asks`).
+    """
+    kinds = [kind for kind, _ in _QUESTION_KINDS if asks(kind, question)]
+    if kinds[:2] == ["quantity", "procedure"]:
+        return "procedure"
+    return kinds[0] if kinds else "other"
 
 
 @dataclass(frozen=True)
 class FormCheck:
     value: float  # 0..1: how well the reply has the shape the question asks for
     detail: str
+
+
+def check_answer(question: str, reply: str) -> FormCheck:
+    """Whether `reply` has the shape `question` asks for; steps asked for with a number ("how do
+    we download it, and how long will the link work?") need the number too."""
+    kind = question_kind(question)
+    found = check_form(kind, reply)
+    if kind == "procedure" and found.value and asks("quantity", question) and not has_quantity(reply):
+        return FormCheck(min(found.value, 0.5), f"{found.detail}, but not the number asked for")
+    return found
 
 
 def check_form(kind: Kind, reply: str) -> FormCheck:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from helpdesk_bot.answer_form import check_form, question_kind
+from helpdesk_bot.answer_form import check_answer, question_kind
 from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import Component, Confidence, Draft, Source, Ticket, in_language
 from helpdesk_bot.drafting import cited_sources
@@ -170,7 +170,7 @@ def answer_form(ticket: Ticket, draft: Draft) -> Component:
     """
     if draft.declined:
         return Component("answer_form", 0.0, WEIGHTS["answer_form"], "no draft")
-    found = check_form(question_kind(ticket.question), re.sub(r"\[\d+\]", "", without_lead_in(draft.text)))
+    found = check_answer(ticket.question, re.sub(r"\[\d+\]", "", without_lead_in(draft.text)))
     return Component("answer_form", found.value, WEIGHTS["answer_form"], found.detail)
 
 

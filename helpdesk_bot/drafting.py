@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from helpdesk_bot.answer_form import check_form, has_contact, has_quantity, question_kind
+from helpdesk_bot.answer_form import asks, check_form, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
@@ -92,8 +92,9 @@ class ExtractiveDrafter:
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
         sections_asked = {s.chunk.id for s in candidates if kind == "other" and _asks_about_the_section(terms, s)}
+        number = kind == "procedure" and asks("quantity", question)  # the steps, and how long the link works
         quotes = [(quoted, s) for s in candidates if (quoted := _quote(
-            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=s.chunk.id in sections_asked))]
+            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=s.chunk.id in sections_asked, number=number))]
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
@@ -304,9 +305,10 @@ def _blocks(chunk) -> list[_Block]:
 
 
 def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: str = "",
-           budget: int = MAX_REPLY_WORDS, whole: bool = False) -> list[str]:
+           budget: int = MAX_REPLY_WORDS, whole: bool = False, number: bool = False) -> list[str]:
     """The parts of the chunk that answer, in page order, each rendered as the article has it;
-    with `whole`, all of it when it is prose and lists that fit in the budget."""
+    with `whole`, all of it when it is prose and lists that fit in the budget; with `number`, a
+    line with a number and its unit too."""
     if whole and blocks and all(b.kind in ("text", "bullet", "step") for b in blocks) \
             and sum(b.words for b in blocks) <= budget:
         return _join(blocks, {i: b.text for i, b in enumerate(blocks)})
@@ -379,9 +381,11 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words
     # "Who do I contact about an invoice?" needs the address or the number, not only the line that
-    # says to include the invoice number; an error needs its fix as well as its cause.
+    # says to include the invoice number; an error needs its fix as well as its cause; "how do we
+    # download it, and how long will the link work?" the steps and the 72 hours.
     needed = (has_contact if kind == "contact" and chosen and not any(has_contact(blocks[i].text) for i in chosen)
-              else _FIX_LINE.search if kind == "error" and len(chosen) == 1 else None)
+              else _FIX_LINE.search if kind == "error" and len(chosen) == 1
+              else has_quantity if number and not any(has_quantity(blocks[i].text) for i in chosen) else None)
     if needed and (i := _nearest_line(blocks, chosen, weights, budget, needed)) is not None:
         chosen[i] = blocks[i].text
         budget -= blocks[i].words

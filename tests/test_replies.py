@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -116,6 +117,22 @@ def test_questions_quoted_back_are_not_instructions_for_a_how_to_question(world)
     form = next(c for c in score.components if c.name == "answer_form")
     assert form.value == 0.0 and "no steps" in form.detail
     assert score.score == 0
+
+
+def test_steps_asked_for_with_a_number_come_with_the_number(world):
+    question = ("Before we leave we need a full copy of everything in our workspace, with the attached files. "
+                "How do we download it, and how long will the download link work?")
+    outcome = ask(world, question)
+    assert outcome.decision.action == "auto_send", outcome.decision.reasons
+    assert len(steps_of(outcome.draft.text)) == 4 and steps_of(outcome.draft.text)[0] == "Open Settings → Data → Export."
+    assert "The link is valid for 72 hours" in outcome.draft.text
+    form = next(c for c in outcome.confidence.components if c.name == "answer_form")
+    assert form.value == 1.0
+    # The same steps without the number answer half the question.
+    ticket = outcome.ticket
+    steps_only = replace(outcome.draft, text=outcome.draft.text.split("\n\nExports run")[0])
+    form = next(c for c in scoring.score(ticket, list(outcome.sources), steps_only).components if c.name == "answer_form")
+    assert form.value == 0.5 and "not the number asked for" in form.detail
 
 
 # --- limits and prices: the table row, never pipes ------------------------------------------------
