@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from helpdesk_bot.text import reading_language
 
@@ -34,7 +34,7 @@ _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern], ...] = (
                      r"sync|syncing|arrive|arriving|open|opening|show|showing|update|updating)",
                      r"can't|cannot|can not|unable to", r"broken", r"too many requests",
                      r"[45]\d\d(?:s|\s+errors?|\s+responses?|\s+status)", r"(?:http|status|error|code)\s*[45]\d\d")),
-    ("quantity", _words(r"how (?:many|much|long|often|big|large|fast)", r"what(?:'s| is| are) the (?:\w+ )?"
+    ("quantity", _words(r"how (?:many|much|long|often|big|large|fast|soon)", r"what(?:'s| is| are) the (?:\w+ )?"
                         r"(?:limit|limits|price|prices|cost|costs|fee|fees|maximum|minimum|max|min|size|quota|rate)",
                         r"limits?", r"pric(?:e|es|ing)", r"costs?", r"fees?", r"quotas?",
                         r"per (?:month|minute|hour|day|year|seat|user)", r"rate limits?")),
@@ -112,6 +112,15 @@ _UNIT = _words(r"per", r"minutes?", r"hours?", r"days?", r"weeks?", r"months?", 
                r"bytes?", r"requests?", r"seats?", r"members?", r"users?", r"runs?", r"calls?", r"files?", r"tasks?",
                r"projects?", r"guests?", r"times?", r"characters?", r"items?", r"usd", r"eur", r"gbp", r"dollars?",
                r"euros?", r"pounds?", r"percent")
+_DURATION = re.compile(r"(?i)\b\d[\d,.]*(?:\s*[–-]\s*\d[\d,.]*)?[\s-]*(?:(?:business|working|calendar)\s+)?"
+                       r"(?:seconds?|minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?|"
+                       r"segundos?|minutos?|horas?|d[ií]as?|semanas?|meses|mes|años?|"
+                       r"sekunden|minuten|stunden|tage?n?|wochen?|monate?n?|jahre?n?|"
+                       r"secondes?|heures?|jours?|semaines?|mois|ans|années?|"
+                       r"secondi|minuti|ore|giorni|settimane|mesi|anni|"
+                       r"seconden|minuten|uur|dagen|weken|maanden|jaar)\b")
+_ASKS_DURATION = _words(r"how long", r"how soon", r"cu[aá]nto tiempo", r"wie lange", r"combien de temps",
+                        r"quanto tempo", r"per quanto tempo", r"hoe lang")
 _CURRENCY_OR_PERCENT = re.compile(r"[$€£]\s?\d|\d\s?%")
 # A way to reach someone: an address, a link, a phone number or a named channel ("live chat"),
 # not the bare word "contact" ("the Owner is the default billing contact").
@@ -127,6 +136,11 @@ _CAUSE = _words(r"because", r"means", r"due to", r"caused by", r"happens when", 
 _FIX = _words(r"wait", r"try", r"retry", r"check", r"make sure", r"ensure", r"click", r"open", r"go to", r"update",
               r"reinstall", r"restart", r"sign out", r"sign in", r"reset", r"turn on", r"turn off", r"enable",
               r"disable", r"use", r"contact", r"allow", r"remove", r"reconnect", r"set")
+
+
+def has_duration(text: str) -> bool:
+    """Whether the text gives a length of time: "14 days", "a 14-day trial", "5–10 business days"."""
+    return bool(_DURATION.search(_STEP.sub("", text)))
 
 
 def has_contact(text: str) -> bool:
@@ -145,6 +159,12 @@ def asks(kind: Kind, question: str) -> bool:
     """Whether the question asks (among other things) for an answer of this kind."""
     elsewhere = reading_language() != "en"  # a ticket in another language (text.reading): its words too
     return bool(_ASKING_FOR[kind].search(question) or (elsewhere and _QUESTION_KINDS_ELSEWHERE[kind].search(question)))
+
+
+def gives_the_number(question: str) -> Callable[[str], bool]:
+    """The test for a line that gives the number the question asks for: a duration for "how long"
+    ("free for 14 days", not "10,000 automation runs"), otherwise any number with its unit."""
+    return has_duration if _ASKS_DURATION.search(question) else has_quantity
 
 
 def question_kind(question: str) -> Kind:
@@ -172,6 +192,8 @@ def check_answer(question: str, reply: str) -> FormCheck:
     found = check_form(kind, reply)
     if kind == "procedure" and found.value and asks("quantity", question) and not has_quantity(reply):
         return FormCheck(min(found.value, 0.5), f"{found.detail}, but not the number asked for")
+    if kind == "quantity" and found.value == 1.0 and not gives_the_number(question)(reply):
+        return FormCheck(0.5, "asks how long; the reply gives a number but no length of time")
     return found
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Callable, Protocol
 
-from helpdesk_bot.answer_form import asks, check_form, has_contact, has_quantity, question_kind
+from helpdesk_bot.answer_form import asks, check_form, gives_the_number, has_contact, has_quantity, question_kind
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
@@ -92,9 +92,11 @@ class ExtractiveDrafter:
         leading = {s.chunk.article_id for s in sources[:3]}
         candidates = sources[:3] + [s for s in sources[3:] if s.chunk.article_id in leading]
         sections_asked = {s.chunk.id for s in candidates if kind == "other" and _asks_about_the_section(terms, s)}
-        number = kind == "procedure" and asks("quantity", question)  # the steps, and how long the link works
+        number = gives_the_number(question)  # "how long": a length of time, not any number
+        number_too = kind == "procedure" and asks("quantity", question)  # the steps, and how long the link works
         quotes = [(quoted, s) for s in candidates if (quoted := _quote(
-            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=s.chunk.id in sections_asked, number=number))]
+            kind, weights, _blocks(s.chunk), s.chunk.heading, whole=s.chunk.id in sections_asked, number=number,
+            number_too=number_too))]
         if not quotes:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
                          decline_reason="the best passages hold nothing but their titles")
@@ -104,7 +106,7 @@ class ExtractiveDrafter:
         # "For Enterprise quotes, contact sales@…".
         ranked = sorted(quotes, reverse=True, key=lambda quote: (
             _coverage(weights, _quoted_text(*quote)) + 0.25 * _coverage(weights, "\n".join(quote[0]))
-            + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0])
+            + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0], number)
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
             + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
         quoted, best = ranked[0]
@@ -262,13 +264,13 @@ class _Block:
         return len(self.text.split())
 
 
-def _shape_bonus(kind: str, quoted: list[str]) -> float:
+def _shape_bonus(kind: str, quoted: list[str], number: Callable[[str], bool] = has_quantity) -> float:
     """How much a quote's shape counts in choosing between passages: numbered steps for "how do I",
     a table row for a limit or a price, the contact for "who", the cause and the fix for an error."""
     if kind == "procedure":
         return 0.5 * _has_steps("\n".join(quoted))
-    if kind == "quantity":
-        return 0.1 * any("—" in part or "\t" in part for part in quoted)
+    if kind == "quantity":  # "free for 14 days" over the trial's end, which has no number
+        return 0.1 * any("—" in part or "\t" in part for part in quoted) + 0.3 * number("\n".join(quoted))
     if kind in ("contact", "error"):
         return 0.5 * check_form(kind, "\n".join(quoted)).value
     return 0.0
@@ -305,10 +307,11 @@ def _blocks(chunk) -> list[_Block]:
 
 
 def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: str = "",
-           budget: int = MAX_REPLY_WORDS, whole: bool = False, number: bool = False) -> list[str]:
+           budget: int = MAX_REPLY_WORDS, whole: bool = False, number: Callable[[str], bool] = has_quantity,
+           number_too: bool = False) -> list[str]:
     """The parts of the chunk that answer, in page order, each rendered as the article has it;
-    with `whole`, all of it when it is prose and lists that fit in the budget; with `number`, a
-    line with a number and its unit too."""
+    with `whole`, all of it when it is prose and lists that fit in the budget. `number` tells the
+    line that gives the number asked for; with `number_too`, steps come with such a line."""
     if whole and blocks and all(b.kind in ("text", "bullet", "step") for b in blocks) \
             and sum(b.words for b in blocks) <= budget:
         return _join(blocks, {i: b.text for i, b in enumerate(blocks)})
@@ -344,7 +347,8 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
     while True:
         if chosen:
             least = (0.15 if shaped else 0.1) * sum(weights.values())
-        candidates = [(_gain(uncovered, b.text) + _kind_bonus(kind, b.text, uncovered), -i, i)
+        wanted = None if kind == "quantity" and shaped else kind  # once the number is given, another is a detail
+        candidates = [(_gain(uncovered, b.text) + _kind_bonus(wanted, b.text, uncovered, number), -i, i)
                       for i, b in enumerate(blocks) if i not in chosen and b.kind not in ("table", "code")]
         if not candidates:
             break
@@ -358,6 +362,9 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
                 chosen[j] = blocks[j].text
                 budget -= blocks[j].words
                 uncovered = _without(uncovered, blocks[j].text)
+        # The number asked for answers, as steps or table rows do: "The link is valid for 60
+        # minutes", not the steps before and after it for the words "reset" and "password".
+        shaped = shaped or kind == "quantity" and number(blocks[i].text)
     if not chosen and blocks:
         chosen[0] = blocks[0].text
     # An item of a short list reads best with the line leading it and the other items: "Orbitask
@@ -385,7 +392,7 @@ def _quote(kind: str, weights: dict[str, float], blocks: list[_Block], heading: 
     # download it, and how long will the link work?" the steps and the 72 hours.
     needed = (has_contact if kind == "contact" and chosen and not any(has_contact(blocks[i].text) for i in chosen)
               else _FIX_LINE.search if kind == "error" and len(chosen) == 1
-              else has_quantity if number and not any(has_quantity(blocks[i].text) for i in chosen) else None)
+              else number if number_too and not any(number(blocks[i].text) for i in chosen) else None)
     if needed and (i := _nearest_line(blocks, chosen, weights, budget, needed)) is not None:
         chosen[i] = blocks[i].text
         budget -= blocks[i].words
@@ -468,13 +475,14 @@ _FIX_LINE = re.compile(r"(?i)\b(?:wait|retry|try again|check|make sure|ensure|cl
                        r"restart|sign out|reset|turn on|enable|allow|reconnect|contact)\b")
 
 
-def _kind_bonus(kind: str, text: str, uncovered: dict[str, float]) -> float:
+def _kind_bonus(kind: str | None, text: str, uncovered: dict[str, float],
+                number: Callable[[str], bool] = has_quantity) -> float:
     """Prefer, among lines that match, the one with what this kind of question needs: for "who do I
     contact" the address or the number, for "can I" the condition, for an error the cause or the fix."""
     if not uncovered or not _gain(uncovered, text):
         return 0.0
     needed = {"contact": has_contact, "location": has_contact, "yes_no": _CONDITION_LINE.search,
-              "error": _CAUSE_OR_FIX_LINE.search, "quantity": has_quantity}.get(kind)
+              "error": _CAUSE_OR_FIX_LINE.search, "quantity": number}.get(kind)
     return 0.5 * sum(uncovered.values()) / len(uncovered) if needed and needed(text) else 0.0
 
 

@@ -162,6 +162,28 @@ def test_a_price_question_finds_the_price_row(world):
     assert "|" not in outcome.draft.text
 
 
+def test_a_how_long_question_gets_the_line_with_the_number(world):
+    """Not the section about the trial's end, which has the words and no number."""
+    outcome = ask(world, "How long is the free trial?")
+    assert outcome.decision.action == "auto_send"
+    assert "free for 14 days" in without_lead_in(outcome.draft.text)
+    assert "If you do nothing" not in outcome.draft.text
+    # "How long" asks for a length of time: not the start-the-trial section's "10,000 automation runs".
+    outcome = ask(world, "How long is the free trial of the Business plan?")
+    assert "free for 14 days" in without_lead_in(outcome.draft.text) and "10,000" not in outcome.draft.text
+    outcome = ask(world, "How soon do changes show up in Google Calendar?")
+    assert "within 15 minutes" in outcome.draft.text
+
+
+def test_the_number_inside_a_step_comes_without_the_steps_around_it(world):
+    """Steps 2 and 4 hold the question's words "reset" and "password" (and step 4 another number),
+    but the link's 60 minutes is the answer; a lone step reads as a sentence."""
+    outcome = ask(world, "How long is the password reset link valid?")
+    body = without_lead_in(outcome.draft.text)
+    assert "The link is valid for 60 minutes" in body
+    assert not steps_of(body) and "10 characters" not in body and "Send reset link" not in body
+
+
 # --- can I / who / where: the paragraph with the conditions or the contact ------------------------
 
 
