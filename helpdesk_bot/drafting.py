@@ -276,6 +276,8 @@ def _shape_bonus(kind: str, quoted: list[str], number: Callable[[str], bool] = h
     return 0.0
 
 
+_ABOUT_ITSELF = re.compile(r"(?i)(?:this|the following) (?:article|page|guide|section|document) (?:explains|describes|"
+                           r"covers|shows|lists|tells|walks)\b|in this (?:article|guide|section)\b|learn (?:how|about)\b")
 # A line of code or of an HTTP exchange: quoted to a customer it reads as noise.
 _CODE_LINE = re.compile(r"[{}();=<>]\s*$|^\s*[{}\[\]\"#]|^(?:HTTP/\d|import |def |from \w+ import |curl |\$ )|^[\w-]+: \S+$")
 
@@ -283,7 +285,8 @@ _CODE_LINE = re.compile(r"[{}();=<>]\s*$|^\s*[{}\[\]\"#]|^(?:HTTP/\d|import |def
 def _blocks(chunk) -> list[_Block]:
     """The chunk's lines grouped as the article has them; a line ending in ":" leads the list after it.
 
-    A line that only repeats the article's title or heading answers nothing and is left out.
+    A line that only repeats the article's title or heading answers nothing and is left out, and
+    so is a sentence about the article itself ("This article explains where…").
     """
     names = {chunk.title.strip().lower(), chunk.heading.rsplit("›", 1)[-1].strip().lower()}
     blocks: list[_Block] = []
@@ -300,7 +303,7 @@ def _blocks(chunk) -> list[_Block]:
         elif previous and kind in ("step", "bullet") and previous.kind == "text" and previous.text.endswith(":"):
             blocks.append(_Block(kind, [line], previous.paragraph))
         elif kind == "text":  # by the sentence: a long paragraph is quoted where it answers
-            blocks += [_Block("text", [sentence], number) for sentence in sentences(line)]
+            blocks += [_Block("text", [sentence], number) for sentence in sentences(line) if not _ABOUT_ITSELF.match(sentence)]
         else:
             blocks.append(_Block(kind, [line], number))
     return blocks

@@ -43,6 +43,7 @@ _CONTENT_SIGNALS = (
     ("refund", _words(r"refunds?", r"refunded", r"money back", r"reimburse(?:ment)?"), "asks for money back"),
     ("cancellation", _words(rf"cancel\w*\s+(?:\w+\s+){{0,3}}{_LEAVING}s?", rf"{_LEAVING}s?\s+(?:\w+\s+){{0,2}}cancel\w*",
                             r"cancellation", r"close (?:my|our) account", r"delete (?:my|our) account",
+                            r"delete (?:all )?(?:of )?(?:my|our) (?:\w+ )?data", r"(?:we are|we're) leaving",
                             r"terminate (?:my|our|the) (?:\w+\s+)?(?:contract|subscription|account)",
                             r"stop (?:my|our) subscription", r"unsubscribe from (?:the|your) (?:plan|service)"),
      "wants to cancel or leave"),

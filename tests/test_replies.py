@@ -235,6 +235,13 @@ def test_a_question_about_an_articles_subject_is_answered_by_its_opening_lines(w
     assert "14 days" in outcome.draft.text and "7 days" not in outcome.draft.text
 
 
+def test_a_sentence_about_the_article_itself_is_never_the_answer(world):
+    """"This article explains where Orbitask stores workspace data…" was sent at 92 for "Where is our data stored?"."""
+    for question in ("Where is our data stored?", "Is Orbitask GDPR compliant?", "Where are your data centers?"):
+        outcome = ask(world, question)
+        assert not outcome.draft.declined and "This article explains" not in outcome.draft.text, question
+
+
 def test_the_line_that_answers_is_chosen_over_lines_that_share_its_words(world):
     # "If your bank declines the card again" holds "bank" and sits under "Pay an overdue invoice".
     assert "$3,000 or more" in ask(world, "Can I pay by bank transfer?").draft.text

@@ -28,6 +28,8 @@ def ticket(text: str, subject: str = "", tags=(), channel: str | None = None) ->
         ("Can I get a refund for the annual plan?", "refund"),
         ("How do I cancel my subscription?", "cancellation"),
         ("Please close my account at the end of the month.", "cancellation"),
+        ("Can you delete all our data? We are leaving.", "cancellation"),
+        ("We're leaving at the end of the quarter, what happens to our files?", "cancellation"),
         ("This is unacceptable, the export has been broken all week.", "angry"),
         ("WHY DOES THIS NEVER WORK. FIX IT", "angry"),
         ("Please help asap, production is down", "urgent"),
