@@ -117,25 +117,28 @@ class ExtractiveDrafter:
                          decline_reason=f"the best passage covers only {covered:.0%} of the question")
         text = _lead_in(best.chunk, steps=any(_has_steps(q) for q in quoted)) + "\n\n" + "\n\n".join(quoted)
         cited = (best.chunk.id,)
-        more = self._second_quote(kind, weights, ranked, sum(len(part.split()) for part in quoted))
+        more = self._second_quote(kind, weights, ranked, sum(len(part.split()) for part in quoted),
+                                  asks_twice=bool(_SECOND_ASK.search(question)))
         if more:
             text += "\n\n" + _second_lead_in(more[1].chunk, best.chunk) + "\n\n" + "\n\n".join(more[0])
             cited += (more[1].chunk.id,)
         return Draft(text=text, cited=cited, declined=False, drafter=self.name)
 
-    def _second_quote(self, kind: str, weights: dict[str, float], ranked: list, words: int) -> tuple[list[str], Source] | None:
+    def _second_quote(self, kind: str, weights: dict[str, float], ranked: list, words: int,
+                      asks_twice: bool = False) -> tuple[list[str], Source] | None:
         """The answer to a second part of the question that its article gives elsewhere; else a
         second article's answer when it is about as close to the question as the first's and
         words remain: an explanation often spans two articles, a procedure or a limit never does."""
         left = MAX_REPLY_WORDS - words
         first, best = ranked[0]
         # "Where do I enter our VAT number, and where can I download the invoices?": the article
-        # has a procedure for each, in its own section. The other procedure joins when it holds at
+        # has a procedure for each, in its own section. When the question asks twice (_SECOND_ASK),
+        # the other procedure joins when it holds at
         # least SECOND_PART of the question's words that the article holds and the first quote
         # lacks, and two at least. Only procedures: a paragraph of the same article joined a limit
         # or a yes/no answer as often as not with a detail ("Every entry contains the time…" after
         # "Entries are kept for 365 days").
-        if kind in ("procedure", "location") and _has_steps("\n".join(first)):
+        if asks_twice and kind in ("procedure", "location") and _has_steps("\n".join(first)):
             article = [source for _, source in ranked if source.chunk.article_id == best.chunk.article_id]
             held = {t: 1.0 for t in weights if any(_holds(set(tokens(_source_text(s))), t) for s in article)}
             lacking = _without(held, "\n".join(first))  # the quote's own words: the title is both quotes'
@@ -153,6 +156,13 @@ class ExtractiveDrafter:
                 quoted = _quote(kind, weights, _blocks(source.chunk), source.chunk.heading, budget=left)
                 return (quoted, source) if quoted and sum(len(q.split()) for q in quoted) <= left else None
         return None
+
+
+# A second question joined to the first: "…, and where can I download the invoices?", "… und wo …".
+# Not "last month's invoice", whose words a second procedure may hold ("issued in the last 12 months").
+_SECOND_ASK = re.compile(r"(?i)(?:[?,;]|\b(?:and|also|y|und|et|e|en)\b)\s*(?:(?:and|also)\s+)?"
+                         r"(?:how|where|what|when|which|who|can|could|do|does|is|are|should|c[oó]mo|d[oó]nde|"
+                         r"wie|wo|comment|o[uù]|como|onde|come|dove|hoe|waar)\b")
 
 
 # An article's opening lines state its subject as a whole ("Every workspace can try the Business

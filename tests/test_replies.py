@@ -204,6 +204,8 @@ def test_a_where_question_gets_the_place_without_placeholders(world):
     outcome = ask(world, "Where can I download a PDF copy of last month's invoice?")
     assert outcome.decision.action == "auto_send"
     assert "Settings → Billing → Invoices" in outcome.draft.text and "[email]" not in outcome.draft.text
+    # One question: the billing-details steps ("invoices issued in the last 12 months") are not a second part.
+    assert "Billing details" not in outcome.draft.text and len(outcome.draft.cited) == 1
 
 
 def test_a_can_i_question_gets_the_condition(world):
