@@ -503,6 +503,12 @@ def _cells(line: str) -> list[str]:
     return [cell.strip() for cell in line.strip()[1:-1].split("|")]
 
 
+def _names(weights: dict[str, float], label: str) -> bool:
+    """Whether the question names a table row: at least half of its label's words are the question's."""
+    words = set(tokens(label))
+    return bool(words) and sum(word in weights for word in words) >= len(words) / 2
+
+
 def _table_answer(weights: dict[str, float], lines: list[str], heading: str = "") -> str:
     """The rows (and columns) of a table that the question names: one row as a sentence, more as a
     small table (tab-separated lines, the first a header), never as raw cells between pipes.
@@ -518,7 +524,10 @@ def _table_answer(weights: dict[str, float], lines: list[str], heading: str = ""
     row_scores = [_gain(weights, row[0]) for row in body]
     column_scores = [_gain(weights, cell) for cell in header[1:]]
     best_row, best_column = max(row_scores), max(column_scores, default=0.0)
-    matched_rows = [row for row, score in zip(body, row_scores) if best_row and score >= 0.8 * best_row]
+    # The rows matching about as well as the best, and every row the question names ("What ACS URL
+    # and entity ID should I put in…": both rows, though "ACS URL" holds the rarer words).
+    matched_rows = [row for row, score in zip(body, row_scores)
+                    if best_row and score >= 0.8 * best_row or _names(weights, row[0])]
     matched_columns = [c + 1 for c, score in enumerate(column_scores) if best_column and score >= 0.8 * best_column]
     if not matched_rows and not matched_columns:
         if not _gain(weights, f"{heading} {header[0]}") or len(body) > TABLE_ROWS or width > 5:

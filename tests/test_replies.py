@@ -156,6 +156,14 @@ def test_several_matching_rows_become_a_small_html_table(world):
     assert "|" not in html and "|" not in comment["plain_body"]
 
 
+def test_every_row_the_question_names_is_given(world):
+    """"ACS URL" holds the rarer words; the entity ID's row is asked for as much."""
+    outcome = ask(world, "What ACS URL and entity ID should I put in the Okta SAML app?")
+    text = without_lead_in(outcome.draft.text)
+    assert "https://auth.orbitask.com/saml/<workspace-id>/acs" in text
+    assert "Entity ID / Audience" in text and "Name ID format" not in text
+
+
 def test_a_price_question_finds_the_price_row(world):
     outcome = ask(world, "How much does the Team plan cost per seat?")
     assert "Team: $8" in outcome.draft.text and "Team: $10" in outcome.draft.text
