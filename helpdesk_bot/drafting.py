@@ -17,6 +17,7 @@ from helpdesk_bot.answer_form import asks, check_form, gives_the_number, has_con
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
+from helpdesk_bot.knowledge import CHUNK_WORDS
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
 from helpdesk_bot.redaction import redact
 from helpdesk_bot.language import language_name, lead_in, phrases
@@ -316,6 +317,15 @@ def _blocks(chunk) -> list[_Block]:
             blocks += [_Block("text", [sentence], number) for sentence in sentences(line) if not _ABOUT_ITSELF.match(sentence)]
         else:
             blocks.append(_Block(kind, [line], number))
+    # A paragraph longer than a chunk is cut by words (knowledge.py; cut between sentences, the
+    # chunks ranked worse on every evaluation set: docs/retrieval-experiments.md), so a chunk may
+    # start or end mid-sentence ("position by pressing…", "…refer to purchased or installed"):
+    # a reply never does.
+    if len(blocks) > 1 and blocks[0].kind == "text" and blocks[0].text[:1].islower():
+        blocks = blocks[1:]
+    if len(chunk.text.split()) >= CHUNK_WORDS and len(blocks) > 1 and blocks[-1].kind == "text" \
+            and not re.search(r"[.!?:…\"”')]$", blocks[-1].text):
+        blocks = blocks[:-1]
     return blocks
 
 

@@ -16,7 +16,7 @@ from helpdesk_bot.domain import (ARTICLE, HELP_CENTER, PAST_TICKET, Article, Chu
 from helpdesk_bot.embedding import Embedder
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.redaction import redact
-from helpdesk_bot.text import escape, html_to_blocks, sentences
+from helpdesk_bot.text import escape, html_to_blocks
 from helpdesk_bot.vectorstore import KnowledgeStore
 
 T = TypeVar("T")
@@ -101,38 +101,15 @@ def _windows(paragraphs: list[str]) -> Iterable[str]:
                 current, words = tail, sum(len(x.split()) for x in tail)
                 if words + n > CHUNK_WORDS:
                     current, words = [], 0
-            if n > CHUNK_WORDS:  # one enormous line (a long paragraph): cut it between sentences
-                yield from _paragraph_windows(line)
+            if n > CHUNK_WORDS:  # one enormous line (a long paragraph): cut it by words
+                tokens = line.split()
+                for start in range(0, len(tokens), CHUNK_WORDS - OVERLAP_WORDS):
+                    yield " ".join(tokens[start : start + CHUNK_WORDS])
                 continue
             current.append(line)
             words += n
     if current:
         yield "\n".join(current)
-
-
-def _paragraph_windows(paragraph: str) -> Iterable[str]:
-    """A paragraph longer than a chunk, cut between its sentences and overlapping by whole ones:
-    a chunk cut mid-sentence starts the reply quoted from it with a fragment ("position by
-    pressing the left button…"), as text exported from PDF manuals has no paragraph breaks."""
-    window: list[str] = []
-    for sentence in sentences(paragraph):
-        words = sentence.split()
-        if len(words) > CHUNK_WORDS:  # no sentence end for a whole chunk: cut by words after all
-            if window:
-                yield " ".join(window)
-            for start in range(0, len(words), CHUNK_WORDS - OVERLAP_WORDS):
-                yield " ".join(words[start : start + CHUNK_WORDS])
-            window = []
-            continue
-        if window and sum(len(s.split()) for s in window) + len(words) > CHUNK_WORDS:
-            yield " ".join(window)
-            tail: list[str] = []
-            while window and sum(len(s.split()) for s in tail) + len(window[-1].split()) <= OVERLAP_WORDS:
-                tail.insert(0, window.pop())
-            window = tail
-        window.append(sentence)
-    if window:
-        yield " ".join(window)
 
 
 def _structured(line: str) -> bool:

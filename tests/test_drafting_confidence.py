@@ -15,6 +15,8 @@ from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Chunk, Draft, Message, Source, Ticket
 from helpdesk_bot.drafting import RESPONSE_SCHEMA, SYSTEM_PROMPT, ExtractiveDrafter, OpenAIDrafter
 from helpdesk_bot.errors import AIUnavailable
+from helpdesk_bot.groundedness import without_lead_in
+from helpdesk_bot.knowledge import Article, chunk_article
 from integrations.llm_standin import StandinServer
 
 INVOICES = Chunk(
@@ -98,6 +100,19 @@ def test_extractive_draft_cites_the_matching_chunk_among_others():
     draft = ExtractiveDrafter().draft(INVOICE_QUESTION, sources)
     assert draft.cited == ("invoices#0",)
     assert draft.drafter == "extractive"
+
+
+def test_a_chunk_cut_mid_sentence_is_quoted_from_whole_sentences():
+    """Text exported from a PDF manual has no paragraph breaks: the chunker cuts it by words, and
+    a reply quoted from the cut must neither start nor end with a fragment."""
+    said = " ".join(f"Setting {n} of the home screen changes how the remote control moves the focus on the screen."
+                    for n in range(40))
+    cut = chunk_article(Article("manual", "Home screen", f"<p>{said}</p>"))[1]
+    assert cut.text[:1].islower() and not cut.text.endswith(".")  # as the chunker cuts it
+    draft = ExtractiveDrafter().draft(ticket("How does the remote control move the focus on the home screen?"),
+                                      [source(cut)])
+    body = without_lead_in(draft.text).replace(" [1]", "")
+    assert body.startswith("Setting ") and body.endswith("screen."), body
 
 
 def test_extractive_drafter_declines_without_sources():

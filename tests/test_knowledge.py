@@ -175,19 +175,6 @@ def test_every_word_of_a_huge_paragraph_is_kept():
     assert set(words(500, "huge").split()) <= kept
 
 
-def test_a_huge_paragraph_of_sentences_is_cut_between_them_and_overlaps_by_whole_ones():
-    """Text exported from a PDF manual has no paragraph breaks: a chunk cut mid-sentence starts
-    the reply quoted from it with a fragment."""
-    said = [f"Sentence {n} says {words(14, f's{n}w')}." for n in range(40)]
-    chunks = chunk_article(Article("manual", "Manual", f"<p>{' '.join(said)}</p>"))
-    assert len(chunks) > 2 and max(len(c.text.split()) for c in chunks) <= CHUNK_WORDS
-    for chunk in chunks:
-        assert chunk.text.startswith("Sentence ") and chunk.text.endswith("."), chunk.text[:40]
-    for first, second in zip(chunks, chunks[1:]):
-        assert second.text.split(". ")[0] + "." in first.text  # the next chunk starts with the last sentence(s)
-    assert {s for c in chunks for s in said if s in c.text} == set(said)
-
-
 def test_numbered_steps_keep_their_numbers():
     blocks = html_to_blocks("<ol><li>Open Settings</li><li>Click Export</li></ol><ul><li>Note</li></ul>")
     assert blocks == [(0, "1. Open Settings\n2. Click Export"), (0, "- Note")]
