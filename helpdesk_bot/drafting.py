@@ -17,8 +17,8 @@ from helpdesk_bot.answer_form import asks, check_form, gives_the_number, has_con
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
-from helpdesk_bot.knowledge import CHUNK_WORDS
 from helpdesk_bot.guardrails import is_web_link, strip_foreign_links
+from helpdesk_bot.knowledge import CHUNK_WORDS
 from helpdesk_bot.redaction import redact
 from helpdesk_bot.language import language_name, lead_in, phrases
 from helpdesk_bot.text import escape, key_terms, reading, reading_language, sentences, stem, tokens
@@ -134,11 +134,10 @@ class ExtractiveDrafter:
         first, best = ranked[0]
         # "Where do I enter our VAT number, and where can I download the invoices?": the article
         # has a procedure for each, in its own section. When the question asks twice (_SECOND_ASK),
-        # the other procedure joins when it holds at
-        # least SECOND_PART of the question's words that the article holds and the first quote
-        # lacks, and two at least. Only procedures: a paragraph of the same article joined a limit
-        # or a yes/no answer as often as not with a detail ("Every entry contains the time…" after
-        # "Entries are kept for 365 days").
+        # the other procedure joins when it holds at least SECOND_PART of the question's words that
+        # the article holds and the first quote lacks, and two at least. Only procedures: a
+        # paragraph of the same article joined a limit or a yes/no answer as often as not with a
+        # detail ("Every entry contains the time…" after "Entries are kept for 365 days").
         if asks_twice and kind in ("procedure", "location") and _has_steps("\n".join(first)):
             article = [source for _, source in ranked if source.chunk.article_id == best.chunk.article_id]
             held = {t: 1.0 for t in weights if any(_holds(set(tokens(_source_text(s))), t) for s in article)}
@@ -287,6 +286,7 @@ def _shape_bonus(kind: str, quoted: list[str], number: Callable[[str], bool] = h
     return 0.0
 
 
+# A sentence about the article itself ("This article explains where…") names the answer without giving it.
 _ABOUT_ITSELF = re.compile(r"(?i)(?:this|the following) (?:article|page|guide|section|document) (?:explains|describes|"
                            r"covers|shows|lists|tells|walks)\b|in this (?:article|guide|section)\b|learn (?:how|about)\b")
 # A line of code or of an HTTP exchange: quoted to a customer it reads as noise.
