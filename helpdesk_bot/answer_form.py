@@ -174,9 +174,15 @@ def question_kind(question: str) -> Kind:
     will the link work?") asks for the steps: the drafter adds the number to them (`asks`).
     """
     kinds = [kind for kind, _ in _QUESTION_KINDS if asks(kind, question)]
-    if kinds[:2] == ["quantity", "procedure"]:
-        return "procedure"
+    if kinds[:2] == ["quantity", "procedure"] and asks("procedure", _besides("quantity", question)):
+        return "procedure"  # not "Wie lange…": its "Wie" is the number's question word
     return kinds[0] if kinds else "other"
+
+
+def _besides(kind: Kind, question: str) -> str:
+    """The question without the words that ask for an answer of this kind."""
+    question = _ASKING_FOR[kind].sub(" ", question)
+    return _QUESTION_KINDS_ELSEWHERE[kind].sub(" ", question) if reading_language() != "en" else question
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,9 @@ def _asks_about_the_section(terms: list[str], source: Source) -> bool:
 
 # "How long is the trial?": "long" asks for a number of days, "what happens" for what follows;
 # neither is a word the answer holds.
-_ASKING = re.compile(r"(?<=\bhow )(?:long|often|big|large|fast|soon|far|old)\b|(?<=\bwhat )happen(?=s?\b)")
+_ASKING = re.compile(r"(?<=\bhow )(?:long|often|big|large|fast|soon|far|old)\b|(?<=\bwhat )happen(?=s?\b)"
+                     r"|(?<=\bcombien de )temps\b|(?<=\bcuánto )tiempo\b|(?<=\bcuanto )tiempo\b|(?<=\bwie )lange\b"
+                     r"|(?<=\bquanto )tempo\b|(?<=\bhoe )lang\b")
 # Question words (stemmed) and the words help articles use for the same thing.
 _SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price", "payment"),
              "contact": ("reach", "email"), "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"),

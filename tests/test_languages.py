@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from helpdesk_bot.confidence import score
 from helpdesk_bot.domain import Article, Draft, Message, Ticket, original_id
 from helpdesk_bot.drafting import ExtractiveDrafter, reply_html
 from helpdesk_bot.embedding import MultilingualE5Embedder
+from helpdesk_bot.groundedness import without_lead_in
 from helpdesk_bot.guardrails import injection_signals, reply_problems
 from helpdesk_bot.knowledge import load_help_center_export, sync_index
 from helpdesk_bot.language import lead_in, ticket_language, with_language
@@ -138,6 +140,20 @@ def test_a_spanish_ticket_is_answered_from_the_spanish_article_in_spanish(multil
     assert score(spanish, sources, draft).score >= 50
 
 
+@pytest.mark.parametrize("question, answer", [
+    ("Wie lange ist der Download-Link gültig?", "Der Link ist 72 Stunden gültig"),
+    ("Combien de temps le lien de téléchargement est-il valable ?", "Le lien est valable 72 heures"),
+])
+def test_a_how_long_question_in_another_language_gets_the_number_not_the_steps(multilingual_store, embedder,
+                                                                                 question, answer):
+    """"Wie" opens "Wie lange…" as it opens "Wie exportiere ich…": the question asks for the number
+    alone; and "temps" is the question's word, not the "temps saisis" of step 2."""
+    asked = with_language(ticket(question))
+    sources = Retriever(multilingual_store, embedder).retrieve(asked.search_query, language=asked.language)
+    draft = ExtractiveDrafter().draft(asked, sources)
+    assert answer in draft.text and not re.search(r"^\d\. |JSON", without_lead_in(draft.text), re.MULTILINE)
+
+
 def test_the_extractive_drafter_never_quotes_english_to_a_customer_who_wrote_in_another_language(
         multilingual_store, embedder):
     spanish = with_language(ticket("¿Cuánto dura la prueba gratuita del plan Business?"))
@@ -147,8 +163,6 @@ def test_the_extractive_drafter_never_quotes_english_to_a_customer_who_wrote_in_
 
 
 def test_the_lead_in_of_every_language_is_no_claim():
-    from helpdesk_bot.groundedness import without_lead_in
-
     for language in ("en", "es", "de", "fr", "pt", "it", "nl"):
         line = lead_in(language, "Facturas", steps=False)
         assert without_lead_in(f"{line}\nEl texto.") == "El texto."
