@@ -104,9 +104,12 @@ class ExtractiveDrafter:
         about_the_article = kind in ("quantity", "yes_no", "other")
         # The words the quote holds itself count a little beyond those its title and heading hold:
         # every quote of "Contacting the billing team" is about billing, "Email billing@…" more than
-        # "For Enterprise quotes, contact sales@…".
+        # "For Enterprise quotes, contact sales@…". So do those of its own section's heading, which
+        # its article's other sections do not share: "GDPR and the Data Processing Addendum" for
+        # "Is Orbitask GDPR compliant?", where the title names GDPR for every section.
         ranked = sorted(quotes, reverse=True, key=lambda quote: (
             _coverage(weights, _quoted_text(*quote)) + 0.25 * _coverage(weights, "\n".join(quote[0]))
+            + 0.25 * _coverage(weights, _section(quote[1]))
             + 0.5 * max(quote[1].dense, 0.0) + _shape_bonus(kind, quote[0], number)
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
             + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
@@ -176,11 +179,16 @@ def _asks_about_the_whole(terms: list[str], source: Source) -> bool:
     return source.chunk.opens_article and bool(terms) and all(t in title for t in terms)
 
 
+def _section(source: Source) -> str:
+    """The passage's own section heading, the last part of its heading path."""
+    return source.chunk.heading.rsplit("›", 1)[-1]
+
+
 def _asks_about_the_section(terms: list[str], source: Source) -> bool:
     """Whether every term of the question is in the passage's own heading: "What happens when the
     trial ends?" is answered by the section "When the trial ends" as a whole, both of its cases
     (choosing a plan, doing nothing), not by its one sentence that holds the most words."""
-    section = set(tokens(source.chunk.heading.rsplit("›", 1)[-1]))
+    section = set(tokens(_section(source)))
     return bool(terms) and all(t in section for t in terms)
 
 

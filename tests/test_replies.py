@@ -245,6 +245,16 @@ def test_a_question_about_an_articles_subject_is_answered_by_its_opening_lines(w
     assert "14 days" in outcome.draft.text and "7 days" not in outcome.draft.text
 
 
+def test_the_section_the_question_names_answers_it(world):
+    """Every section of one article shares its title; its own heading tells them apart: "Delete
+    your workspace" over "Delete your personal account", "Data regions" over "Encryption and
+    backups" (whose bullet says "stored in the same region")."""
+    outcome = ask(world, "How do I delete our workspace?")
+    assert "Settings → General → Delete workspace" in outcome.draft.text and "Delete my account" not in outcome.draft.text
+    outcome = ask(world, "Where is our data stored?")
+    assert "data centers in Virginia" in outcome.draft.text and "AES-256" not in outcome.draft.text
+
+
 def test_a_sentence_about_the_article_itself_is_never_the_answer(world):
     """"This article explains where Orbitask stores workspace data…" was sent at 92 for "Where is our data stored?"."""
     for question in ("Where is our data stored?", "Is Orbitask GDPR compliant?", "Where are your data centers?"):
