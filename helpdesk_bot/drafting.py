@@ -284,16 +284,24 @@ class _Block:
         return len(self.text.split())
 
 
+# A table's rows as _table_answer renders them: "Business plan — Requests per minute: 600." or
+# tab-separated lines; not a sentence with dashes ("Guests are people outside your organization — …").
+_TABLE_ANSWER = re.compile(r"\t|^[^—\n]+ — [^:\n]+: ", re.MULTILINE)
+
+
 def _shape_bonus(kind: str, quoted: list[str], number: Callable[[str], bool] = has_quantity) -> float:
     """How much a quote's shape counts in choosing between passages: numbered steps for "how do I",
     a table row for a limit or a price, the contact for "who", the cause and the fix for an error."""
     if kind == "procedure":
         return 0.5 * _has_steps("\n".join(quoted))
+    # The rows of a table that the question names are its answer ("What ACS URL and entity ID…"
+    # over the article's opening paragraph, which names Okta and the Business plan).
+    rows = 0.1 * any(_TABLE_ANSWER.search(part) for part in quoted)
     if kind == "quantity":  # "free for 14 days" over the trial's end, which has no number
-        return 0.1 * any("—" in part or "\t" in part for part in quoted) + 0.3 * number("\n".join(quoted))
+        return rows + 0.3 * number("\n".join(quoted))
     if kind in ("contact", "error"):
         return 0.5 * check_form(kind, "\n".join(quoted)).value
-    return 0.0
+    return rows
 
 
 # A sentence about the article itself ("This article explains where…") names the answer without giving it.

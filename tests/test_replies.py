@@ -162,6 +162,11 @@ def test_every_row_the_question_names_is_given(world):
     text = without_lead_in(outcome.draft.text)
     assert "https://auth.orbitask.com/saml/<workspace-id>/acs" in text
     assert "Entity ID / Audience" in text and "Name ID format" not in text
+    # The demo's ticket: the two rows, not the article's opening paragraph (which names Okta and Business).
+    comment = posted(world, "Okta setup for Orbitask", "Hi, we'd like everyone to log in to Orbitask through Okta. "
+                     "What ACS URL and entity ID should I put in the Okta SAML app, and can we switch off password "
+                     "logins once it works? We're on Business.")
+    assert "/acs" in comment["plain_body"] and "Tested IdPs include" not in comment["plain_body"], comment["plain_body"]
 
 
 def test_a_price_question_finds_the_price_row(world):
