@@ -119,8 +119,15 @@ _DURATION = re.compile(r"(?i)\b\d[\d,.]*(?:\s*[–-]\s*\d[\d,.]*)?[\s-]*(?:(?:bu
                        r"secondes?|heures?|jours?|semaines?|mois|ans|années?|"
                        r"secondi|minuti|ore|giorni|settimane|mesi|anni|"
                        r"seconden|minuten|uur|dagen|weken|maanden|jaar)\b")
-_ASKS_DURATION = _words(r"how long", r"how soon", r"cu[aá]nto tiempo", r"wie lange", r"combien de temps",
-                        r"quanto tempo", r"per quanto tempo", r"hoe lang")
+# "How long", "combien de temps": the question word, and the word after it that asks for a length of time.
+_TIME_ASKED = {"how": "long|soon", "combien de": "temps", "cu[aá]nto": "tiempo", "wie": "lange", "quanto": "tempo",
+               "hoe": "lang"}
+_ASKS_DURATION = _words(*(f"{asking} (?:{words})" for asking, words in _TIME_ASKED.items()))
+# The words that only say what is asked, which the answer does not hold: "long" in "how long is the
+# trial?" asks for a number of days, "happens" in "what happens" for what follows.
+_ASKING_WORDS = re.compile("|".join(rf"(?<=\b{asking} )(?:{words})\b" for asking, words in
+                                    {**_TIME_ASKED, "how": "long|soon|often|big|large|fast|far|old"}.items())
+                           + r"|(?<=\bwhat )happen(?=s?\b)", re.IGNORECASE)
 _CURRENCY_OR_PERCENT = re.compile(r"[$€£]\s?\d|\d\s?%")
 # A way to reach someone: an address, a link, a phone number or a named channel ("live chat"),
 # not the bare word "contact" ("the Owner is the default billing contact").
@@ -159,6 +166,11 @@ def asks(kind: Kind, question: str) -> bool:
     """Whether the question asks (among other things) for an answer of this kind."""
     elsewhere = reading_language() != "en"  # a ticket in another language (text.reading): its words too
     return bool(_ASKING_FOR[kind].search(question) or (elsewhere and _QUESTION_KINDS_ELSEWHERE[kind].search(question)))
+
+
+def asking_words(question: str) -> list[str]:
+    """The question's words that say what it asks, not what about: "long" in "How long is the trial?"."""
+    return _ASKING_WORDS.findall(question)
 
 
 def gives_the_number(question: str) -> Callable[[str], bool]:

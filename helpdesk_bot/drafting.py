@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from helpdesk_bot.answer_form import asks, check_form, gives_the_number, has_contact, has_quantity, question_kind
+from helpdesk_bot.answer_form import (asking_words, asks, check_form, gives_the_number, has_contact, has_quantity,
+                                      question_kind)
 from helpdesk_bot.domain import PAST_TICKET, Draft, Source, Ticket, in_language
 from helpdesk_bot.errors import AIUnavailable
 from helpdesk_bot.groundedness import without_lead_in
@@ -80,7 +81,7 @@ class ExtractiveDrafter:
             return Draft(text="", cited=(), declined=True, drafter=self.name, decline_reason="no knowledge was retrieved")
         question = ticket.question
         kind = question_kind(question)
-        asking = {stem(word) for word in _ASKING.findall(question.lower())}
+        asking = {stem(word.lower()) for word in asking_words(question)}
         terms = [t for t in key_terms(question) if t not in asking]
         weights = _term_weights(terms, sources)
         # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little.
@@ -192,11 +193,6 @@ def _asks_about_the_section(terms: list[str], source: Source) -> bool:
     return bool(terms) and all(t in section for t in terms)
 
 
-# "How long is the trial?": "long" asks for a number of days, "what happens" for what follows;
-# neither is a word the answer holds.
-_ASKING = re.compile(r"(?<=\bhow )(?:long|often|big|large|fast|soon|far|old)\b|(?<=\bwhat )happen(?=s?\b)"
-                     r"|(?<=\bcombien de )temps\b|(?<=\bcuánto )tiempo\b|(?<=\bcuanto )tiempo\b|(?<=\bwie )lange\b"
-                     r"|(?<=\bquanto )tempo\b|(?<=\bhoe )lang\b")
 # Question words (stemmed) and the words help articles use for the same thing.
 _SAME_ASK = {"cost": ("price",), "fee": ("price",), "charg": ("price",), "pay": ("price", "payment"),
              "contact": ("reach", "email"), "log": ("sign",), "login": ("sign",), "2fa": ("two", "factor"),
@@ -332,7 +328,8 @@ def _blocks(chunk) -> list[_Block]:
         elif previous and kind in ("step", "bullet") and previous.kind == "text" and previous.text.endswith(":"):
             blocks.append(_Block(kind, [line], previous.paragraph))
         elif kind == "text":  # by the sentence: a long paragraph is quoted where it answers
-            blocks += [_Block("text", [sentence], number) for sentence in sentences(line) if not _ABOUT_ITSELF.match(sentence)]
+            blocks += [_Block("text", [sentence], number) for sentence in sentences(line)
+                       if not _ABOUT_ITSELF.match(sentence)]
         else:
             blocks.append(_Block(kind, [line], number))
     # A paragraph longer than a chunk is cut by words (knowledge.py; cut between sentences, the
