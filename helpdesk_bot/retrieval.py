@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from helpdesk_bot.domain import Source
+from helpdesk_bot.domain import Source, original_id
 from helpdesk_bot.embedding import Embedder, TokenEmbedder, on_common_scale
 from helpdesk_bot.knowledge import embedding_input
 from helpdesk_bot.text import key_terms, tokens
@@ -30,6 +30,17 @@ TOP_K = 5
 # wrong article in Spanish often comes close to the right one in English (values chosen on
 # data/eval/multilingual: 68 of 72 right choices, and 66-69 for margins from 0.066 to 0.096).
 OWN_WORDS, OWN_MARGIN = 0.1, 0.08
+# That bias cannot favour an own-language article's original, which is in the default language
+# too: when the ticket is further (in cosine) from the original than from the default language's
+# best article by more than TRANSLATION_MARGIN, the translation is on something else (a Spanish
+# "how do I turn on two-factor authentication?" kept the Spanish recovery-codes article, whose
+# original is 0.028-0.035 further than the set-up article in es, de and fr). A German ticket
+# about a new phone, rightly answered by the recovery codes, is 0.018 further: any margin from
+# 0.019 to 0.027 makes the same choices on data/eval/multilingual.
+TRANSLATION_MARGIN = 0.023
+# The default language's passages searched for a foreign ticket: enough to hold the original of
+# the own-language article it weighs (an article has several passages).
+FALLBACK_DEPTH = 20
 # The fused candidates re-scored by MaxSim, and MaxSim's weight next to the fused score (the
 # rank score is their weighted mean, so it keeps the fused score's 0..1 scale). Both chosen on
 # the E-Manual retrieval questions and checked unchanged on other sets (docs/retrieval-experiments.md).
@@ -97,17 +108,24 @@ class Retriever:
         # "Business") chose the top_k candidates, and at the product's top_k of 5 the closest
         # article was sometimes not among them (French on data/eval/multilingual: 21 of 24 ticket
         # pairs found the same article, 23 with candidates chosen by cosine).
-        fallback = self._search(question, vector, Scope(brand=brand, language=self.default_language, unlabelled=True),
-                                language, using)
+        fallback = self.store.search(question, vector, limit=max(self.top_k, FALLBACK_DEPTH), language=language,
+                                     scope=Scope(brand=brand, language=self.default_language, unlabelled=True),
+                                     using=using)
         fallback.sort(key=lambda hit: hit.dense, reverse=True)
         own_sources = self._sources(question, own, language, using)
-        if own:
+        fallback_sources = self._sources(question, fallback[: self.top_k], language, using)
+        if own and fallback:
             best, coverage = max(zip(own, own_sources), key=lambda pair: pair[0].fused)
-            if fallback and best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN:
+            original = original_id(best.chunk.article_id)
+            # Only a multilingual model's cosines compare a ticket with text in another language.
+            original_dense = (next((hit.dense for hit in fallback if hit.chunk.article_id == original), None)
+                              if using == MULTILINGUAL else None)
+            if (best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN
+                    or original_dense is not None and original_dense < fallback[0].dense - TRANSLATION_MARGIN):
                 # Its language has no article on the question: the default language's answer it,
                 # and its own (on something else) are not offered to be quoted.
-                return self._sources(question, fallback, language, using)
-        return (own_sources + self._sources(question, fallback, language, using))[: self.top_k]
+                return fallback_sources
+        return (own_sources + fallback_sources)[: self.top_k]
 
     def _embedder(self, using: str) -> Embedder:
         return self.store.multilingual if using == MULTILINGUAL else self.embedder

@@ -116,6 +116,30 @@ def test_the_default_languages_passages_offered_are_the_closest_in_meaning(multi
     assert [s.chunk.id for s in sources] == [payload["chunk_id"] for payload, _, _ in closest]
 
 
+@pytest.fixture(scope="module")
+def two_factor_store(embedder):
+    """The two-factor set-up article (English only) and the recovery-codes article with its translations."""
+    articles = [a for a in load_help_center_export(SAMPLE, json.loads(SAMPLE.read_text()))
+                if original_id(a.id) in ("360001000113", "360001000114")]
+    store = KnowledgeStore.in_memory(embedder.dimension, multilingual=MultilingualE5Embedder())
+    sync_index(store, embedder, articles)
+    return store
+
+
+@pytest.mark.parametrize("question, language, expected", [
+    ("¿Cómo activo la autenticación en dos pasos?", "es", "360001000113"),
+    ("Wie aktiviere ich die Zwei-Faktor-Authentifizierung?", "de", "360001000113"),
+    ("Comment activer l’authentification à deux facteurs ?", "fr", "360001000113"),
+    ("Ich habe ein neues Handy. Wie richte ich die Authenticator-App wieder ein?", "de", "360001000114:de"),
+])
+def test_an_own_language_article_on_something_else_gives_way_to_the_default_languages(two_factor_store, embedder,
+                                                                                         question, language, expected):
+    """Its original, in the default language too, is what it is weighed by: the recovery codes'
+    translation names two-factor authentication, yet does not say how to turn it on."""
+    sources = Retriever(two_factor_store, embedder).retrieve(question, language=language)
+    assert sources[0].chunk.article_id == expected
+
+
 def test_an_english_ticket_retrieves_only_english(multilingual_store, embedder):
     sources = Retriever(multilingual_store, embedder, top_k=10).retrieve("How do I export my workspace data?",
                                                                         language="en")
