@@ -84,9 +84,11 @@ class ExtractiveDrafter:
         asking = {stem(word.lower()) for word in asking_words(question)}
         terms = [t for t in key_terms(question) if t not in asking]
         weights = _term_weights(terms, sources)
-        # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little.
-        weights.update({t: 0.25 * w for t, w in _term_weights(key_terms(ticket.search_query), sources).items()
-                        if t not in weights})
+        # Earlier turns name what a follow-up leaves out ("and on Android?"): they count a little;
+        # as much as its own words when it points back at them ("Was he a communist?").
+        points_back = reading_language() == "en" and bool(_POINTS_BACK.search(question))
+        earlier = [t for t in key_terms(ticket.search_query) if t not in weights]
+        weights.update({t: (1.0 if points_back else 0.25) * w for t, w in _term_weights(earlier, sources).items()})
         # Quote each of the best few passages and keep the quote that answers best: the question's
         # terms and the passage's closeness in meaning; for "how do I", numbered steps; for a limit
         # or a price, a table row. The answer may sit in another passage of the same articles
@@ -115,7 +117,8 @@ class ExtractiveDrafter:
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
             + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
         quoted, best = ranked[0]
-        unweighted = dict.fromkeys(terms, 1.0)
+        # What the passage must hold: the question's words, and those of what it points back at.
+        unweighted = dict.fromkeys(weights if points_back else terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
@@ -173,6 +176,9 @@ _SECOND_ASK = re.compile(r"(?i)(?:[?,;]|\b(?:and|also|y|und|et|e|en)\b)\s*(?:(?:
 # plan free for 14 days"); later sections hold the special cases ("sales can extend a trial by
 # 7 days"). A question about the subject as a whole, every term of it in the title, is answered there.
 _LEAD_BONUS = 0.3
+# A follow-up that points back at what an earlier turn named (English only for now: in Spanish
+# "he" is "I have", and German "sie" and French "il" are as often "you" and "there is").
+_POINTS_BACK = re.compile(r"(?i)\b(?:he|she|it|they|him|her|them|his|its|their)\b")
 
 
 def _asks_about_the_whole(terms: list[str], source: Source) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -113,6 +114,29 @@ def test_a_chunk_cut_mid_sentence_is_quoted_from_whole_sentences():
                                       [source(cut)])
     body = without_lead_in(draft.text).replace(" [1]", "")
     assert body.startswith("Setting ") and body.endswith("screen."), body
+
+
+GUESTS = Chunk(id="guests#0", article_id="guests", title="Guest access for clients", heading="Members › Guests",
+               text="Invite clients as guests to the projects they need. Guests are free: they take no paid seat.")
+SEATS = Chunk(id="seats#0", article_id="seats", title="Changing your number of seats", heading="Billing › Seats",
+              text="You are billed every month for each seat, on the day your plan renews.")
+
+
+def test_a_follow_up_that_points_back_is_answered_about_what_it_points_at():
+    """ "Are they billed?" is about the guests of the turn before, not billing in general (a
+    conversation's "Was he a communist?" was answered from another article that says "communist")."""
+    follow_up = Ticket(helpdesk="sandbox", id="101", subject="", messages=(
+        Message("customer", "Can our clients see our projects as guests?"),
+        Message("bot", "Invite clients as guests to the projects they need. [1]"),
+        Message("customer", "Are they billed?"),
+    ))
+    draft = ExtractiveDrafter().draft(follow_up, [source(GUESTS, fused=0.7), source(SEATS, fused=0.5)])
+    assert draft.cited[0] == "guests#0"
+    assert draft.text.index("take no paid seat") < draft.text.index("billed every month")
+    # Without a word pointing back, the follow-up's own words lead.
+    draft = ExtractiveDrafter().draft(replace(follow_up, messages=follow_up.messages[:2] + (
+        Message("customer", "How are seats billed?"),)), [source(GUESTS, fused=0.7), source(SEATS, fused=0.5)])
+    assert draft.cited[0] == "seats#0"
 
 
 def test_extractive_drafter_declines_without_sources():
