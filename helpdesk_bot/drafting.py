@@ -340,9 +340,10 @@ def _blocks(chunk) -> list[_Block]:
             blocks.append(_Block(kind, [line], number))
     # A paragraph longer than a chunk is cut by words (knowledge.py; cut between sentences, the
     # chunks ranked worse on every evaluation set: docs/retrieval-experiments.md), so a chunk may
-    # start or end mid-sentence ("position by pressing…", "…refer to purchased or installed"):
+    # start or end mid-sentence ("position by pressing…", ", the events that…", "…refer to purchased"):
     # a reply never does.
-    if len(blocks) > 1 and blocks[0].kind == "text" and blocks[0].text[:1].islower():
+    if len(blocks) > 1 and blocks[0].kind == "text" and (blocks[0].text[:1].islower()
+                                                          or blocks[0].text[:1] in ",;:.)]"):
         blocks = blocks[1:]
     if len(chunk.text.split()) >= CHUNK_WORDS and len(blocks) > 1 and blocks[-1].kind == "text" \
             and not re.search(r"[.!?:…\"”')]$", blocks[-1].text):

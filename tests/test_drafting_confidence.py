@@ -116,6 +116,13 @@ def test_a_chunk_cut_mid_sentence_is_quoted_from_whole_sentences():
     assert body.startswith("Setting ") and body.endswith("screen."), body
 
 
+def test_a_chunk_that_starts_with_the_end_of_a_sentence_is_quoted_from_the_next_one():
+    cut = Chunk(id="season#1", article_id="season", title="Season 1", text=", the events are recapped in a clip show. "
+                "The season was released on DVD on February 14, 2006.")
+    draft = ExtractiveDrafter().draft(ticket("When was the season released on DVD?"), [source(cut)])
+    assert without_lead_in(draft.text).startswith("The season was released"), draft.text
+
+
 GUESTS = Chunk(id="guests#0", article_id="guests", title="Guest access for clients", heading="Members › Guests",
                text="Invite clients as guests to the projects they need. Guests are free: they take no paid seat.")
 SEATS = Chunk(id="seats#0", article_id="seats", title="Changing your number of seats", heading="Billing › Seats",
