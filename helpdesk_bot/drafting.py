@@ -117,8 +117,7 @@ class ExtractiveDrafter:
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
             + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
         quoted, best = ranked[0]
-        # What the passage must hold: the question's words, and those of what it points back at.
-        unweighted = dict.fromkeys(weights if points_back else terms, 1.0)
+        unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:
             return Draft(text="", cited=(), declined=True, drafter=self.name,
