@@ -117,6 +117,8 @@ class ExtractiveDrafter:
             + _LEAD_BONUS * (about_the_article and _asks_about_the_whole(terms, quote[1]))
             + _LEAD_BONUS * (quote[1].chunk.id in sections_asked)))
         quoted, best = ranked[0]
+        # The question's own words, not the earlier turns': the list of API limits does not answer
+        # "What happens if we go over them?".
         unweighted = dict.fromkeys(terms, 1.0)
         covered = _coverage(unweighted, _quoted_text(quoted, best))
         if covered < self.min_coverage:

@@ -147,6 +147,18 @@ def test_a_follow_up_that_points_back_is_answered_about_what_it_points_at():
     assert draft.cited[0] == "seats#0"
 
 
+def test_a_follow_up_that_points_back_is_not_answered_by_the_earlier_turns_words_alone():
+    """The list of limits does not say what happens over them: a person answers."""
+    limits = Chunk(id="limits#0", article_id="limits", title="API rate limits", heading="API › Limits",
+                   text="Some limits apply on every plan: the search endpoint allows 30 requests per minute.")
+    follow_up = Ticket(helpdesk="sandbox", id="101", subject="", messages=(
+        Message("customer", "What are the API rate limits?"),
+        Message("bot", "The search endpoint allows 30 requests per minute. [1]"),
+        Message("customer", "What happens if we go over them?"),
+    ))
+    assert ExtractiveDrafter().draft(follow_up, [source(limits)]).declined
+
+
 def test_extractive_drafter_declines_without_sources():
     draft = ExtractiveDrafter().draft(INVOICE_QUESTION, [])
     assert draft.declined
