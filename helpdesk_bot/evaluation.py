@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 from helpdesk_bot.calibration import Calibration, LearnedCombination, cross_validated_learned, fit_learned
 from helpdesk_bot.errors import BadInput
 from helpdesk_bot.embedding import Embedder, make_embedder
-from helpdesk_bot.domain import original_id
+from helpdesk_bot.domain import Outcome, original_id
 from helpdesk_bot.embedding import make_multilingual_embedder
 from helpdesk_bot.knowledge import load_articles, read_json_lines, sync_index
 from helpdesk_bot.language import DETECTOR, with_language
@@ -204,8 +204,10 @@ def as_ticket(question: Question):
 
 
 def run_answering(kb: Path, questions_file: Path | list[Path], settings,
-                  progress: Callable[[int, int], None] | None = None, calibrated: bool = True) -> list[Answered]:
-    """Answer every question of one or more files over one knowledge base; each result names its file."""
+                  progress: Callable[[int, int], None] | None = None, calibrated: bool = True,
+                  on_answer: Callable[[Question, Outcome], None] | None = None) -> list[Answered]:
+    """Answer every question of one or more files over one knowledge base; each result names its file.
+    `on_answer` sees each question's whole outcome (sources, draft, confidence), for analyses."""
     from helpdesk_bot.drafting import make_drafter
     from helpdesk_bot.pipeline import Answerer
     from helpdesk_bot.policy import Policy
@@ -221,6 +223,8 @@ def run_answering(kb: Path, questions_file: Path | list[Path], settings,
                             make_drafter(settings), Policy(), calibration, store.default_language)
         for done, (set_name, question) in enumerate(questions, 1):
             outcome = answerer.answer(as_ticket(question))
+            if on_answer:
+                on_answer(question, outcome)
             cited = outcome.draft.cited[:1]
             first = next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None)
             results.append(Answered(question=question, confidence=outcome.confidence.score,

@@ -1,22 +1,15 @@
 """Run the answering once over a set and dump per-question everything needed to recompute the
 confidence offline with new signals. Usage: dump.py KB QUESTIONS OUT.jsonl"""
-import json, re, sys, time
+import json, sys, time
 from pathlib import Path
 
 from helpdesk_bot import evaluation as ev
-from helpdesk_bot.calibration import Calibration
 from helpdesk_bot.domain import original_id
-from helpdesk_bot.drafting import make_drafter
-from helpdesk_bot.embedding import make_embedder
-from helpdesk_bot.pipeline import Answerer
-from helpdesk_bot.policy import Policy
-from helpdesk_bot.retrieval import Retriever
 from helpdesk_bot.settings import Settings
 from helpdesk_bot.vectorstore import KEYWORDS, CANDIDATES, KnowledgeStore, keyword_vector
 
 kb, qfile, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 settings = Settings.from_env(require_webhook_secret=False)
-embedder = make_embedder(settings)
 questions = ev.load_questions(qfile)
 stash = {}
 orig_search = KnowledgeStore.search
@@ -37,32 +30,35 @@ def search(self, query_text, query_vector, limit=5, scope=None, language="en", u
 
 KnowledgeStore.search = search
 t0 = time.time()
-with ev.fresh_index(kb, embedder, settings) as store, out.open("w") as f:
-    calibration = Calibration.load(settings.calibration_path)
-    answerer = Answerer(Retriever(store, embedder, default_language=store.default_language),
-                        make_drafter(settings), Policy(), calibration, store.default_language)
-    for i, q in enumerate(questions):
-        stash.clear()
-        outcome = answerer.answer(ev.as_ticket(q))
+recorded = []  # (the search calls, the outcome) per question, in order
+
+
+def record(question, outcome):
+    recorded.append((stash.pop("calls", []), outcome))
+    if len(recorded) % 50 == 1:
+        print(len(recorded), len(questions), round(time.time() - t0), file=sys.stderr, flush=True)
+
+
+results = ev.run_answering(kb, qfile, settings, on_answer=record)
+with out.open("w") as f:
+    for result, (calls, outcome) in zip(results, recorded):
+        q, c = result.question, outcome.confidence
         cited = outcome.draft.cited[:1]
-        first = next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None)
-        c = outcome.confidence
         row = {
             "id": q.id, "question": q.question, "answerable": q.answerable, "gold": list(q.gold_ids),
             "type": q.type, "search_query": outcome.ticket.search_query,
-            "correct": bool(q.answerable and first in q.gold_ids), "first_cited": first,
+            "correct": result.correct,
+            "first_cited": next((original_id(s.chunk.article_id) for s in outcome.sources if s.chunk.id in cited), None),
             "confidence": c.score, "raw": c.raw, "caps": list(c.caps),
             "components": {x.name: [round(x.value, 5), x.weight] for x in c.components},
             "details": {x.name: x.detail for x in c.components},
             "inputs": dict(c.inputs),
-            "held": outcome.decision.code == "risk", "sent": outcome.decision.action == "auto_send",
+            "held": result.held, "sent": result.sent,
             "draft": outcome.draft.text, "declined": outcome.draft.declined, "cited": list(outcome.draft.cited),
             "sources": [{"chunk": s.chunk.id, "article": original_id(s.chunk.article_id), "title": s.chunk.title,
                          "heading": s.chunk.heading, "text": s.chunk.text, "score": s.score, "dense": s.dense,
                          "keyword": s.keyword, "maxsim": s.maxsim, "language": s.language} for s in outcome.sources],
-            "search": stash.get("calls", []),
+            "search": calls,
         }
         f.write(json.dumps(row) + "\n")
-        if i % 50 == 0:
-            print(i, len(questions), round(time.time() - t0), file=sys.stderr, flush=True)
 print("done", round(time.time() - t0), file=sys.stderr)
