@@ -114,18 +114,24 @@ class Retriever:
         fallback.sort(key=lambda hit: hit.dense, reverse=True)
         own_sources = self._sources(question, own, language, using)
         fallback_sources = self._sources(question, fallback[: self.top_k], language, using)
-        if own and fallback:
-            best, coverage = max(zip(own, own_sources), key=lambda pair: pair[0].fused)
-            original = original_id(best.chunk.article_id)
-            # Only a multilingual model's cosines compare a ticket with text in another language.
-            original_dense = (next((hit.dense for hit in fallback if hit.chunk.article_id == original), None)
-                              if using == MULTILINGUAL else None)
-            if (best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN
-                    or original_dense is not None and original_dense < fallback[0].dense - TRANSLATION_MARGIN):
-                # Its language has no article on the question: the default language's answer it,
-                # and its own (on something else) are not offered to be quoted.
-                return fallback_sources
+        if own and fallback and not self._own_answers(own, own_sources, fallback, using):
+            # Its language has no article on the question: the default language's answer it, and
+            # its own (on something else) are not offered to be quoted.
+            return fallback_sources
         return (own_sources + fallback_sources)[: self.top_k]
+
+    @staticmethod
+    def _own_answers(own: list[Hit], own_sources: list[Source], fallback: list[Hit], using: str) -> bool:
+        """Whether the ticket's own language's best article is on the question (OWN_WORDS,
+        OWN_MARGIN, TRANSLATION_MARGIN); `fallback` holds the default language's, closest first."""
+        best, coverage = max(zip(own, own_sources), key=lambda pair: pair[0].fused)
+        if best.dense + OWN_WORDS * coverage.keyword < fallback[0].dense + OWN_MARGIN:
+            return False
+        if using != MULTILINGUAL:  # only a multilingual model's cosines compare across languages
+            return True
+        original = original_id(best.chunk.article_id)
+        original_dense = next((hit.dense for hit in fallback if hit.chunk.article_id == original), None)
+        return original_dense is None or original_dense >= fallback[0].dense - TRANSLATION_MARGIN
 
     def _embedder(self, using: str) -> Embedder:
         return self.store.multilingual if using == MULTILINGUAL else self.embedder
